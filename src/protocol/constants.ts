@@ -1,0 +1,25 @@
+/** Environment variable holding the inherited escalation datagram socket's fd number. */
+export const ESCALATE_SOCKET_ENV_VAR = 'CODEX_ESCALATE_SOCKET';
+/** Environment variable the patched bash reads to find the exec wrapper. */
+export const EXEC_WRAPPER_ENV_VAR = 'EXEC_WRAPPER';
+/** Legacy alias understood by older patched bash builds. */
+export const LEGACY_BASH_EXEC_WRAPPER_ENV_VAR = 'BASH_EXEC_WRAPPER';
+/** Variables the wrapper strips from the env it reports (they describe the interception itself). */
+export const PROTOCOL_ENV_VARS: readonly string[] = [
+  ESCALATE_SOCKET_ENV_VAR,
+  EXEC_WRAPPER_ENV_VAR,
+  LEGACY_BASH_EXEC_WRAPPER_ENV_VAR,
+];
+
+/** Upstream caps SCM_RIGHTS at 16 fds per message; we accept no more so either peer interoperates. */
+export const MAX_FDS_PER_MESSAGE = 16;
+/** Stream frames: 4-byte little-endian length prefix. */
+export const LENGTH_PREFIX_SIZE = 4;
+/**
+ * Largest frame we accept. ARG_MAX is 2 MiB on Linux and JSON escaping can
+ * grow a string up to 6x, so 16 MiB carries any real exec while a hostile
+ * 4 GiB prefix is refused before anything is allocated.
+ */
+export const MAX_FRAME_BYTES = 16 * 1024 * 1024;
+/** The handshake datagram is exactly one 0x00 byte carrying one fd. */
+export const HANDSHAKE_BYTE = 0x00;

@@ -1,0 +1,63 @@
+import { z } from 'zod';
+
+/**
+ * Wire messages, shaped exactly as the upstream Rust crate serialises them
+ * (serde's externally tagged enums). Everything that arrives is untrusted, so
+ * every incoming message is parsed with these schemas; fields we add are
+ * optional so an upstream peer still interoperates.
+ */
+
+// NUL can never reach execve: reject it at the boundary instead of truncating.
+const noNul = (what: string) =>
+  z.string().refine((s) => !s.includes('\0'), { message: `${what} contains a NUL byte` });
+
+export const EscalateRequestSchema = z.object({
+  file: noNul('file').min(1, 'file is empty'),
+  argv: z.array(noNul('argv element')),
+  workdir: noNul('workdir').min(1, 'workdir is empty'),
+  env: z.record(
+    noNul('env name').refine((k) => k.length > 0 && !k.includes('='), { message: 'invalid env name' }),
+    noNul('env value'),
+  ),
+  /**
+   * Extension: set by our wrapper to say it understands extended responses
+   * (e.g. a Run with a rewritten argv). Upstream servers ignore unknown fields.
+   */
+  ext: z.number().int().nonnegative().optional(),
+});
+export type EscalateRequest = z.infer<typeof EscalateRequestSchema>;
+
+export const EscalateActionSchema = z.union([
+  z.literal('Run'),
+  z.literal('Escalate'),
+  z.object({ Deny: z.object({ reason: z.string().nullable() }) }),
+]);
+export type WireEscalateAction = z.infer<typeof EscalateActionSchema>;
+
+export const EscalateResponseSchema = z.object({ action: EscalateActionSchema });
+export type EscalateResponse = z.infer<typeof EscalateResponseSchema>;
+
+export const SuperExecMessageSchema = z.object({
+  fds: z.array(z.number().int().min(0).max(1 << 20)),
+});
+export type SuperExecMessage = z.infer<typeof SuperExecMessageSchema>;
+
+export const SuperExecResultSchema = z.object({ exit_code: z.number().int() });
+export type SuperExecResult = z.infer<typeof SuperExecResultSchema>;
+
+/** The decision the server takes for one exec, before it is put on the wire. */
+export type Action =
+  | { readonly kind: 'run' }
+  | { readonly kind: 'escalate' }
+  | { readonly kind: 'deny'; readonly reason: string | null };
+
+export function toWireResponse(action: Action): EscalateResponse {
+  switch (action.kind) {
+    case 'run':
+      return { action: 'Run' };
+    case 'escalate':
+      return { action: 'Escalate' };
+    case 'deny':
+      return { action: { Deny: { reason: action.reason } } };
+  }
+}
