@@ -1,0 +1,31 @@
+/** Public surface of the codex execpolicy `.rules` engine. */
+export { RulesLoadError, type SourcePos } from './errors.js';
+export {
+  RuleSet,
+  stricter,
+  describeRule,
+  type RuleDecision,
+  type PatternToken,
+  type PrefixRule,
+  type RuleOrigin,
+  type MatchedRule,
+  type Evaluation,
+  type EvaluateOptions,
+} from './ruleset.js';
+export {
+  parseRulesSource,
+  compileRules,
+  loadRulesFiles,
+  RulesBuilder,
+  type ParsedRules,
+  type Statement,
+  type PrefixRuleDecl,
+  type HostExecutableDecl,
+  type Example,
+  type RulesSource,
+  type CompileOptions,
+} from './compile.js';
+export { toCheckJson, formatCheckJson, type CheckOutput, type CheckPrefixRuleMatch } from './check-json.js';
+export { RulesStore, type RulesStoreOptions, type ReloadResult } from './store.js';
+export { shlexSplit, shlexJoin } from './shlex.js';
+export { syntheticRulesSource, syntheticRuleSet, SYNTHETIC_HOT_COMMAND } from './synthetic.js';

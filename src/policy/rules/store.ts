@@ -1,0 +1,127 @@
+/**
+ * Holds the rule set currently in force and swaps it atomically on reload.
+ * A reload that fails (file missing, syntax error, failing example) keeps the
+ * previous rules and reports the error; a decision never sees a half-loaded set.
+ */
+import { watch, type FSWatcher } from 'node:fs';
+import path from 'node:path';
+import { loadRulesFiles, type CompileOptions } from './compile.js';
+import { RuleSet } from './ruleset.js';
+
+export type ReloadResult = { readonly ok: true; readonly rules: RuleSet } | { readonly ok: false; readonly error: Error };
+
+export interface RulesStoreOptions extends CompileOptions {
+  /** Reload when any rules file changes (watches the containing directories, so editor renames are seen). */
+  readonly watch?: boolean;
+  /** Reload on SIGHUP. */
+  readonly reloadOnSighup?: boolean;
+  /** Quiet period before a file-change reload, in ms (default 100). */
+  readonly debounceMs?: number;
+  /** Called after every reload attempt (not after the initial load). */
+  readonly onReload?: (result: ReloadResult) => void;
+}
+
+export class RulesStore {
+  readonly paths: readonly string[];
+  #current: RuleSet;
+  readonly #opts: RulesStoreOptions;
+  readonly #watchers: FSWatcher[] = [];
+  #timer: NodeJS.Timeout | undefined;
+  #closed = false;
+  // Serializes reloads so an older, slower load can never overwrite a newer one.
+  #chain: Promise<unknown> = Promise.resolve();
+  readonly #onSighup = (): void => {
+    void this.reload();
+  };
+
+  private constructor(paths: readonly string[], initial: RuleSet, opts: RulesStoreOptions) {
+    this.paths = paths;
+    this.#current = initial;
+    this.#opts = opts;
+  }
+
+  /** Loads the files (throws RulesLoadError if they don't load) and starts watching if asked. */
+  static async open(paths: readonly string[], opts: RulesStoreOptions = {}): Promise<RulesStore> {
+    const resolved = paths.map((p) => path.resolve(p));
+    const initial = await loadRulesFiles(resolved, opts);
+    const store = new RulesStore(resolved, initial, opts);
+    if (opts.watch === true) store.#startWatching();
+    if (opts.reloadOnSighup === true) process.on('SIGHUP', store.#onSighup);
+    return store;
+  }
+
+  /** A store with fixed rules and no files (library use, tests). */
+  static fromRuleSet(rules: RuleSet): RulesStore {
+    return new RulesStore([], rules, {});
+  }
+
+  get current(): RuleSet {
+    return this.#current;
+  }
+
+  /** Re-reads all files; true if the new rules are now in force. Never throws. */
+  reload(): Promise<boolean> {
+    const run = async (): Promise<boolean> => {
+      if (this.paths.length === 0) return true;
+      let result: ReloadResult;
+      try {
+        const rules = await loadRulesFiles(this.paths, this.#opts);
+        if (!this.#closed) this.#current = rules;
+        result = { ok: true, rules };
+      } catch (err) {
+        result = { ok: false, error: err instanceof Error ? err : new Error(String(err)) };
+      }
+      try {
+        this.#opts.onReload?.(result);
+      } catch {
+        // A failing logger must not break reloading.
+      }
+      return result.ok;
+    };
+    const p = this.#chain.then(run, run);
+    this.#chain = p;
+    return p;
+  }
+
+  close(): void {
+    this.#closed = true;
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    for (const w of this.#watchers) w.close();
+    this.#watchers.length = 0;
+    process.removeListener('SIGHUP', this.#onSighup);
+  }
+
+  #startWatching(): void {
+    const byDir = new Map<string, Set<string>>();
+    for (const p of this.paths) {
+      const dir = path.dirname(p);
+      const names = byDir.get(dir) ?? new Set<string>();
+      names.add(path.basename(p));
+      byDir.set(dir, names);
+    }
+    for (const [dir, names] of byDir) {
+      try {
+        const w = watch(dir, { persistent: false }, (_event, filename) => {
+          // Some platforms omit the name; then reload to be safe.
+          if (filename === null || names.has(filename.toString())) this.#schedule();
+        });
+        w.on('error', () => {
+          // The directory went away; SIGHUP / explicit reload still work.
+        });
+        this.#watchers.push(w);
+      } catch {
+        // Unwatchable directory: keep serving the loaded rules.
+      }
+    }
+  }
+
+  #schedule(): void {
+    if (this.#closed) return;
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      void this.reload();
+    }, this.#opts.debounceMs ?? 100);
+    this.#timer.unref();
+  }
+}
