@@ -1,0 +1,42 @@
+/**
+ * codex-shell-escalation — public API.
+ *
+ * Start an EscalationServer with a policy, open a session per shell, spawn the
+ * patched bash with the session's env overlay and client fd (launchShell does
+ * both), and every execve the shell makes is decided by the policy.
+ */
+export {
+  EscalationServer,
+  EscalationSession,
+  ESCALATE_SHELL_ENV_VAR,
+  SHELL_SOCKET_FD,
+  type DecisionRecord,
+  type EscalatedExitRecord,
+  type EscalationServerOptions,
+  type ServerObserver,
+} from './server/escalation-server.js';
+export { launchShell, type RunningShell, type ShellLaunch, type ShellResult } from './server/run-shell.js';
+export { createAuditLogger, type AuditLogger, type AuditLogOptions } from './server/audit-log.js';
+export { createStaticPolicy, type StaticPolicyOptions } from './policy/static-policy.js';
+export type { DecisionAction, DecisionContext, EscalationPolicy, ExecRequest, PolicyDecision } from './policy/types.js';
+export {
+  ESCALATE_SOCKET_ENV_VAR,
+  EXEC_WRAPPER_ENV_VAR,
+  LEGACY_BASH_EXEC_WRAPPER_ENV_VAR,
+  MAX_FDS_PER_MESSAGE,
+  MAX_FRAME_BYTES,
+} from './protocol/constants.js';
+export {
+  EscalateRequestSchema,
+  EscalateResponseSchema,
+  SuperExecMessageSchema,
+  SuperExecResultSchema,
+  type Action,
+  type EscalateRequest,
+  type EscalateResponse,
+  type SuperExecMessage,
+  type SuperExecResult,
+} from './protocol/messages.js';
+export { encodeFrame, FrameReader, ProtocolError, bytesToWireString, wireStringToBytes } from './protocol/codec.js';
+export { ensurePatchedBash, findPatchedBash } from './shell/patched-bash.js';
+export { defaultWrapperPath } from './paths.js';

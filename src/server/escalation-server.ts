@@ -1,0 +1,425 @@
+import { randomUUID } from 'node:crypto';
+import { accessSync, constants as fsConstants } from 'node:fs';
+import { encodeFrame, parseJsonPayload, ProtocolError, wireStringToBytes } from '../protocol/codec.js';
+import {
+  ESCALATE_SOCKET_ENV_VAR,
+  EXEC_WRAPPER_ENV_VAR,
+  HANDSHAKE_BYTE,
+  MAX_FDS_PER_MESSAGE,
+} from '../protocol/constants.js';
+import {
+  EscalateRequestSchema,
+  SuperExecMessageSchema,
+  toWireResponse,
+  type Action,
+} from '../protocol/messages.js';
+import type { EscalationPolicy, PolicyDecision } from '../policy/types.js';
+import { Poller, recvMsg, setNonblock, socketPair, type Fd } from '../native/index.js';
+import { defaultWrapperPath } from '../paths.js';
+import { silentLogger, type AuditLogger } from './audit-log.js';
+import { EscalatedProcess, shellExitCode } from './escalated-process.js';
+import { RateLimiter } from './rate-limit.js';
+import { resolveRequest, type ResolvedRequest } from './resolve-request.js';
+import { ChannelClosedError, safeClose, StreamChannel } from './stream-channel.js';
+
+/** Env var naming the shell the wrapper uses for scripts without `#!` (ENOEXEC), as bash would. */
+export const ESCALATE_SHELL_ENV_VAR = 'CODEX_ESCALATE_SHELL';
+
+/** The fd number the shell finds the escalation socket at (index in its stdio array). */
+export const SHELL_SOCKET_FD = 3;
+
+export interface DecisionRecord {
+  readonly request: ResolvedRequest;
+  readonly action: Action;
+  /** Request received → response written, in microseconds. */
+  readonly latencyUs: number;
+  readonly decision: PolicyDecision;
+}
+
+export interface EscalatedExitRecord {
+  readonly request: ResolvedRequest;
+  readonly exitCode: number;
+  readonly signal: number | null;
+  readonly durationMs: number;
+}
+
+/** Callbacks for lifecycle events (hooks, metrics). Errors they throw are logged, never fatal. */
+export interface ServerObserver {
+  sessionStarted?(session: EscalationSession): void | Promise<void>;
+  decided?(record: DecisionRecord): void;
+  escalatedExited?(record: EscalatedExitRecord): void;
+  protocolError?(info: { sessionId: string; error: string }): void;
+  sessionEnded?(session: EscalationSession): void | Promise<void>;
+}
+
+export interface EscalationServerOptions {
+  readonly policy: EscalationPolicy;
+  /** Path of codex-execve-wrapper exported as EXEC_WRAPPER (default: the one built in this package). */
+  readonly wrapperPath?: string;
+  /** Shell for `#!`-less scripts (exported as CODEX_ESCALATE_SHELL). */
+  readonly shellPath?: string;
+  readonly logger?: AuditLogger;
+  readonly observer?: ServerObserver;
+  /** How long a wrapper may take to send a whole frame (default 10 s). */
+  readonly frameTimeoutMs?: number;
+  /** In-flight connections per session before new ones are refused (default 1024). */
+  readonly maxConnectionsPerSession?: number;
+  /** Grace between SIGTERM and SIGKILL when ending escalated commands (default 1000 ms). */
+  readonly terminateGraceMs?: number;
+}
+
+/**
+ * The escalation server: one per process is typical, with one session per
+ * shell. Each session is a SOCK_DGRAM socket pair whose client end the shell
+ * inherits; every wrapper sends a private SOCK_STREAM end over it.
+ */
+export class EscalationServer {
+  readonly policy: EscalationPolicy;
+  readonly logger: AuditLogger;
+  readonly wrapperPath: string;
+  private readonly sessions = new Set<EscalationSession>();
+  private requestCounter = 0;
+  private readonly rejectLog = new RateLimiter(20);
+
+  constructor(readonly options: EscalationServerOptions) {
+    this.policy = options.policy;
+    this.logger = options.logger ?? silentLogger();
+    this.wrapperPath = options.wrapperPath ?? defaultWrapperPath();
+  }
+
+  /** Open a session: spawn the shell with `session.env` merged in and `session.clientFd` as fd 3, then call `session.shellSpawned()`. */
+  async startSession(opts: { id?: string } = {}): Promise<EscalationSession> {
+    const session = new EscalationSession(this, opts.id ?? randomUUID());
+    this.sessions.add(session);
+    this.logger.info({ event: 'session_start', session: session.id }, 'session started');
+    await this.notify('sessionStarted', session);
+    return session;
+  }
+
+  get activeSessions(): number {
+    return this.sessions.size;
+  }
+
+  /** End every session (terminating escalated commands). */
+  async close(): Promise<void> {
+    await Promise.all([...this.sessions].map((s) => s.end()));
+  }
+
+  /** @internal */
+  nextRequestId(): string {
+    return `r${++this.requestCounter}`;
+  }
+
+  /** @internal */
+  forget(session: EscalationSession): void {
+    this.sessions.delete(session);
+  }
+
+  /** @internal Rate-limited: a flood of garbage yields a bounded number of lines. */
+  logRejected(sessionId: string, error: string): void {
+    this.safeObserve(() => this.options.observer?.protocolError?.({ sessionId, error }));
+    const dropped = this.rejectLog.take();
+    if (dropped === null) return;
+    this.logger.warn({ event: 'rejected', session: sessionId, error, ...(dropped > 0 ? { suppressed: dropped } : {}) }, 'rejected client input');
+  }
+
+  /** @internal */
+  async notify(kind: 'sessionStarted' | 'sessionEnded', session: EscalationSession): Promise<void> {
+    try {
+      await this.options.observer?.[kind]?.(session);
+    } catch (err) {
+      this.logger.error({ event: 'observer_error', session: session.id, error: String(err) }, `${kind} observer failed`);
+    }
+  }
+
+  /** @internal */
+  safeObserve(fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      this.logger.error({ event: 'observer_error', error: String(err) }, 'observer failed');
+    }
+  }
+}
+
+export class EscalationSession {
+  /** Env overlay for the shell: CODEX_ESCALATE_SOCKET, EXEC_WRAPPER (and the ENOEXEC shell when known). */
+  readonly env: Readonly<Record<string, string>>;
+  /** The client end to hand to the shell as fd SHELL_SOCKET_FD; closed in this process by shellSpawned(). */
+  readonly clientFd: Fd;
+  readonly startedAt = Date.now();
+  private readonly serverFd: Fd;
+  private readonly poller: Poller;
+  private clientOpen = true;
+  private ended: Promise<void> | null = null;
+  private readonly connections = new Set<StreamChannel>();
+  private readonly escalated = new Set<EscalatedProcess>();
+  private readonly abort = new AbortController();
+  private decisions = 0;
+
+  constructor(
+    private readonly server: EscalationServer,
+    readonly id: string,
+  ) {
+    const [serverFd, clientFd] = socketPair('dgram', { cloexec: true, nonblock: true });
+    // O_NONBLOCK lives on the shared file description: every wrapper must block on its send, not fail with EAGAIN.
+    setNonblock(clientFd, false);
+    this.serverFd = serverFd;
+    this.clientFd = clientFd;
+    const env: Record<string, string> = {
+      [ESCALATE_SOCKET_ENV_VAR]: String(SHELL_SOCKET_FD),
+      [EXEC_WRAPPER_ENV_VAR]: server.wrapperPath,
+    };
+    if (server.options.shellPath) env[ESCALATE_SHELL_ENV_VAR] = server.options.shellPath;
+    this.env = env;
+    this.poller = new Poller(serverFd, (err) => {
+      if (err) {
+        this.server.logger.error({ event: 'session_error', session: this.id, error: err.message }, 'escalation socket failed');
+        return;
+      }
+      this.drainHandshakes();
+    });
+    this.poller.start({ readable: true });
+  }
+
+  /** Number of decisions taken in this session so far. */
+  get decisionCount(): number {
+    return this.decisions;
+  }
+
+  /** Call once the shell has been spawned: the shell holds the client end now, so ours must go (a dead shell must be seen as gone). */
+  shellSpawned(): void {
+    if (!this.clientOpen) return;
+    this.clientOpen = false;
+    safeClose(this.clientFd);
+  }
+
+  /** Close the session: no further requests, in-flight decisions aborted, escalated commands terminated. Idempotent. */
+  end(): Promise<void> {
+    this.ended ??= this.doEnd();
+    return this.ended;
+  }
+
+  private async doEnd(): Promise<void> {
+    this.abort.abort(new Error('session ended'));
+    this.poller.close();
+    safeClose(this.serverFd);
+    this.shellSpawned();
+    const grace = this.server.options.terminateGraceMs ?? 1000;
+    await Promise.all([...this.escalated].map((p) => p.terminate(grace)));
+    for (const c of this.connections) c.close();
+    this.connections.clear();
+    this.server.forget(this);
+    this.server.logger.info(
+      { event: 'session_end', session: this.id, decisions: this.decisions, duration_ms: Date.now() - this.startedAt },
+      'session ended',
+    );
+    await this.server.notify('sessionEnded', this);
+  }
+
+  private drainHandshakes(): void {
+    for (;;) {
+      let got;
+      try {
+        // Ask for 2 bytes so an oversized datagram shows up as truncated.
+        got = recvMsg(this.serverFd, 2, MAX_FDS_PER_MESSAGE);
+      } catch (err) {
+        this.server.logRejected(this.id, `recvmsg failed: ${(err as Error).message}`);
+        return;
+      }
+      if (got === 'again' || got === 'eof') return;
+      const valid = got.bytes.length === 1 && got.bytes[0] === HANDSHAKE_BYTE && !got.truncated && !got.controlTruncated && got.fds.length === 1;
+      if (!valid) {
+        for (const fd of got.fds) safeClose(fd);
+        this.server.logRejected(
+          this.id,
+          `bad handshake datagram: ${got.bytes.length}${got.truncated ? '+' : ''} bytes, ${got.fds.length}${got.controlTruncated ? '+' : ''} fds`,
+        );
+        continue;
+      }
+      const fd = got.fds[0]!;
+      const limit = this.server.options.maxConnectionsPerSession ?? 1024;
+      if (this.ended || this.connections.size >= limit) {
+        safeClose(fd);
+        this.server.logRejected(this.id, this.ended ? 'session ended' : `more than ${limit} connections in flight`);
+        continue;
+      }
+      void this.serve(fd);
+    }
+  }
+
+  private async serve(fd: Fd): Promise<void> {
+    let channel: StreamChannel;
+    try {
+      setNonblock(fd, true);
+      channel = new StreamChannel(fd);
+    } catch (err) {
+      safeClose(fd);
+      this.server.logRejected(this.id, `unusable connection fd: ${(err as Error).message}`);
+      return;
+    }
+    this.connections.add(channel);
+    try {
+      await this.handle(channel);
+    } catch (err) {
+      const msg = err instanceof ChannelClosedError || err instanceof ProtocolError ? err.message : String((err as Error)?.message ?? err);
+      this.server.logRejected(this.id, msg);
+    } finally {
+      channel.close();
+      this.connections.delete(channel);
+    }
+  }
+
+  private async handle(channel: StreamChannel): Promise<void> {
+    const timeout = this.server.options.frameTimeoutMs ?? 10_000;
+    const frame = await channel.readFrame(timeout);
+    const started = process.hrtime.bigint();
+    for (const fd of frame.fds) safeClose(fd); // none belong on a request
+    const requestId = this.server.nextRequestId();
+
+    let request: ResolvedRequest;
+    try {
+      const parsed = EscalateRequestSchema.safeParse(parseJsonPayload(frame.payload));
+      if (!parsed.success) throw new ProtocolError(`invalid request: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`);
+      request = await resolveRequest(parsed.data, { sessionId: this.id, requestId });
+    } catch (err) {
+      // Tell the wrapper why before dropping it: it prints the reason and exits 126.
+      const reason = (err as Error).message;
+      await channel.writeFrame(encodeFrame(toWireResponse({ kind: 'deny', reason }))).catch(() => {});
+      throw err;
+    }
+
+    const decision = await this.decide(request, channel);
+    if (decision === null) return; // client went away while we decided
+    const action = finalAction(decision, request);
+    await channel.writeFrame(encodeFrame(toWireResponse(action)));
+    const latencyUs = Number(process.hrtime.bigint() - started) / 1000;
+    this.decisions++;
+    this.server.logger.info(
+      {
+        event: 'decision',
+        session: this.id,
+        request: request.requestId,
+        program: request.program,
+        file: request.file,
+        argv: request.argv,
+        workdir: request.workdir,
+        action: action.kind,
+        reason: action.kind === 'deny' ? action.reason : (decision.reason ?? null),
+        latency_us: Math.round(latencyUs),
+        ...decision.audit,
+      },
+      `${action.kind} ${request.program}`,
+    );
+    this.server.safeObserve(() => this.server.options.observer?.decided?.({ request, action, latencyUs, decision }));
+    if (action.kind === 'escalate') await this.escalate(channel, request, timeout);
+  }
+
+  /** Ask the policy, failing closed; null if the client hung up meanwhile. */
+  private async decide(request: ResolvedRequest, channel: StreamChannel): Promise<PolicyDecision | null> {
+    const controller = new AbortController();
+    const onSessionAbort = () => controller.abort(this.abort.signal.reason);
+    this.abort.signal.addEventListener('abort', onSessionAbort, { once: true });
+    // Nothing may arrive while we decide: data is a protocol error, EOF means the wrapper is gone.
+    channel.onPeerActivity(() => {
+      try {
+        const extra = channel.tryReadFrame();
+        if (extra === 'again') return;
+        for (const fd of extra.fds) safeClose(fd);
+        controller.abort(new ProtocolError('unexpected frame before the response'));
+      } catch (err) {
+        controller.abort(err);
+      }
+      channel.onPeerActivity(null);
+    });
+    try {
+      const decision = await this.server.policy.decide(request, { signal: controller.signal });
+      if (controller.signal.aborted) {
+        this.server.logRejected(this.id, `request ${request.requestId} abandoned: ${String((controller.signal.reason as Error)?.message ?? controller.signal.reason)}`);
+        return null;
+      }
+      return decision;
+    } catch (err) {
+      if (controller.signal.aborted) return null;
+      this.server.logger.error({ event: 'policy_error', session: this.id, request: request.requestId, error: String((err as Error)?.message ?? err) }, 'policy failed; denying');
+      return { action: 'deny', reason: `policy error: ${(err as Error)?.message ?? String(err)}` };
+    } finally {
+      channel.onPeerActivity(null);
+      this.abort.signal.removeEventListener('abort', onSessionAbort);
+    }
+  }
+
+  private async escalate(channel: StreamChannel, request: ResolvedRequest, timeout: number): Promise<void> {
+    const frame = await channel.readFrame(timeout);
+    let fdMap: [number, Fd][];
+    try {
+      const parsed = SuperExecMessageSchema.safeParse(parseJsonPayload(frame.payload));
+      if (!parsed.success) throw new ProtocolError(`invalid SuperExecMessage: ${parsed.error.issues[0]?.message ?? 'bad shape'}`);
+      const targets = parsed.data.fds;
+      if (targets.length !== frame.fds.length) throw new ProtocolError(`SuperExecMessage lists ${targets.length} fds but ${frame.fds.length} were attached`);
+      if (new Set(targets).size !== targets.length) throw new ProtocolError('SuperExecMessage lists a target fd twice');
+      fdMap = targets.map((t, i) => [t, frame.fds[i]!]);
+    } catch (err) {
+      for (const fd of frame.fds) safeClose(fd);
+      throw err;
+    }
+
+    const started = Date.now();
+    let proc: EscalatedProcess;
+    try {
+      proc = new EscalatedProcess({ program: request.program, argv: request.argv, env: request.env, workdir: request.workdir, fdMap });
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      const exitCode = e.code === 'ENOENT' ? 127 : 126;
+      this.server.logger.error({ event: 'spawn_error', session: this.id, request: request.requestId, program: request.program, error: e.message }, 'escalated spawn failed');
+      await channel.writeFrame(encodeFrame({ exit_code: exitCode })).catch(() => {});
+      return;
+    } finally {
+      // The child has its own copies now.
+      for (const [, fd] of fdMap) safeClose(fd);
+    }
+    this.escalated.add(proc);
+    // The wrapper waits on us; if it dies (or the caller kills it), the command must not run on unattended.
+    channel.onPeerActivity(() => {
+      try {
+        const extra = channel.tryReadFrame();
+        if (extra === 'again') return;
+        for (const fd of extra.fds) safeClose(fd);
+      } catch {
+        channel.onPeerActivity(null);
+        void proc.terminate(this.server.options.terminateGraceMs ?? 1000);
+      }
+    });
+    const status = await proc.exited;
+    this.escalated.delete(proc);
+    channel.onPeerActivity(null);
+    const exitCode = shellExitCode(status);
+    const durationMs = Date.now() - started;
+    this.server.logger.info(
+      { event: 'exit', session: this.id, request: request.requestId, program: request.program, exit_code: exitCode, signal: status.signal, duration_ms: durationMs },
+      `exit ${exitCode} ${request.program}`,
+    );
+    this.server.safeObserve(() => this.server.options.observer?.escalatedExited?.({ request, exitCode, signal: status.signal, durationMs }));
+    if (!channel.peerGone) await channel.writeFrame(encodeFrame({ exit_code: exitCode })).catch(() => {});
+  }
+}
+
+/** Escalation needs a real, executable file: anything else is refused before the wrapper hands over its fds. */
+function finalAction(decision: PolicyDecision, request: ResolvedRequest): Action {
+  switch (decision.action) {
+    case 'run':
+      return { kind: 'run' };
+    case 'deny':
+      return { kind: 'deny', reason: decision.reason ?? null };
+    case 'escalate': {
+      if (!request.resolved) return { kind: 'deny', reason: `cannot escalate: ${request.resolveError ?? 'program not found'}` };
+      try {
+        accessSync(wireStringToBytes(request.program), fsConstants.X_OK);
+      } catch {
+        return { kind: 'deny', reason: `cannot escalate: ${request.program} is not executable` };
+      }
+      return { kind: 'escalate' };
+    }
+  }
+}
+

@@ -1,0 +1,71 @@
+import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
+import { constants } from 'node:os';
+import type { EscalationServer, EscalationSession } from './escalation-server.js';
+import { SHELL_SOCKET_FD } from './escalation-server.js';
+
+export interface ShellLaunch {
+  /** Executable to spawn (the patched bash, or a sandbox launcher such as bwrap). */
+  readonly command: string;
+  readonly args: readonly string[];
+  readonly cwd?: string;
+  /** Base environment (default: this process's); the session overlay is merged on top. */
+  readonly env?: NodeJS.ProcessEnv;
+  /** stdio for fds 0-2 (default: inherit). The escalation socket is always added as fd 3. */
+  readonly stdio?: 'inherit' | 'pipe' | readonly ['inherit' | 'pipe' | 'ignore' | number, 'inherit' | 'pipe' | 'ignore' | number, 'inherit' | 'pipe' | 'ignore' | number];
+  readonly sessionId?: string;
+}
+
+export interface ShellResult {
+  /** Exit status as a shell reports it (128+N for death by signal N). */
+  readonly exitCode: number;
+  readonly code: number | null;
+  readonly signal: NodeJS.Signals | null;
+  readonly session: EscalationSession;
+}
+
+export interface RunningShell {
+  readonly child: ChildProcess;
+  readonly session: EscalationSession;
+  /** Resolves once the shell exited and the session has ended (escalated commands terminated). */
+  readonly done: Promise<ShellResult>;
+}
+
+/** Start a session and spawn the shell in it, with the client socket as fd 3. */
+export async function launchShell(server: EscalationServer, launch: ShellLaunch): Promise<RunningShell> {
+  const session = await server.startSession(launch.sessionId ? { id: launch.sessionId } : {});
+  const base = launch.stdio ?? 'inherit';
+  const std = typeof base === 'string' ? [base, base, base] : [...base];
+  const stdio: StdioOptions = [...std, session.clientFd];
+  if (SHELL_SOCKET_FD !== 3) throw new Error('escalation socket must be fd 3');
+  let child: ChildProcess;
+  try {
+    child = spawn(launch.command, [...launch.args], {
+      cwd: launch.cwd,
+      env: { ...(launch.env ?? process.env), ...session.env },
+      stdio,
+    });
+  } catch (err) {
+    await session.end();
+    throw err;
+  }
+  const spawned = new Promise<void>((resolve, reject) => {
+    child.once('spawn', resolve);
+    child.once('error', reject);
+  });
+  const done = (async (): Promise<ShellResult> => {
+    try {
+      await spawned;
+    } finally {
+      session.shellSpawned();
+    }
+    const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) => {
+      if (child.exitCode !== null || child.signalCode !== null) resolve([child.exitCode, child.signalCode]);
+      else child.once('exit', (c, s) => resolve([c, s]));
+    });
+    await session.end();
+    const exitCode = code ?? (signal ? 128 + (constants.signals[signal] ?? 0) : 1);
+    return { exitCode, code, signal, session };
+  })();
+  done.catch(() => session.end());
+  return { child, session, done };
+}

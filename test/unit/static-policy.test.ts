@@ -1,0 +1,39 @@
+import { describe, expect, it } from 'vitest';
+import { createStaticPolicy, parsePrefix } from '../../src/policy/static-policy.js';
+import type { ExecRequest } from '../../src/policy/types.js';
+
+const req = (program: string, ...args: string[]): ExecRequest => ({
+  sessionId: 's',
+  requestId: 'r',
+  file: program,
+  program,
+  argv: [program.split('/').pop()!, ...args],
+  workdir: '/',
+  env: {},
+});
+const signal = new AbortController().signal;
+
+describe('static --deny/--escalate policy', () => {
+  const policy = createStaticPolicy({ deny: ['git push', 'rm -rf'], escalate: ['git', "echo 'a b'"] });
+
+  it('matches the basename of the resolved program followed by the arguments', async () => {
+    expect(await policy.decide(req('/usr/bin/git', 'push', 'origin'), { signal })).toMatchObject({ action: 'deny', reason: 'matches --deny "git push"' });
+    expect(await policy.decide(req('/usr/bin/git', 'status'), { signal })).toMatchObject({ action: 'escalate' });
+    expect(await policy.decide(req('/bin/rm', '-rf', '/x'), { signal })).toMatchObject({ action: 'deny' });
+    expect(await policy.decide(req('/bin/rm', '-r', '/x'), { signal })).toMatchObject({ action: 'run' });
+  });
+
+  it('deny wins over escalate and quoting groups words', async () => {
+    expect(await policy.decide(req('/bin/echo', 'a b', 'c'), { signal })).toMatchObject({ action: 'escalate' });
+    expect(await policy.decide(req('/bin/echo', 'a', 'b'), { signal })).toMatchObject({ action: 'run' });
+  });
+
+  it('uses the configured default when nothing matches', async () => {
+    expect(await createStaticPolicy({ defaultAction: 'deny' }).decide(req('/bin/ls'), { signal })).toMatchObject({ action: 'deny' });
+  });
+
+  it('rejects patterns with shell operators or nothing in them', () => {
+    expect(() => parsePrefix('a | b')).toThrow(/plain words/);
+    expect(() => parsePrefix('   ')).toThrow(/empty/);
+  });
+});
