@@ -1,0 +1,84 @@
+/**
+ * `command:CMD` approver: runs CMD (through /bin/sh) like a PermissionRequest
+ * hook, with the request as JSON on stdin. Only exit status 0 with stdout
+ * `{"decision":"allow"|"deny","reason":...}` counts; anything else (non-zero
+ * exit, bad JSON, timeout, crash) is a deny. Fail closed.
+ */
+import { execa } from 'execa';
+import { requiresApprovalReason, type ApprovalRequest, type ApprovalResult, type Approver } from './types.js';
+
+export interface CommandApproverOptions {
+  /** Kill the command and deny after this long (default 60 s). */
+  readonly timeoutMs?: number;
+  /** Working directory for the command (default: the server's). */
+  readonly cwd?: string;
+}
+
+const MAX_OUTPUT = 1024 * 1024;
+
+/** The JSON written on the command's stdin. */
+export function approvalPayload(req: ApprovalRequest): Record<string, unknown> {
+  return {
+    hook_event_name: 'PermissionRequest',
+    session_id: req.sessionId,
+    request_id: req.requestId,
+    cwd: req.workdir,
+    tool_name: 'exec',
+    tool_input: { program: req.program, argv: req.argv, workdir: req.workdir },
+    rule: req.rule,
+    matched_prefix: req.matchedPrefix,
+    justification: req.justification ?? null,
+    matched_rules: req.matchedRules,
+  };
+}
+
+export function createCommandApprover(command: string, opts: CommandApproverOptions = {}): Approver {
+  if (command.trim() === '') throw new Error('approval command is empty: expected --approval "command:CMD"');
+  const timeoutMs = opts.timeoutMs ?? 60_000;
+  return {
+    async approve(req, signal): Promise<ApprovalResult> {
+      const deny = (why: string): ApprovalResult => ({ decision: 'deny', reason: requiresApprovalReason(req, why) });
+      if (signal.aborted) return deny('request cancelled');
+      let result;
+      try {
+        result = await execa(command, {
+          shell: true,
+          input: JSON.stringify(approvalPayload(req)),
+          timeout: timeoutMs,
+          cancelSignal: signal,
+          reject: false,
+          maxBuffer: MAX_OUTPUT,
+          forceKillAfterDelay: 1000,
+          stderr: 'pipe',
+          ...(opts.cwd !== undefined ? { cwd: opts.cwd } : {}),
+        });
+      } catch (err) {
+        return deny(`approval command could not run: ${(err as Error).message}`);
+      }
+      if (result.timedOut) return deny(`approval command timed out after ${timeoutMs} ms`);
+      if (result.isCanceled || signal.aborted) return deny('request cancelled');
+      if (result.isMaxBuffer) return deny('approval command printed more than 1 MiB');
+      if (result.signal !== undefined) return deny(`approval command killed by ${result.signal}`);
+      if (result.exitCode !== 0) {
+        const err = String(result.stderr ?? '').trim().split('\n')[0] ?? '';
+        return deny(`approval command exited with status ${String(result.exitCode)}${err !== '' ? `: ${err}` : ''}`);
+      }
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(String(result.stdout));
+      } catch {
+        return deny('approval command did not print a JSON object like {"decision":"allow"}');
+      }
+      if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+        return deny('approval command did not print a JSON object like {"decision":"allow"}');
+      }
+      const o = parsed as { decision?: unknown; reason?: unknown; scope?: unknown };
+      const reason = typeof o.reason === 'string' && o.reason.trim() !== '' ? o.reason : undefined;
+      if (o.decision === 'allow') {
+        return { decision: 'allow', scope: o.scope === 'session' ? 'session' : 'once', reason };
+      }
+      if (o.decision === 'deny') return deny(reason !== undefined ? `denied by approval command: ${reason}` : 'denied by approval command');
+      return deny(`approval command returned decision ${JSON.stringify(o.decision ?? null)}: expected "allow" or "deny"`);
+    },
+  };
+}
