@@ -1,0 +1,263 @@
+import { pino, type Logger } from 'pino';
+import { aggregate, deniesAlone, type HookResult } from './aggregate.js';
+import { interpretProcessResult, type HookOutcome } from './decision.js';
+import { hookApplies } from './matcher.js';
+import { eventEnv, fillTemplate, stdinPayload, webhookPayload, type HookEventData } from './payload.js';
+import { runSpawnedHook } from './runners/command.js';
+import { McpPool } from './runners/mcp.js';
+import { PersistentHook } from './runners/persistent.js';
+import { killGroup } from './runners/spawn.js';
+import { runWebhook } from './runners/webhook.js';
+import type {
+  CommandHook,
+  ErrorInfo,
+  ExecEventInfo,
+  HookDefinition,
+  HookRunSummary,
+  HooksConfig,
+  PostToolUseInfo,
+  PreToolUseVerdict,
+  SessionEndInfo,
+  SessionStartInfo,
+} from './types.js';
+
+export interface HookEngineOptions {
+  readonly logger?: Logger;
+  /** Base environment of spawned hooks and of `conditions` lookups (default process.env). */
+  readonly env?: NodeJS.ProcessEnv;
+}
+
+const PRIORITY_ORDER = { high: 0, normal: 1, low: 2 } as const;
+
+/**
+ * Runs the configured hooks for each event and reduces their answers to one
+ * verdict. Never throws for anything a hook does: every failure is a
+ * HookRunSummary (and, for a required PreToolUse hook, a deny).
+ */
+export class HookEngine {
+  private readonly logger: Logger;
+  private readonly env: NodeJS.ProcessEnv;
+  private readonly persistent = new Map<string, PersistentHook>();
+  private readonly mcp: McpPool;
+  private readonly asyncRuns = new Set<Promise<unknown>>();
+  private readonly liveGroups = new Set<number>();
+  private readonly lifetime = new AbortController();
+  private closed = false;
+
+  constructor(
+    readonly config: HooksConfig,
+    opts: HookEngineOptions = {},
+  ) {
+    this.logger = opts.logger ?? pino({ level: 'silent' });
+    this.env = opts.env ?? process.env;
+    this.mcp = new McpPool(config.mcpServers, this.logger);
+  }
+
+  /** Hooks that would run for this event (enabled, matcher and conditions hold). */
+  matching(d: HookEventData): HookDefinition[] {
+    return this.config.hooks.filter((h) => hookApplies(h, d, this.env));
+  }
+
+  async preToolUse(info: ExecEventInfo, signal?: AbortSignal): Promise<PreToolUseVerdict> {
+    const d = this.execData('exec.before', info);
+    const results = await this.dispatch(d, signal, true);
+    if (signal?.aborted) {
+      return { decision: 'deny', reason: 'request aborted while PreToolUse hooks ran', runs: results.map((r) => r.summary) };
+    }
+    return aggregate(results, info.argv);
+  }
+
+  async postToolUse(info: PostToolUseInfo): Promise<HookRunSummary[]> {
+    const d: HookEventData = {
+      ...this.execData('exec.after', info),
+      outcome: info.outcome,
+      ...(info.exitCode !== undefined ? { exitCode: info.exitCode } : {}),
+      ...(info.durationMs !== undefined ? { durationMs: info.durationMs } : {}),
+      ...(info.reason !== undefined ? { reason: info.reason } : {}),
+    };
+    return (await this.dispatch(d, undefined, false)).map((r) => r.summary);
+  }
+
+  async sessionStart(s: SessionStartInfo): Promise<HookRunSummary[]> {
+    const d: HookEventData = { event: 'session_start', sessionId: s.sessionId, cwd: s.cwd, timestamp: new Date().toISOString() };
+    return (await this.dispatch(d, undefined, false)).map((r) => r.summary);
+  }
+
+  async sessionEnd(s: SessionEndInfo): Promise<HookRunSummary[]> {
+    const d: HookEventData = {
+      event: 'session_end',
+      sessionId: s.sessionId,
+      cwd: s.cwd,
+      timestamp: new Date().toISOString(),
+      exitCode: s.exitCode,
+      durationMs: s.durationMs,
+    };
+    return (await this.dispatch(d, undefined, false)).map((r) => r.summary);
+  }
+
+  async errorOccurred(e: ErrorInfo): Promise<void> {
+    const d: HookEventData = {
+      event: 'error.occurred',
+      sessionId: e.sessionId ?? '',
+      cwd: e.cwd ?? process.cwd(),
+      timestamp: new Date().toISOString(),
+      error: { message: e.error, kind: e.kind },
+    };
+    await this.dispatch(d, undefined, false);
+  }
+
+  /** Stops persistent hooks and MCP servers, kills every hook process group still running. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.lifetime.abort();
+    for (const pid of this.liveGroups) killGroup(pid);
+    await Promise.all([...this.persistent.values()].map((p) => p.close()));
+    await this.mcp.close();
+    await Promise.allSettled([...this.asyncRuns]);
+  }
+
+  /** Wait for async hooks started so far (tests, orderly shutdown). */
+  async drainAsync(): Promise<void> {
+    while (this.asyncRuns.size > 0) await Promise.allSettled([...this.asyncRuns]);
+  }
+
+  /** Pid of a persistent hook's process, if running (tests and diagnostics). */
+  persistentPid(hookId: string): number | undefined {
+    return this.persistent.get(hookId)?.pid;
+  }
+
+  private execData(event: 'exec.before' | 'exec.after', info: ExecEventInfo): HookEventData {
+    return {
+      event,
+      sessionId: info.sessionId,
+      cwd: info.cwd,
+      timestamp: new Date().toISOString(),
+      exec: { requestId: info.requestId, program: info.program, argv: [...info.argv], workdir: info.workdir },
+    };
+  }
+
+  private async dispatch(d: HookEventData, signal: AbortSignal | undefined, stopOnDeny: boolean): Promise<HookResult[]> {
+    if (this.closed) return [];
+    const hooks = this.matching(d);
+    const sig = signal ? AbortSignal.any([signal, this.lifetime.signal]) : this.lifetime.signal;
+
+    for (const h of hooks.filter((x) => x.mode === 'async')) {
+      const p = this.runOne(h, d, this.lifetime.signal)
+        .then((r) => this.logRun(r.summary, r.outcome))
+        .finally(() => this.asyncRuns.delete(p));
+      this.asyncRuns.add(p);
+    }
+    const sync = hooks.filter((x) => x.mode === 'sync');
+    let results: HookResult[];
+    if (this.config.parallel) {
+      results = await Promise.all(sync.map((h) => this.runOne(h, d, sig)));
+    } else {
+      // Sequential: by priority (high first), config order within a priority; a deny ends the run.
+      const ordered = sync
+        .map((h, i) => ({ h, i }))
+        .sort((a, b) => PRIORITY_ORDER[a.h.priority] - PRIORITY_ORDER[b.h.priority] || a.i - b.i)
+        .map((x) => x.h);
+      results = [];
+      for (const h of ordered) {
+        const r = await this.runOne(h, d, sig);
+        results.push(r);
+        if (stopOnDeny && deniesAlone(r)) break;
+      }
+    }
+    for (const r of results) this.logRun(r.summary, r.outcome);
+    return results;
+  }
+
+  private logRun(s: HookRunSummary, o: HookOutcome): void {
+    const level = s.status === 'failed' || s.status === 'timed_out' ? 'warn' : this.config.debug ? 'info' : 'debug';
+    this.logger[level]({ hookRun: s }, `hook ${s.hook} ${s.status}`);
+    if (o.kind === 'failure' && s.event !== 'error.occurred' && !this.closed) {
+      // Hook failures are themselves an event; never recurse from error hooks.
+      void this.errorOccurred({ sessionId: undefined, error: `hook ${s.hook} ${s.status}: ${o.error}`, kind: 'hook' }).catch(() => undefined);
+    }
+  }
+
+  private async runOne(h: HookDefinition, d: HookEventData, signal: AbortSignal): Promise<HookResult> {
+    const t0 = performance.now();
+    let outcome: HookOutcome;
+    let output: string | undefined;
+    try {
+      const r = await this.execute(h, d, signal);
+      outcome = r.outcome;
+      output = r.output;
+    } catch (e) {
+      // A bug or an unexpected runtime error in a runner is a hook failure, never a crash.
+      outcome = { kind: 'failure', status: 'failed', error: `internal error running hook: ${(e as Error).message}` };
+    }
+    const duration_ms = Math.round((performance.now() - t0) * 10) / 10;
+    const summary: HookRunSummary = {
+      hook: h.id,
+      event: d.event,
+      type: h.type,
+      status:
+        outcome.kind === 'failure'
+          ? outcome.status
+          : outcome.decision === 'deny'
+            ? 'blocked'
+            : 'completed',
+      duration_ms,
+      required: h.required,
+      ...(outcome.kind === 'opinion'
+        ? {
+            ...(outcome.decision !== undefined ? { decision: outcome.decision } : {}),
+            ...(outcome.reason !== undefined ? { reason: outcome.reason } : {}),
+            ...(outcome.rewrite !== undefined ? { rewrite: outcome.rewrite } : {}),
+          }
+        : { error: outcome.error }),
+      ...(output !== undefined && output !== '' ? { output } : {}),
+      ...(h.mode === 'async' ? { async: true } : {}),
+    };
+    return { hook: h, outcome, summary };
+  }
+
+  private async execute(h: HookDefinition, d: HookEventData, signal: AbortSignal): Promise<{ outcome: HookOutcome; output?: string | undefined }> {
+    switch (h.type) {
+      case 'command':
+        return h.persistent ? this.executePersistent(h, d, signal) : this.executeSpawned(h, d, signal);
+      case 'webhook': {
+        const r = await runWebhook(h, webhookPayload(d), signal);
+        return { outcome: r, output: r.output };
+      }
+      case 'mcp_tool': {
+        const args = fillTemplate(h.arguments, d) as Record<string, unknown>;
+        const r = await this.mcp.call(h, args, signal);
+        return { outcome: r, output: r.output };
+      }
+    }
+  }
+
+  private async executeSpawned(h: CommandHook, d: HookEventData, signal: AbortSignal): Promise<{ outcome: HookOutcome; output?: string }> {
+    let pid: number | undefined;
+    const r = await runSpawnedHook(h, {
+      cwd: h.cwd ?? d.cwd,
+      env: { ...this.env, ...h.env, ...eventEnv(d) },
+      input: `${JSON.stringify(stdinPayload(d))}\n`,
+      timeoutMs: h.timeoutMs,
+      signal,
+      onSpawn: (p) => {
+        pid = p;
+        this.liveGroups.add(p);
+      },
+    });
+    if (pid !== undefined) this.liveGroups.delete(pid);
+    const excerpt = [r.stdout.trim().slice(0, 500), r.stderr.trim().slice(0, 500)].filter((x) => x !== '').join('\n--- stderr ---\n');
+    if (r.aborted) return { outcome: { kind: 'failure', status: 'failed', error: 'aborted' }, output: excerpt };
+    return { outcome: interpretProcessResult(r), output: excerpt };
+  }
+
+  private async executePersistent(h: CommandHook, d: HookEventData, signal: AbortSignal): Promise<{ outcome: HookOutcome; output?: string | undefined }> {
+    let p = this.persistent.get(h.id);
+    if (!p) {
+      p = new PersistentHook(h, { ...this.env }, this.logger);
+      this.persistent.set(h.id, p);
+    }
+    const r = await p.request(stdinPayload(d), d.cwd, h.timeoutMs, signal);
+    return { outcome: r, output: r.output };
+  }
+}
