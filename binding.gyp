@@ -1,0 +1,16 @@
+{
+  "targets": [
+    {
+      "target_name": "codex_native",
+      "sources": [
+        "native/common.c",
+        "native/fdpass.c",
+        "native/poller.c",
+        "native/spawn.c",
+        "native/proc.c"
+      ],
+      "cflags!": ["-O3"],
+      "cflags": ["-Wall", "-Wextra", "-Werror", "-O2", "-std=gnu11"]
+    }
+  ]
+}

@@ -1,0 +1,58 @@
+/*
+ * Shared helpers for the codex_native addon: argument validation and
+ * errno -> JS Error conversion. Plain C on node_api.h only.
+ */
+#ifndef CODEX_NATIVE_COMMON_H
+#define CODEX_NATIVE_COMMON_H
+
+#define NAPI_VERSION 8
+#include <node_api.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Largest single recvMsg buffer we allocate; bigger requests are a caller bug. */
+#define CODEX_MAX_RECV_BYTES (64u * 1024u * 1024u)
+/* Kernel limit on fds in one SCM_RIGHTS message (SCM_MAX_FD). */
+#define CODEX_MAX_SCM_FDS 253
+
+/* Bail out of a napi callback returning NULL when a napi call fails; the
+ * failing call normally leaves an exception pending already. */
+#define NAPI_CALL(env, call)                                                   \
+  do {                                                                         \
+    napi_status status_ = (call);                                              \
+    if (status_ != napi_ok) {                                                  \
+      codex_throw_napi_failure((env), status_, #call);                         \
+      return NULL;                                                             \
+    }                                                                          \
+  } while (0)
+
+void codex_throw_napi_failure(napi_env env, napi_status status, const char *what);
+
+/* Throws Error with .code ("EPIPE"), .errno (negative, like Node), .syscall. */
+void codex_throw_errno(napi_env env, int err, const char *syscall);
+/* Builds (does not throw) the same kind of Error; NULL on failure. */
+napi_value codex_make_errno_error(napi_env env, int err, const char *syscall,
+                                  const char *extra);
+
+/* Validators: on failure they throw TypeError/RangeError and return false. */
+bool codex_get_fd(napi_env env, napi_value v, const char *name, int *out);
+bool codex_get_int(napi_env env, napi_value v, const char *name, int64_t min,
+                   int64_t max, int64_t *out);
+bool codex_get_bool(napi_env env, napi_value v, const char *name, bool *out);
+/* Accepts a Buffer or any TypedArray/DataView-free byte view (Uint8Array). */
+bool codex_get_bytes(napi_env env, napi_value v, const char *name,
+                     const uint8_t **data, size_t *len);
+/* Malloc'd NUL-terminated copy of a Buffer/Uint8Array; rejects embedded NULs.
+ * NULL (with an exception pending) on failure. */
+char *codex_get_cstring(napi_env env, napi_value v, const char *name);
+bool codex_get_array(napi_env env, napi_value v, const char *name,
+                     uint32_t *len);
+
+/* Module parts register their exports through these. */
+napi_value codex_init_fdpass(napi_env env, napi_value exports);
+napi_value codex_init_poller(napi_env env, napi_value exports);
+napi_value codex_init_spawn(napi_env env, napi_value exports);
+napi_value codex_init_proc(napi_env env, napi_value exports);
+
+#endif

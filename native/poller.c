@@ -1,0 +1,291 @@
+/*
+ * Poller: a uv_poll_t on a raw fd, so sockets/pidfds made by this addon can
+ * be driven by Node's event loop without handing them to net.Socket (which
+ * cannot carry SCM_RIGHTS).
+ *
+ * Lifetime: the JS object owns the C struct. While armed, a strong reference
+ * keeps the JS object alive (an armed poller whose object was collected would
+ * call into freed state). The struct is freed once both the uv handle has
+ * finished closing and the JS object has been finalized, whichever is last.
+ * The JS callback lives as a property of the object, not in a napi_ref, so a
+ * callback closing over its own Poller is an ordinary collectable cycle.
+ */
+#define _GNU_SOURCE
+#include "common.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <uv.h>
+
+#define CB_PROP "_codexOnEvent"
+
+typedef struct {
+  uv_poll_t handle;
+  napi_env env;
+  napi_ref self;
+  napi_async_context actx;
+  bool started;
+  bool closing;   /* uv_close requested */
+  bool closed;    /* uv close callback ran */
+  bool finalized; /* JS object collected (or env torn down) */
+} poller_t;
+
+static void on_uv_close(uv_handle_t *h) {
+  poller_t *p = h->data;
+  p->closed = true;
+  if (p->finalized) free(p);
+}
+
+static void set_started(poller_t *p, bool on) {
+  if (p->started == on) return;
+  p->started = on;
+  uint32_t rc;
+  if (on)
+    napi_reference_ref(p->env, p->self, &rc);
+  else
+    napi_reference_unref(p->env, p->self, &rc);
+}
+
+static void do_close(napi_env env, poller_t *p, napi_value obj) {
+  if (p->closing) return;
+  if (p->started) uv_poll_stop(&p->handle);
+  set_started(p, false);
+  p->closing = true;
+  uv_close((uv_handle_t *)&p->handle, on_uv_close);
+  napi_async_destroy(env, p->actx);
+  p->actx = NULL;
+  if (obj) {
+    napi_value undef;
+    if (napi_get_undefined(env, &undef) == napi_ok)
+      napi_set_named_property(env, obj, CB_PROP, undef);
+  }
+}
+
+static void finalize(napi_env env, void *data, void *hint) {
+  (void)hint;
+  poller_t *p = data;
+  p->finalized = true;
+  if (p->self) napi_delete_reference(env, p->self);
+  p->self = NULL;
+  if (!p->closing) {
+    /* Only reachable at env teardown or if never started: close quietly. */
+    if (p->started) uv_poll_stop(&p->handle);
+    p->started = false;
+    p->closing = true;
+    uv_close((uv_handle_t *)&p->handle, on_uv_close);
+    if (p->actx) napi_async_destroy(env, p->actx);
+    p->actx = NULL;
+    return;
+  }
+  if (p->closed) free(p);
+}
+
+static void on_poll(uv_poll_t *h, int status, int events) {
+  poller_t *p = h->data;
+  napi_env env = p->env;
+  if (p->closing || !p->self) return;
+  if (status < 0) set_started(p, false); /* libuv stopped the handle itself */
+
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+  napi_value obj = NULL, cb, args[2], r, w, d, result;
+  napi_valuetype t;
+  if (napi_get_reference_value(env, p->self, &obj) != napi_ok || !obj)
+    goto out;
+  if (napi_get_named_property(env, obj, CB_PROP, &cb) != napi_ok ||
+      napi_typeof(env, cb, &t) != napi_ok || t != napi_function)
+    goto out;
+  if (status < 0) {
+    args[0] = codex_make_errno_error(env, -status, "uv_poll", NULL);
+    if (!args[0]) goto out;
+  } else if (napi_get_null(env, &args[0]) != napi_ok) {
+    goto out;
+  }
+  if (napi_create_object(env, &args[1]) != napi_ok ||
+      napi_get_boolean(env, (events & UV_READABLE) != 0, &r) != napi_ok ||
+      napi_get_boolean(env, (events & UV_WRITABLE) != 0, &w) != napi_ok ||
+      napi_get_boolean(env, (events & UV_DISCONNECT) != 0, &d) != napi_ok ||
+      napi_set_named_property(env, args[1], "readable", r) != napi_ok ||
+      napi_set_named_property(env, args[1], "writable", w) != napi_ok ||
+      napi_set_named_property(env, args[1], "disconnect", d) != napi_ok)
+    goto out;
+  /* make_callback drains nextTicks/microtasks like any Node I/O callback.
+   * Nothing below touches p: the callback may have closed the poller. */
+  if (napi_make_callback(env, p->actx, obj, cb, 2, args, &result) != napi_ok) {
+    bool pending = false;
+    napi_value exc;
+    if (napi_is_exception_pending(env, &pending) == napi_ok && pending &&
+        napi_get_and_clear_last_exception(env, &exc) == napi_ok)
+      napi_fatal_exception(env, exc); /* same as a throwing 'data' handler */
+  }
+out:
+  napi_close_handle_scope(env, scope);
+}
+
+static poller_t *unwrap_this(napi_env env, napi_callback_info info,
+                             size_t *argc, napi_value *argv, napi_value *self) {
+  napi_value thisv;
+  if (napi_get_cb_info(env, info, argc, argv, &thisv, NULL) != napi_ok)
+    return NULL;
+  void *data = NULL;
+  if (napi_unwrap(env, thisv, &data) != napi_ok || !data) {
+    napi_throw_type_error(env, "ERR_INVALID_THIS",
+                          "method called on an object that is not a Poller");
+    return NULL;
+  }
+  if (self) *self = thisv;
+  return data;
+}
+
+static napi_value poller_new(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2], thisv, target;
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, &thisv, NULL));
+  NAPI_CALL(env, napi_get_new_target(env, info, &target));
+  if (!target) {
+    napi_throw_type_error(env, "ERR_CONSTRUCT_CALL_REQUIRED",
+                          "Poller must be called with new");
+    return NULL;
+  }
+  if (argc < 2) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE",
+                          "new Poller(fd, onEvent) needs 2 arguments");
+    return NULL;
+  }
+  int fd;
+  if (!codex_get_fd(env, argv[0], "fd", &fd)) return NULL;
+  napi_valuetype t;
+  NAPI_CALL(env, napi_typeof(env, argv[1], &t));
+  if (t != napi_function) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "onEvent must be a function");
+    return NULL;
+  }
+  uv_loop_t *loop;
+  NAPI_CALL(env, napi_get_uv_event_loop(env, &loop));
+
+  poller_t *p = calloc(1, sizeof *p);
+  if (!p) {
+    codex_throw_errno(env, ENOMEM, "calloc");
+    return NULL;
+  }
+  p->env = env;
+  int r = uv_poll_init(loop, &p->handle, fd);
+  if (r != 0) {
+    free(p);
+    codex_throw_errno(env, -r, "uv_poll_init");
+    return NULL;
+  }
+  p->handle.data = p;
+  napi_property_descriptor cbprop = {CB_PROP, NULL, NULL, NULL, NULL, argv[1],
+                                     napi_writable, NULL};
+  napi_value name;
+  if (napi_define_properties(env, thisv, 1, &cbprop) != napi_ok ||
+      napi_create_string_utf8(env, "CodexPoller", NAPI_AUTO_LENGTH, &name) != napi_ok ||
+      napi_async_init(env, thisv, name, &p->actx) != napi_ok) {
+    p->closing = p->finalized = true;
+    uv_close((uv_handle_t *)&p->handle, on_uv_close);
+    codex_throw_napi_failure(env, napi_generic_failure, "Poller constructor");
+    return NULL;
+  }
+  if (napi_wrap(env, thisv, p, finalize, NULL, NULL) != napi_ok) {
+    napi_async_destroy(env, p->actx);
+    p->closing = p->finalized = true;
+    uv_close((uv_handle_t *)&p->handle, on_uv_close);
+    codex_throw_napi_failure(env, napi_generic_failure, "napi_wrap");
+    return NULL;
+  }
+  /* From here the finalizer owns cleanup. */
+  if (napi_create_reference(env, thisv, 0, &p->self) != napi_ok) {
+    codex_throw_napi_failure(env, napi_generic_failure, "napi_create_reference");
+    return NULL;
+  }
+  return thisv;
+}
+
+/* start(readable: boolean, writable: boolean) */
+static napi_value poller_start(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  poller_t *p = unwrap_this(env, info, &argc, argv, NULL);
+  if (!p) return NULL;
+  if (argc < 2) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "start(readable, writable)");
+    return NULL;
+  }
+  bool rd, wr;
+  if (!codex_get_bool(env, argv[0], "readable", &rd)) return NULL;
+  if (!codex_get_bool(env, argv[1], "writable", &wr)) return NULL;
+  if (p->closing) {
+    napi_throw_error(env, "ERR_POLLER_CLOSED", "Poller is closed");
+    return NULL;
+  }
+  if (!rd && !wr) {
+    if (p->started) uv_poll_stop(&p->handle);
+    set_started(p, false);
+    return NULL;
+  }
+  int ev = UV_DISCONNECT | (rd ? UV_READABLE : 0) | (wr ? UV_WRITABLE : 0);
+  int r = uv_poll_start(&p->handle, ev, on_poll);
+  if (r != 0) {
+    codex_throw_errno(env, -r, "uv_poll_start");
+    return NULL;
+  }
+  set_started(p, true);
+  return NULL;
+}
+
+static napi_value poller_stop(napi_env env, napi_callback_info info) {
+  size_t argc = 0;
+  poller_t *p = unwrap_this(env, info, &argc, NULL, NULL);
+  if (!p) return NULL;
+  if (p->closing) return NULL;
+  if (p->started) uv_poll_stop(&p->handle);
+  set_started(p, false);
+  return NULL;
+}
+
+static napi_value poller_close(napi_env env, napi_callback_info info) {
+  size_t argc = 0;
+  napi_value self;
+  poller_t *p = unwrap_this(env, info, &argc, NULL, &self);
+  if (!p) return NULL;
+  do_close(env, p, self);
+  return NULL;
+}
+
+static napi_value poller_set_ref(napi_env env, napi_callback_info info, bool on) {
+  size_t argc = 0;
+  poller_t *p = unwrap_this(env, info, &argc, NULL, NULL);
+  if (!p) return NULL;
+  if (p->closing) return NULL;
+  if (on)
+    uv_ref((uv_handle_t *)&p->handle);
+  else
+    uv_unref((uv_handle_t *)&p->handle);
+  return NULL;
+}
+
+static napi_value poller_ref(napi_env env, napi_callback_info info) {
+  return poller_set_ref(env, info, true);
+}
+
+static napi_value poller_unref(napi_env env, napi_callback_info info) {
+  return poller_set_ref(env, info, false);
+}
+
+napi_value codex_init_poller(napi_env env, napi_value exports) {
+  napi_property_descriptor methods[] = {
+      {"start", NULL, poller_start, NULL, NULL, NULL, napi_default, NULL},
+      {"stop", NULL, poller_stop, NULL, NULL, NULL, napi_default, NULL},
+      {"close", NULL, poller_close, NULL, NULL, NULL, napi_default, NULL},
+      {"ref", NULL, poller_ref, NULL, NULL, NULL, napi_default, NULL},
+      {"unref", NULL, poller_unref, NULL, NULL, NULL, napi_default, NULL},
+  };
+  napi_value cls;
+  NAPI_CALL(env, napi_define_class(env, "NativePoller", NAPI_AUTO_LENGTH,
+                                   poller_new, NULL,
+                                   sizeof methods / sizeof methods[0], methods,
+                                   &cls));
+  NAPI_CALL(env, napi_set_named_property(env, exports, "Poller", cls));
+  return exports;
+}

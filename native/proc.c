@@ -1,0 +1,148 @@
+/* Process helpers: reap through a pidfd, signal through a pidfd, O_PATH
+ * opens for exec-what-you-checked, and an fd counter for leak tests. */
+#define _GNU_SOURCE
+#include "common.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#ifndef P_PIDFD
+#define P_PIDFD 3
+#endif
+
+/* waitPidfd(pidfd) -> {code, signal, coreDumped} | null (still running).
+ * Reaps the child; does not close the pidfd. */
+static napi_value wait_pidfd(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "expected (pidfd)");
+    return NULL;
+  }
+  int pidfd;
+  if (!codex_get_fd(env, argv[0], "pidfd", &pidfd)) return NULL;
+  siginfo_t si;
+  memset(&si, 0, sizeof si);
+  int r;
+  do {
+    r = waitid((idtype_t)P_PIDFD, (id_t)pidfd, &si, WEXITED | WNOHANG);
+  } while (r < 0 && errno == EINTR);
+  if (r < 0) {
+    codex_throw_errno(env, errno, "waitid");
+    return NULL;
+  }
+  napi_value result, code, sig, core;
+  if (si.si_pid == 0) {
+    NAPI_CALL(env, napi_get_null(env, &result));
+    return result;
+  }
+  NAPI_CALL(env, napi_get_null(env, &code));
+  NAPI_CALL(env, napi_get_null(env, &sig));
+  if (si.si_code == CLD_EXITED) {
+    NAPI_CALL(env, napi_create_int32(env, si.si_status, &code));
+  } else {
+    NAPI_CALL(env, napi_create_int32(env, si.si_status, &sig));
+  }
+  NAPI_CALL(env, napi_get_boolean(env, si.si_code == CLD_DUMPED, &core));
+  NAPI_CALL(env, napi_create_object(env, &result));
+  NAPI_CALL(env, napi_set_named_property(env, result, "code", code));
+  NAPI_CALL(env, napi_set_named_property(env, result, "signal", sig));
+  NAPI_CALL(env, napi_set_named_property(env, result, "coreDumped", core));
+  return result;
+}
+
+static napi_value send_signal(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 2) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "expected (pidfd, signal)");
+    return NULL;
+  }
+  int pidfd;
+  int64_t sig;
+  if (!codex_get_fd(env, argv[0], "pidfd", &pidfd)) return NULL;
+  if (!codex_get_int(env, argv[1], "signal", 0, NSIG - 1, &sig)) return NULL;
+  if (syscall(SYS_pidfd_send_signal, pidfd, (int)sig, NULL, 0) != 0 &&
+      errno != ESRCH) {
+    codex_throw_errno(env, errno, "pidfd_send_signal");
+    return NULL;
+  }
+  return NULL;
+}
+
+static napi_value open_path(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "expected (path)");
+    return NULL;
+  }
+  char *path = codex_get_cstring(env, argv[0], "path");
+  if (!path) return NULL;
+  int fd;
+  do {
+    fd = open(path, O_PATH | O_CLOEXEC);
+  } while (fd < 0 && errno == EINTR);
+  if (fd < 0) {
+    int err = errno;
+    napi_value e = codex_make_errno_error(env, err, "open", path);
+    napi_value p;
+    if (e && napi_create_string_utf8(env, path, NAPI_AUTO_LENGTH, &p) == napi_ok)
+      napi_set_named_property(env, e, "path", p);
+    free(path);
+    if (e)
+      napi_throw(env, e);
+    else
+      codex_throw_errno(env, err, "open");
+    return NULL;
+  }
+  free(path);
+  napi_value result;
+  if (napi_create_int32(env, fd, &result) != napi_ok) {
+    close(fd);
+    codex_throw_napi_failure(env, napi_generic_failure, "openPath");
+    return NULL;
+  }
+  return result;
+}
+
+static napi_value count_open_fds(napi_env env, napi_callback_info info) {
+  (void)info;
+  DIR *d = opendir("/proc/self/fd");
+  if (!d) {
+    codex_throw_errno(env, errno, "opendir");
+    return NULL;
+  }
+  int n = 0;
+  struct dirent *de;
+  while ((de = readdir(d)) != NULL) {
+    if (de->d_name[0] == '.') continue;
+    n++;
+  }
+  closedir(d);
+  napi_value result;
+  NAPI_CALL(env, napi_create_int32(env, n - 1, &result)); /* minus our dirfd */
+  return result;
+}
+
+napi_value codex_init_proc(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+      {"waitPidfd", NULL, wait_pidfd, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"sendSignal", NULL, send_signal, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"openPath", NULL, open_path, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"countOpenFds", NULL, count_open_fds, NULL, NULL, NULL, napi_enumerable, NULL},
+  };
+  NAPI_CALL(env, napi_define_properties(env, exports,
+                                        sizeof props / sizeof props[0], props));
+  return exports;
+}

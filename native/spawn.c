@@ -1,0 +1,414 @@
+/*
+ * spawnProcess: clone(CLONE_VM|CLONE_VFORK|CLONE_PIDFD) + execve with raw
+ * bytes, exact fd mapping and default signal state.
+ *
+ * Why not child_process: it cannot take non-UTF-8 argv/env, cannot dup
+ * arbitrary received fds onto arbitrary numbers, and leaves the child with
+ * the pidfd-less pid only. Why CLONE_VM|CLONE_VFORK: copying the page tables
+ * of a large Node heap on every fork is slow; like posix_spawn we share
+ * memory and the parent thread sleeps until the child execs or exits.
+ *
+ * Rules for child_main (it runs on a private stack inside our address space):
+ * only async-signal-safe calls, no allocation, writes only to memory the
+ * parent set aside for it. All signals are blocked across clone() so no
+ * parent handler can run on the child's side before dispositions are reset.
+ */
+#define _GNU_SOURCE
+#include "common.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#ifndef CLONE_PIDFD
+#define CLONE_PIDFD 0x00001000
+#endif
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+#ifndef AT_EMPTY_PATH
+#define AT_EMPTY_PATH 0x1000
+#endif
+
+#define CHILD_STACK_SIZE (256 * 1024)
+#define MAX_FD_MAP 1024
+
+enum stage {
+  STAGE_NONE = 0,
+  STAGE_SETSID,
+  STAGE_SETPGID,
+  STAGE_DUP,
+  STAGE_CHDIR,
+  STAGE_EXEC,
+};
+
+static const char *stage_syscall(int stage) {
+  switch (stage) {
+  case STAGE_SETSID: return "setsid";
+  case STAGE_SETPGID: return "setpgid";
+  case STAGE_DUP: return "dup2";
+  case STAGE_CHDIR: return "chdir";
+  case STAGE_EXEC: return "execve";
+  default: return "spawn";
+  }
+}
+
+typedef struct {
+  const char *file;
+  char **argv;
+  char **envp;
+  const char *cwd;
+  size_t nmap;
+  const int *targets;
+  const int *sources;
+  int *temps;       /* scratch owned by the parent, written by the child */
+  int high;         /* temps and errfd live at or above this fd number */
+  int errfd;        /* CLOEXEC pipe write end: (stage, errno) on failure */
+  int exec_fd;      /* -1: execve(file); else execveat(exec_fd, "") */
+  bool setsid;
+  bool setpgid;
+  int fallback_maxfd; /* only used when close_range is unavailable */
+} child_args_t;
+
+static void child_fail(const child_args_t *a, int stage, int err) {
+  int msg[2] = {stage, err};
+  ssize_t w;
+  do {
+    w = write(a->errfd, msg, sizeof msg);
+  } while (w < 0 && errno == EINTR);
+  _exit(127);
+}
+
+static int child_main(void *arg) {
+  const child_args_t *a = arg;
+
+  /* Node ignores SIGPIPE and installs handlers; the program must start with
+   * the defaults a shell would give it. */
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = SIG_DFL;
+  sigemptyset(&sa.sa_mask);
+  for (int s = 1; s < NSIG; s++) {
+    if (s == SIGKILL || s == SIGSTOP) continue;
+    sigaction(s, &sa, NULL); /* glibc-reserved signals fail harmlessly */
+  }
+
+  if (a->setsid) {
+    if (setsid() < 0) child_fail(a, STAGE_SETSID, errno);
+  } else if (a->setpgid) {
+    if (setpgid(0, 0) < 0) child_fail(a, STAGE_SETPGID, errno);
+  }
+
+  /* Everything becomes close-on-exec; only the dup2 targets below survive. */
+  if (syscall(SYS_close_range, 0U, ~0U, CLOSE_RANGE_CLOEXEC) != 0) {
+    for (int fd = 0; fd <= a->fallback_maxfd; fd++)
+      fcntl(fd, F_SETFD, FD_CLOEXEC);
+  }
+
+  /* Two phases make overlapping maps (3->1 with 1->3) safe: first copy every
+   * source above all targets, then place the copies. */
+  for (size_t i = 0; i < a->nmap; i++) {
+    int t = fcntl(a->sources[i], F_DUPFD_CLOEXEC, a->high);
+    if (t < 0) child_fail(a, STAGE_DUP, errno);
+    a->temps[i] = t;
+  }
+  for (size_t i = 0; i < a->nmap; i++) {
+    int r;
+    do {
+      r = dup2(a->temps[i], a->targets[i]); /* dup2 clears FD_CLOEXEC */
+    } while (r < 0 && errno == EINTR);
+    if (r < 0) child_fail(a, STAGE_DUP, errno);
+  }
+
+  if (chdir(a->cwd) != 0) child_fail(a, STAGE_CHDIR, errno);
+
+  sigset_t empty;
+  sigemptyset(&empty);
+  sigprocmask(SIG_SETMASK, &empty, NULL);
+
+  if (a->exec_fd >= 0)
+    syscall(SYS_execveat, a->exec_fd, "", a->argv, a->envp, AT_EMPTY_PATH);
+  else
+    execve(a->file, a->argv, a->envp);
+  child_fail(a, STAGE_EXEC, errno);
+  return 127;
+}
+
+static void free_strv(char **v, size_t n) {
+  if (!v) return;
+  for (size_t i = 0; i < n; i++) free(v[i]);
+  free(v);
+}
+
+/* Array of Buffers -> NULL-terminated char*[]; *count set on success. */
+static char **get_strv(napi_env env, napi_value arr, const char *name,
+                       size_t *count) {
+  uint32_t n;
+  if (!codex_get_array(env, arr, name, &n)) return NULL;
+  char **v = calloc((size_t)n + 1, sizeof *v);
+  if (!v) {
+    codex_throw_errno(env, ENOMEM, "calloc");
+    return NULL;
+  }
+  char elname[64];
+  snprintf(elname, sizeof elname, "%s[i]", name);
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value el;
+    if (napi_get_element(env, arr, i, &el) != napi_ok) {
+      free_strv(v, i);
+      codex_throw_napi_failure(env, napi_generic_failure, "get_strv");
+      return NULL;
+    }
+    v[i] = codex_get_cstring(env, el, elname);
+    if (!v[i]) {
+      free_strv(v, i);
+      return NULL;
+    }
+  }
+  *count = n;
+  return v;
+}
+
+static void throw_child_error(napi_env env, int stage, int err,
+                              const char *path) {
+  const char *sys = stage_syscall(stage);
+  napi_value e = codex_make_errno_error(env, err, sys, path);
+  if (!e) {
+    codex_throw_errno(env, err, sys);
+    return;
+  }
+  napi_value p;
+  if (path && napi_create_string_utf8(env, path, NAPI_AUTO_LENGTH, &p) == napi_ok)
+    napi_set_named_property(env, e, "path", p);
+  napi_throw(env, e);
+}
+
+/* spawn(file, argv, env, cwd, fdMap, newProcessGroup, setsid, execFd|-1) */
+static napi_value spawn(napi_env env, napi_callback_info info) {
+  size_t argc = 8;
+  napi_value args[8];
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, args, NULL, NULL));
+  if (argc < 8) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE",
+                          "spawn(file, argv, env, cwd, fdMap, newProcessGroup, "
+                          "setsid, execFd) needs 8 arguments");
+    return NULL;
+  }
+
+  napi_value ret = NULL;
+  char *file = NULL, *cwd = NULL;
+  char **argv = NULL, **envp = NULL;
+  size_t argvc = 0, envc = 0;
+  int *map = NULL; /* targets[0..n) then sources[0..n) then temps[0..n) */
+  size_t nmap = 0;
+  int errpipe[2] = {-1, -1};
+  int exec_dup = -1;
+  void *stack = MAP_FAILED;
+
+  bool pgrp, sid;
+  int64_t exec_fd64;
+  if (!(file = codex_get_cstring(env, args[0], "file"))) goto out;
+  if (!(argv = get_strv(env, args[1], "argv", &argvc))) goto out;
+  if (!(envp = get_strv(env, args[2], "env", &envc))) goto out;
+  if (!(cwd = codex_get_cstring(env, args[3], "cwd"))) goto out;
+  if (!codex_get_bool(env, args[5], "newProcessGroup", &pgrp)) goto out;
+  if (!codex_get_bool(env, args[6], "setsid", &sid)) goto out;
+  if (!codex_get_int(env, args[7], "execFd", -1, INT32_MAX, &exec_fd64)) goto out;
+  if (argvc == 0) {
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE",
+                           "argv must hold at least argv[0]");
+    goto out;
+  }
+
+  uint32_t n32;
+  if (!codex_get_array(env, args[4], "fdMap", &n32)) goto out;
+  if (n32 > MAX_FD_MAP) {
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "fdMap has too many entries");
+    goto out;
+  }
+  nmap = n32;
+  map = calloc(nmap * 3 + 1, sizeof *map);
+  if (!map) {
+    codex_throw_errno(env, ENOMEM, "calloc");
+    goto out;
+  }
+  int *targets = map, *sources = map + nmap, *temps = map + 2 * nmap;
+  int high = 0;
+  for (uint32_t i = 0; i < n32; i++) {
+    napi_value pair, t, s;
+    uint32_t plen;
+    if (napi_get_element(env, args[4], i, &pair) != napi_ok) {
+      codex_throw_napi_failure(env, napi_generic_failure, "fdMap");
+      goto out;
+    }
+    if (!codex_get_array(env, pair, "fdMap[i]", &plen)) goto out;
+    if (plen != 2) {
+      napi_throw_type_error(env, "ERR_INVALID_ARG_VALUE",
+                            "fdMap[i] must be a [target, source] pair");
+      goto out;
+    }
+    if (napi_get_element(env, pair, 0, &t) != napi_ok ||
+        napi_get_element(env, pair, 1, &s) != napi_ok) {
+      codex_throw_napi_failure(env, napi_generic_failure, "fdMap pair");
+      goto out;
+    }
+    if (!codex_get_fd(env, t, "fdMap target", &targets[i])) goto out;
+    if (!codex_get_fd(env, s, "fdMap source", &sources[i])) goto out;
+    if (targets[i] >= INT32_MAX - 1) {
+      napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "fdMap target too large");
+      goto out;
+    }
+    for (uint32_t j = 0; j < i; j++) {
+      if (targets[j] == targets[i]) {
+        char msg[96];
+        snprintf(msg, sizeof msg, "fdMap target %d appears twice", targets[i]);
+        napi_throw_range_error(env, "ERR_INVALID_ARG_VALUE", msg);
+        goto out;
+      }
+    }
+    if (targets[i] + 1 > high) high = targets[i] + 1;
+  }
+
+  /* The error pipe and the exec fd must not sit on a target number, or the
+   * child's dup2 would clobber them. */
+  if (pipe2(errpipe, O_CLOEXEC) != 0) {
+    codex_throw_errno(env, errno, "pipe2");
+    goto out;
+  }
+  if (errpipe[1] < high) {
+    int nfd = fcntl(errpipe[1], F_DUPFD_CLOEXEC, high);
+    if (nfd < 0) {
+      codex_throw_errno(env, errno, "fcntl");
+      goto out;
+    }
+    close(errpipe[1]);
+    errpipe[1] = nfd;
+  }
+  int exec_fd = (int)exec_fd64;
+  if (exec_fd >= 0 && exec_fd < high) {
+    exec_dup = fcntl(exec_fd, F_DUPFD_CLOEXEC, high);
+    if (exec_dup < 0) {
+      codex_throw_errno(env, errno, "fcntl");
+      goto out;
+    }
+    exec_fd = exec_dup;
+  }
+
+  struct rlimit rl;
+  int fallback_max = 65535;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+      rl.rlim_cur < (rlim_t)(1 << 20))
+    fallback_max = (int)rl.rlim_cur - 1;
+
+  child_args_t ca = {
+      .file = file, .argv = argv, .envp = envp, .cwd = cwd, .nmap = nmap,
+      .targets = targets, .sources = sources, .temps = temps, .high = high,
+      .errfd = errpipe[1], .exec_fd = exec_fd, .setsid = sid,
+      .setpgid = pgrp, .fallback_maxfd = fallback_max,
+  };
+
+  stack = mmap(NULL, CHILD_STACK_SIZE, PROT_READ | PROT_WRITE,
+               MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+  if (stack == MAP_FAILED) {
+    codex_throw_errno(env, errno, "mmap");
+    goto out;
+  }
+
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  int pidfd = -1;
+  pid_t pid = clone(child_main, (char *)stack + CHILD_STACK_SIZE,
+                    CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD, &ca, &pidfd);
+  int clone_err = errno;
+  if (pid < 0 && clone_err == EINVAL) {
+    /* Kernel without CLONE_PIDFD (< 5.2): open the pidfd afterwards. */
+    pid = clone(child_main, (char *)stack + CHILD_STACK_SIZE,
+                CLONE_VM | CLONE_VFORK | SIGCHLD, &ca);
+    clone_err = errno;
+    if (pid > 0) {
+      pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+      if (pidfd < 0) clone_err = errno;
+    }
+  }
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  close(errpipe[1]);
+  errpipe[1] = -1;
+  if (pid < 0) {
+    codex_throw_errno(env, clone_err, "clone");
+    goto out;
+  }
+
+  int msg[2] = {0, 0};
+  ssize_t got;
+  do {
+    got = read(errpipe[0], msg, sizeof msg);
+  } while (got < 0 && errno == EINTR);
+
+  if (got == (ssize_t)sizeof msg || pidfd < 0) {
+    /* The child failed before exec (or we have no pidfd to hand out): reap
+     * it now so no zombie is left behind. */
+    int st;
+    if (got != (ssize_t)sizeof msg) kill(pid, SIGKILL); /* still our child */
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+    }
+    if (pidfd >= 0) close(pidfd);
+    if (got == (ssize_t)sizeof msg)
+      throw_child_error(env, msg[0], msg[1],
+                        msg[0] == STAGE_CHDIR ? cwd
+                        : msg[0] == STAGE_EXEC ? file
+                                               : NULL);
+    else
+      codex_throw_errno(env, clone_err ? clone_err : ENOSYS, "pidfd_open");
+    goto out;
+  }
+
+  napi_value obj, vpid, vfd;
+  if (napi_create_object(env, &obj) != napi_ok ||
+      napi_create_int32(env, pid, &vpid) != napi_ok ||
+      napi_create_int32(env, pidfd, &vfd) != napi_ok ||
+      napi_set_named_property(env, obj, "pid", vpid) != napi_ok ||
+      napi_set_named_property(env, obj, "pidfd", vfd) != napi_ok) {
+    /* The child is running but we cannot report it: kill and reap it rather
+     * than leak an unsupervised process. */
+    syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
+    int st;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+    }
+    close(pidfd);
+    codex_throw_napi_failure(env, napi_generic_failure, "spawn result");
+    goto out;
+  }
+  ret = obj;
+
+out:
+  if (stack != MAP_FAILED) munmap(stack, CHILD_STACK_SIZE);
+  if (errpipe[0] >= 0) close(errpipe[0]);
+  if (errpipe[1] >= 0) close(errpipe[1]);
+  if (exec_dup >= 0) close(exec_dup);
+  free(map);
+  free(file);
+  free(cwd);
+  free_strv(argv, argvc);
+  free_strv(envp, envc);
+  return ret;
+}
+
+napi_value codex_init_spawn(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+      {"spawn", NULL, spawn, NULL, NULL, NULL, napi_enumerable, NULL},
+  };
+  NAPI_CALL(env, napi_define_properties(env, exports, 1, props));
+  return exports;
+}

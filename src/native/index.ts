@@ -1,0 +1,255 @@
+/**
+ * Typed wrapper over the codex_native N-API addon (native/*.c): the Unix
+ * primitives Node lacks — socketpair, SCM_RIGHTS fd passing, raw-fd polling
+ * on the event loop, and byte-exact spawning with an explicit fd map and
+ * pidfd-based reaping. Linux only.
+ *
+ * Errors from system calls are plain Errors carrying `.code` ('EPIPE',
+ * 'ENOENT', ...), `.errno` (negative, Node style), `.syscall` and, where a
+ * path was involved, `.path`. Bad arguments throw TypeError / RangeError.
+ */
+import { binding, type RawPoller } from './binding.js';
+
+export type Fd = number;
+
+/** Shape of errors thrown for failed system calls. */
+export interface NativeError extends Error {
+  code: string;
+  errno: number;
+  syscall: string;
+  path?: string;
+}
+
+export function isNativeError(err: unknown): err is NativeError {
+  return (
+    err instanceof Error &&
+    typeof (err as Partial<NativeError>).code === 'string' &&
+    typeof (err as Partial<NativeError>).syscall === 'string'
+  );
+}
+
+/** recvMsg refuses buffers larger than this (RangeError). */
+export const MAX_RECV_BYTES = 64 * 1024 * 1024;
+/** Kernel cap on fds in one SCM_RIGHTS message (SCM_MAX_FD). */
+export const MAX_SCM_FDS = 253;
+
+/** Unix socket pair. Defaults: close-on-exec and non-blocking on both ends. */
+export function socketPair(
+  type: 'stream' | 'dgram',
+  opts?: { cloexec?: boolean; nonblock?: boolean },
+): [Fd, Fd] {
+  return binding.socketPair(type, opts?.cloexec ?? true, opts?.nonblock ?? true);
+}
+
+export function setCloexec(fd: Fd, on: boolean): void {
+  binding.setCloexec(fd, on);
+}
+
+export function setNonblock(fd: Fd, on: boolean): void {
+  binding.setNonblock(fd, on);
+}
+
+/** close(2); EINTR counts as closed (Linux always releases the fd). */
+export function closeFd(fd: Fd): void {
+  binding.closeFd(fd);
+}
+
+export interface Received {
+  bytes: Buffer;
+  /** Received fds, already O_CLOEXEC. The caller owns (and must close) them. */
+  fds: Fd[];
+  /** Datagram was longer than maxBytes (MSG_TRUNC); the rest is lost. */
+  truncated: boolean;
+  /** More fds arrived than maxFds (MSG_CTRUNC); the kernel closed the excess. */
+  controlTruncated: boolean;
+}
+
+/**
+ * Non-blocking recvmsg (MSG_DONTWAIT | MSG_CMSG_CLOEXEC).
+ * 'again': nothing to read. 'eof': stream peer closed. A 0-byte datagram is
+ * a Received with empty bytes. maxBytes is 1..MAX_RECV_BYTES, maxFds 0..253.
+ */
+export function recvMsg(fd: Fd, maxBytes: number, maxFds: number): Received | 'again' | 'eof' {
+  return binding.recvMsg(fd, maxBytes, maxFds);
+}
+
+/**
+ * Non-blocking sendmsg with MSG_NOSIGNAL; fds go as one SCM_RIGHTS message
+ * on the first byte (data must then be non-empty). Returns bytes written —
+ * on a stream this may be fewer than data.length; send the rest without fds.
+ */
+export function sendMsg(fd: Fd, data: Buffer | Uint8Array, fds?: readonly Fd[]): number | 'again' {
+  return binding.sendMsg(fd, data, fds);
+}
+
+export interface PollEvents {
+  readable: boolean;
+  writable: boolean;
+  disconnect: boolean;
+}
+
+/**
+ * uv_poll_t on a raw fd; the callback runs on the JS thread. libuv switches
+ * the fd to O_NONBLOCK. Close the Poller before closing its fd, and use at
+ * most one Poller per fd.
+ */
+export class Poller {
+  readonly #native: RawPoller;
+
+  constructor(fd: Fd, onEvent: (err: Error | null, events: PollEvents) => void) {
+    if (typeof onEvent !== 'function') throw new TypeError('onEvent must be a function');
+    this.#native = new binding.Poller(fd, onEvent);
+  }
+
+  /** (Re)arms with exactly these events; disconnect is always reported. Both false = stop(). */
+  start(events: { readable?: boolean; writable?: boolean }): void {
+    if (typeof events !== 'object' || events === null) throw new TypeError('events must be an object');
+    this.#native.start(events.readable === true, events.writable === true);
+  }
+
+  stop(): void {
+    this.#native.stop();
+  }
+
+  /** Idempotent; does not close the fd; safe inside the callback. start() afterwards throws. */
+  close(): void {
+    this.#native.close();
+  }
+
+  /** Like net.Socket#unref: an armed poller stops keeping the process alive. */
+  unref(): void {
+    this.#native.unref();
+  }
+
+  ref(): void {
+    this.#native.ref();
+  }
+}
+
+export interface SpawnOptions {
+  /** Path to execve (bytes allowed: may be non-UTF-8). Relative paths resolve against cwd. */
+  file: Buffer | string;
+  argv: readonly (Buffer | string)[];
+  /** "NAME=value" entries, bytes allowed. */
+  env: readonly (Buffer | string)[];
+  cwd: Buffer | string;
+  /** Child gets source dup'ed onto target; every other fd is closed in the child. */
+  fdMap: ReadonlyArray<readonly [target: Fd, source: Fd]>;
+  /** setpgid(0, 0) in the child. */
+  newProcessGroup?: boolean;
+  /** New session (setsid) instead; wins over newProcessGroup. */
+  setsid?: boolean;
+  /**
+   * Exec this open fd (execveat AT_EMPTY_PATH) instead of `file`, so exactly
+   * the checked file runs. Note: a `#!` script cannot be exec'd this way
+   * (the fd is close-on-exec, the kernel reports ENOENT); use `file` for those.
+   */
+  execFd?: Fd;
+}
+
+function toBytes(v: unknown, name: string): Uint8Array {
+  if (typeof v === 'string') return Buffer.from(v, 'utf8');
+  if (v instanceof Uint8Array) return v;
+  throw new TypeError(`${name} must be a string or Buffer`);
+}
+
+function toBytesArray(v: unknown, name: string): Uint8Array[] {
+  if (!Array.isArray(v)) throw new TypeError(`${name} must be an array of strings or Buffers`);
+  return v.map((x: unknown, i) => toBytes(x, `${name}[${i}]`));
+}
+
+/**
+ * clone(CLONE_VM|CLONE_VFORK|CLONE_PIDFD) + execve. The child starts with an
+ * empty signal mask and default dispositions. Failures before exec throw an
+ * Error with .code and .syscall ('execve' | 'chdir' | 'dup2' | 'setsid' |
+ * 'setpgid'); the failed child is already reaped. On success the caller owns
+ * the pidfd (close it, or let waitForExit do so).
+ */
+export function spawnProcess(opts: SpawnOptions): { pid: number; pidfd: Fd } {
+  if (typeof opts !== 'object' || opts === null) throw new TypeError('spawnProcess options must be an object');
+  const fdMap: unknown = opts.fdMap;
+  if (!Array.isArray(fdMap)) throw new TypeError('fdMap must be an array of [target, source] pairs');
+  const execFd = opts.execFd ?? -1;
+  if (opts.execFd !== undefined && (typeof opts.execFd !== 'number' || opts.execFd < 0)) {
+    throw new RangeError('execFd must be a non-negative fd number');
+  }
+  return binding.spawn(
+    toBytes(opts.file, 'file'),
+    toBytesArray(opts.argv, 'argv'),
+    toBytesArray(opts.env, 'env'),
+    toBytes(opts.cwd, 'cwd'),
+    fdMap as ReadonlyArray<readonly [number, number]>,
+    opts.newProcessGroup === true,
+    opts.setsid === true,
+    execFd,
+  );
+}
+
+export interface ExitStatus {
+  /** Exit code when the child exited normally, else null. */
+  code: number | null;
+  /** Terminating signal number when killed, else null. */
+  signal: number | null;
+  coreDumped: boolean;
+}
+
+/**
+ * Resolves when the child exits: polls the pidfd, then reaps with
+ * waitid(P_PIDFD, WEXITED). Closes the pidfd whether it resolves or rejects.
+ */
+export function waitForExit(pid: number, pidfd: Fd): Promise<ExitStatus> {
+  if (!Number.isInteger(pid) || pid <= 0) return Promise.reject(new RangeError(`pid must be a positive integer, got ${pid}`));
+  if (!Number.isInteger(pidfd) || pidfd < 0) {
+    return Promise.reject(new RangeError(`pidfd must be a non-negative integer, got ${pidfd}`));
+  }
+  return new Promise<ExitStatus>((resolve, reject) => {
+    let poller: Poller | undefined;
+    let done = false;
+    const finish = (err: unknown, status?: ExitStatus): void => {
+      if (done) return;
+      done = true;
+      poller?.close();
+      try {
+        closeFd(pidfd);
+      } catch (closeErr) {
+        err ??= closeErr;
+      }
+      if (status && err === undefined) resolve(status);
+      else reject(err);
+    };
+    const tryReap = (): void => {
+      try {
+        const st = binding.waitPidfd(pidfd);
+        if (st) finish(undefined, { code: st.code, signal: st.signal, coreDumped: st.coreDumped });
+      } catch (err) {
+        finish(err);
+      }
+    };
+    tryReap();
+    if (done) return;
+    try {
+      poller = new Poller(pidfd, (err) => {
+        if (err) finish(err);
+        else tryReap();
+      });
+      poller.start({ readable: true });
+    } catch (err) {
+      finish(err);
+    }
+  });
+}
+
+/** pidfd_send_signal; a child that already exited (ESRCH) is not an error. */
+export function sendSignal(pidfd: Fd, signal: number): void {
+  binding.sendSignal(pidfd, signal);
+}
+
+/** open(path, O_PATH | O_CLOEXEC): a handle for execFd that cannot be swapped underneath. */
+export function openPath(path: Buffer | string): Fd {
+  return binding.openPath(toBytes(path, 'path'));
+}
+
+/** Number of open fds in this process (for leak checks). */
+export function countOpenFds(): number {
+  return binding.countOpenFds();
+}
