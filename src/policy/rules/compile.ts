@@ -260,7 +260,7 @@ function validateExamples(decl: PrefixRuleDecl, hostExecutables: ReadonlyMap<str
   const own = new Map<string, PrefixRule[]>();
   for (const r of decl.rules) own.set(r.program, [...(own.get(r.program) ?? []), r]);
   const set = new RuleSet(own, hostExecutables);
-  const ruleName = describeRule(decl.rules[0] as PrefixRule);
+  const ruleName = describeRule(decl.rules[0] as PrefixRule, decl.rules.map((r) => r.program));
   for (const ex of decl.notMatch) {
     if (set.matches(ex.argv, { resolveHostExecutables: true }).length > 0) {
       throw new RulesLoadError(

@@ -172,9 +172,14 @@ export function tokenize(source: string, file: string): Token[] {
         depth++;
         openers.push({ op, pos: start });
       }
-      if ((op === ')' || op === ']' || op === '}') && depth > 0) {
+      if (op === ')' || op === ']' || op === '}') {
+        const top = openers.pop();
+        if (top === undefined) fail(start, `unmatched '${op}': nothing to close`);
+        const want = top.op === '(' ? ')' : top.op === '[' ? ']' : '}';
+        if (want !== op) {
+          fail(start, `expected '${want}' to close the '${top.op}' opened at ${top.pos.line}:${top.pos.column}, found '${op}'`);
+        }
         depth--;
-        openers.pop();
       }
       tokens.push({ kind: 'op', value: op, pos: start });
       i += op.length;
@@ -259,7 +264,8 @@ export function tokenize(source: string, file: string): Token[] {
       if (hexLen > 0) {
         const hex = source.slice(j + 2, j + 2 + hexLen);
         if (hex.length !== hexLen || !/^[0-9a-fA-F]+$/.test(hex)) {
-          fail(escPos, `invalid escape sequence \\${e}${hex}: expected ${hexLen} hexadecimal digits`);
+          const got = /^[0-9a-fA-F]*/.exec(hex)?.[0] ?? '';
+          fail(escPos, `invalid escape sequence \\${e}${got}: expected ${hexLen} hexadecimal digits`);
         }
         const code = parseInt(hex, 16);
         if (code > 0x10ffff || (code >= 0xd800 && code <= 0xdfff)) {

@@ -91,8 +91,9 @@ export function renderPatternToken(t: PatternToken): string {
 }
 
 /** A short, stable description of a rule for messages: `prefix_rule(["git", "push"]) at file:line:col`. */
-export function describeRule(rule: PrefixRule): string {
-  const toks = [rule.program, ...rule.rest].map((t) =>
+export function describeRule(rule: PrefixRule, programs?: readonly string[]): string {
+  const head: PatternToken = programs !== undefined && programs.length > 1 ? programs : rule.program;
+  const toks = [head, ...rule.rest].map((t) =>
     typeof t === 'string' ? JSON.stringify(t) : `[${t.map((a) => JSON.stringify(a)).join(', ')}]`,
   );
   return `prefix_rule([${toks.join(', ')}], decision="${rule.decision}") at ${rule.origin.file}:${rule.origin.line}:${rule.origin.column}`;
