@@ -98,7 +98,7 @@ describe('check CLI (real process)', () => {
     expect(bad.code).toBe(1);
     expect(bad.stdout).toBe('');
     expect(bad.stderr).toBe(
-      `codex-escalate check: rules did not load: ${path.join(fixtures, 'broken.rules')}:3:43: invalid decision "alow": expected "allow", "prompt" or "forbidden"\n`,
+      `codex-escalate check: rules did not load: ${path.join(fixtures, 'broken.rules')}:3:42: invalid decision "alow": expected "allow", "prompt" or "forbidden"\n`,
     );
     const missing = await runCli(['check', '--rules', path.join(fixtures, 'does-not-exist.rules'), '--', 'ls']);
     expect(missing.code).toBe(1);
