@@ -23,10 +23,15 @@ void codex_throw_napi_failure(napi_env env, napi_status status,
   napi_throw_error(env, "ERR_CODEX_NATIVE", msg);
 }
 
-/* Node-style errno name; uv_err_name covers every errno Linux returns. */
+/* errno -> "EPIPE". glibc knows every Linux errno (libuv lacks some, e.g.
+ * ENOEXEC); libuv is the fallback for other C libraries. */
 static const char *errno_name(int err) {
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 32))
+  const char *g = strerrorname_np(err);
+  if (g) return g;
+#endif
   const char *n = uv_err_name(-err);
-  return n ? n : "UNKNOWN";
+  return (n && n[0] == 'E') ? n : "UNKNOWN";
 }
 
 napi_value codex_make_errno_error(napi_env env, int err, const char *syscall,
