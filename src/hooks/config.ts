@@ -123,7 +123,10 @@ export function loadHooksSync(opts: LoadHooksOptions = {}): HooksConfig {
     const format: 'json' | 'toml' = real.endsWith('.toml') ? 'toml' : 'json';
     const loaded = format === 'toml' ? loadTomlText(text, c.path, env) : loadJsonText(text, c.path, env);
     for (const [name, s] of Object.entries(loaded.mcpServers)) {
-      if (Object.hasOwn(mcpServers, name)) {
+      const prev = mcpServers[name];
+      // The same server defined identically in two files (e.g. both example files) is one server.
+      if (prev && JSON.stringify({ ...prev, source: '' }) === JSON.stringify({ ...s, source: '' })) continue;
+      if (prev) {
         throw new HooksConfigError(`${c.path}: MCP server "${name}" is already defined in ${mcpServers[name]!.source}`, c.path, `mcp_servers.${name}`);
       }
       mcpServers[name] = s;
