@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include "common.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -145,7 +146,18 @@ bool codex_get_array(napi_env env, napi_value v, const char *name,
   return true;
 }
 
+/* Worker threads unload their addons before the worker loop runs its last
+ * close callbacks; uv close callbacks of ours would then jump into unmapped
+ * code. Marking this library RTLD_NODELETE keeps the code mapped for the life
+ * of the process (it is loaded at most once anyway). */
+static void pin_module(void) {
+  Dl_info info;
+  if (dladdr((void *)pin_module, &info) && info.dli_fname)
+    (void)dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
+}
+
 static napi_value init(napi_env env, napi_value exports) {
+  pin_module();
   if (!codex_init_fdpass(env, exports)) return NULL;
   if (!codex_init_poller(env, exports)) return NULL;
   if (!codex_init_spawn(env, exports)) return NULL;

@@ -28,12 +28,34 @@ typedef struct {
   bool closing;   /* uv_close requested */
   bool closed;    /* uv close callback ran */
   bool finalized; /* JS object collected (or env torn down) */
+  bool hooked;    /* env cleanup hook registered */
 } poller_t;
+
+static void cleanup_hook(void *arg);
+
+static void unhook(poller_t *p) {
+  if (!p->hooked) return;
+  p->hooked = false;
+  napi_remove_env_cleanup_hook(p->env, cleanup_hook, p);
+}
 
 static void on_uv_close(uv_handle_t *h) {
   poller_t *p = h->data;
   p->closed = true;
+  unhook(p);
   if (p->finalized) free(p);
+}
+
+/* Environment teardown (worker exit/terminate): the loop must be left with no
+ * open handle of ours, and no JS may run any more. */
+static void cleanup_hook(void *arg) {
+  poller_t *p = arg;
+  p->hooked = false; /* Node drops the hook after running it */
+  if (p->closing) return;
+  if (p->started) uv_poll_stop(&p->handle);
+  p->started = false;
+  p->closing = true;
+  uv_close((uv_handle_t *)&p->handle, on_uv_close);
 }
 
 static void set_started(poller_t *p, bool on) {
@@ -195,6 +217,7 @@ static napi_value poller_new(napi_env env, napi_callback_info info) {
     return NULL;
   }
   /* From here the finalizer owns cleanup. */
+  if (napi_add_env_cleanup_hook(env, cleanup_hook, p) == napi_ok) p->hooked = true;
   if (napi_create_reference(env, thisv, 0, &p->self) != napi_ok) {
     codex_throw_napi_failure(env, napi_generic_failure, "napi_create_reference");
     return NULL;
