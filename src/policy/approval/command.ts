@@ -40,23 +40,47 @@ export function createCommandApprover(command: string, opts: CommandApproverOpti
       const deny = (why: string): ApprovalResult => ({ decision: 'deny', reason: requiresApprovalReason(req, why) });
       if (signal.aborted) return deny('request cancelled');
       let result;
+      let timedOut = false;
+      let cancelled = false;
       try {
-        result = await execa(command, {
+        // Own process group, so a timeout or cancel kills the whole tree (a `sleep` left
+        // behind would hold the pipes open and the approval would hang).
+        const child = execa(command, {
           shell: true,
+          detached: true,
           input: JSON.stringify(approvalPayload(req)),
-          timeout: timeoutMs,
-          cancelSignal: signal,
           reject: false,
           maxBuffer: MAX_OUTPUT,
-          forceKillAfterDelay: 1000,
           stderr: 'pipe',
           ...(opts.cwd !== undefined ? { cwd: opts.cwd } : {}),
         });
+        const killTree = (): void => {
+          try {
+            if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
+          } catch {
+            // Already gone.
+          }
+        };
+        const timer = setTimeout(() => {
+          timedOut = true;
+          killTree();
+        }, timeoutMs);
+        const onAbort = (): void => {
+          cancelled = true;
+          killTree();
+        };
+        signal.addEventListener('abort', onAbort, { once: true });
+        try {
+          result = await child;
+        } finally {
+          clearTimeout(timer);
+          signal.removeEventListener('abort', onAbort);
+        }
       } catch (err) {
         return deny(`approval command could not run: ${(err as Error).message}`);
       }
-      if (result.timedOut) return deny(`approval command timed out after ${timeoutMs} ms`);
-      if (result.isCanceled || signal.aborted) return deny('request cancelled');
+      if (timedOut) return deny(`approval command timed out after ${timeoutMs} ms`);
+      if (cancelled || signal.aborted) return deny('request cancelled');
       if (result.isMaxBuffer) return deny('approval command printed more than 1 MiB');
       if (result.signal !== undefined) return deny(`approval command killed by ${result.signal}`);
       if (result.exitCode !== 0) {

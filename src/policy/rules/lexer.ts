@@ -174,7 +174,7 @@ export function tokenize(source: string, file: string): Token[] {
       }
       if (op === ')' || op === ']' || op === '}') {
         const top = openers.pop();
-        if (top === undefined) fail(start, `unmatched '${op}': nothing to close`);
+        if (top === undefined) throw new RulesLoadError(file, start, `unmatched '${op}': nothing to close`);
         const want = top.op === '(' ? ')' : top.op === '[' ? ']' : '}';
         if (want !== op) {
           fail(start, `expected '${want}' to close the '${top.op}' opened at ${top.pos.line}:${top.pos.column}, found '${op}'`);
