@@ -14,6 +14,7 @@
 #include "common.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <uv.h>
 
@@ -24,6 +25,7 @@ typedef struct {
   napi_env env;
   napi_ref self;
   napi_async_context actx;
+  int fd;
   bool started;
   bool closing;   /* uv_close requested */
   bool closed;    /* uv close callback ran */
@@ -191,6 +193,7 @@ static napi_value poller_new(napi_env env, napi_callback_info info) {
     return NULL;
   }
   p->env = env;
+  p->fd = fd;
   int r = uv_poll_init(loop, &p->handle, fd);
   if (r != 0) {
     free(p);
@@ -245,6 +248,12 @@ static napi_value poller_start(napi_env env, napi_callback_info info) {
   if (!rd && !wr) {
     if (p->started) uv_poll_stop(&p->handle);
     set_started(p, false);
+    return NULL;
+  }
+  /* libuv aborts the process if epoll_ctl fails inside the loop, so refuse
+   * an fd that was closed under us while we can still throw. */
+  if (fcntl(p->fd, F_GETFD) < 0) {
+    codex_throw_errno(env, errno, "uv_poll_start");
     return NULL;
   }
   int ev = UV_DISCONNECT | (rd ? UV_READABLE : 0) | (wr ? UV_WRITABLE : 0);

@@ -247,6 +247,13 @@ describe('spawnProcess', () => {
     expect(drain(r).toString()).toBe('remapped\n');
     closeFd(r);
     closeFd(fd);
+    // A #! script cannot run from a close-on-exec fd: the kernel says ENOENT.
+    const script = path.join(tmp, 'script.sh');
+    writeFileSync(script, '#!/bin/sh\necho script\n', { mode: 0o755 });
+    const sfd = openPath(script);
+    const viaFd = thrown(() => spawnProcess({ file: script, argv: ['script'], env: ENV, cwd: '/', fdMap: [], execFd: sfd }));
+    expect(isNativeError(viaFd) && [viaFd.code, viaFd.syscall]).toEqual(['ENOENT', 'execve']);
+    closeFd(sfd);
     const missing = thrown(() => openPath(Buffer.from('/nonexistent/\xff', 'latin1')));
     expect(isNativeError(missing) && [missing.code, missing.syscall]).toEqual(['ENOENT', 'open']);
   });

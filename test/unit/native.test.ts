@@ -343,6 +343,16 @@ describe('Poller', () => {
     closeFd(b);
   });
 
+  it('start() on an fd closed underneath throws EBADF instead of aborting in libuv', () => {
+    const [a, b] = socketPair('stream');
+    const p = new Poller(b, () => {});
+    closeFd(b);
+    const err = thrown(() => p.start({ readable: true }));
+    expect(isNativeError(err) && err.code).toBe('EBADF');
+    p.close();
+    closeFd(a);
+  });
+
   it('rejects bad constructor arguments', () => {
     expect(() => new Poller(-1, () => {})).toThrow(RangeError);
     expect(() => new Poller(0, 'x' as unknown as () => void)).toThrow(TypeError);
