@@ -281,8 +281,13 @@ describe('waitForExit / sendSignal', () => {
 
   it('sendSignal ignores a child that already exited; SIGTERM is reported as signal 15', async () => {
     const { pid, pidfd } = spawnProcess({ file: '/bin/true', argv: ['true'], env: ENV, cwd: '/', fdMap: [] });
-    await new Promise((r) => setTimeout(r, 100));
-    expect(() => sendSignal(pidfd, 15)).not.toThrow(); // zombie: no error
+    // Wait until it is a zombie (exited, not yet reaped).
+    const deadline = Date.now() + 5000;
+    while (readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /s, '')[0] !== 'Z') {
+      if (Date.now() > deadline) throw new Error('child did not exit');
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    expect(() => sendSignal(pidfd, 15)).not.toThrow(); // exited: no error
     expect(await waitForExit(pid, pidfd)).toEqual({ code: 0, signal: null, coreDumped: false });
     const s = spawnProcess({ file: '/bin/sleep', argv: ['sleep', '30'], env: ENV, cwd: '/', fdMap: [] });
     sendSignal(s.pidfd, 15);

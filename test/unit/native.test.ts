@@ -43,6 +43,15 @@ function thrown(fn: () => unknown): unknown {
 
 const tick = (ms = 20): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/** Waits until cond() holds (events can lag on a loaded machine), failing after 5 s. */
+async function until(cond: () => boolean): Promise<void> {
+  const deadline = Date.now() + 5000;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error('condition not reached within 5 s');
+    await tick(5);
+  }
+}
+
 let fdsAtStart = 0;
 beforeAll(() => {
   fdsAtStart = countOpenFds();
@@ -246,12 +255,12 @@ describe('Poller', () => {
     await tick();
     expect(events).toHaveLength(0); // nothing to read yet
     sendMsg(a, Buffer.from('ping'));
-    await tick();
+    await until(() => events.length >= 1);
     expect(events.length).toBeGreaterThanOrEqual(1);
     expect(events[0]!.readable).toBe(true);
     events.length = 0;
     p.start({ writable: true });
-    await tick();
+    await until(() => events.length >= 1);
     expect(events.length).toBeGreaterThanOrEqual(1);
     expect(events[0]!.writable).toBe(true);
     p.close();
@@ -273,14 +282,12 @@ describe('Poller', () => {
     });
     p.start({ readable: true });
     sendMsg(a, Buffer.from('x'));
-    await tick();
-    expect(calls).toBe(1);
+    await until(() => calls === 1);
     await tick();
     expect(calls).toBe(1); // stopped
     phase = 'close';
     p.start({ readable: true }); // re-arm: data is still pending
-    await tick();
-    expect(calls).toBe(2);
+    await until(() => calls === 2);
     await tick();
     expect(calls).toBe(2); // closed
     expect(() => p.start({ readable: true })).toThrow(/closed/);
@@ -300,7 +307,8 @@ describe('Poller', () => {
     });
     sendMsg(a, Buffer.from('x'));
     p.start({ readable: true });
-    await tick(50);
+    await until(() => seen.length >= 2);
+    await tick();
     expect(seen).toEqual(['r', 'w']);
     closeFd(a);
     closeFd(b);
@@ -315,6 +323,7 @@ describe('Poller', () => {
     });
     p.start({ readable: true });
     closeFd(a);
+    await until(() => events.length >= 1);
     await tick();
     expect(events).toHaveLength(1);
     expect(events[0]!.disconnect || events[0]!.readable).toBe(true);
@@ -336,7 +345,7 @@ describe('Poller', () => {
     });
     p.start({ readable: true });
     sendMsg(a, Buffer.from('x'));
-    await tick(50);
+    await until(() => errors.length > 0);
     process.off('uncaughtException', onUncaught);
     expect(errors.map((e) => (e as Error).message)).toContain('boom from callback');
     closeFd(a);
