@@ -95,7 +95,7 @@ export class HookEngine {
     return (await this.dispatch(d, undefined, false)).map((r) => r.summary);
   }
 
-  async errorOccurred(e: ErrorInfo): Promise<void> {
+  async errorOccurred(e: ErrorInfo): Promise<HookRunSummary[]> {
     const d: HookEventData = {
       event: 'error.occurred',
       sessionId: e.sessionId ?? '',
@@ -103,7 +103,7 @@ export class HookEngine {
       timestamp: new Date().toISOString(),
       error: { message: e.error, kind: e.kind },
     };
-    await this.dispatch(d, undefined, false);
+    return (await this.dispatch(d, undefined, false)).map((r) => r.summary);
   }
 
   /** Stops persistent hooks and MCP servers, kills every hook process group still running. */

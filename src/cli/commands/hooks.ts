@@ -1,0 +1,202 @@
+import { accessSync, constants } from 'node:fs';
+import path from 'node:path';
+import type { Command } from 'commander';
+import { loadHooks } from '../../hooks/config.js';
+import { HookEngine } from '../../hooks/engine.js';
+import { normalizeEvent } from '../../hooks/config.js';
+import { CLAUDE_EVENT_NAMES, HooksConfigError, type HookDefinition, type HookRunSummary, type HooksConfig } from '../../hooks/types.js';
+
+/** Where command output goes (tests pass their own sinks). */
+export interface HooksCommandIO {
+  readonly out: (s: string) => void;
+  readonly err: (s: string) => void;
+}
+
+const defaultIO: HooksCommandIO = {
+  out: (s) => process.stdout.write(s),
+  err: (s) => process.stderr.write(s),
+};
+
+const collect = (v: string, acc: string[]): string[] => [...acc, v];
+
+interface CommonOpts {
+  hooks: string[];
+  discover: boolean;
+  cwd?: string;
+  json?: boolean;
+}
+
+async function load(o: CommonOpts, io: HooksCommandIO): Promise<HooksConfig | undefined> {
+  const cwd = path.resolve(o.cwd ?? process.cwd());
+  try {
+    return await loadHooks({ files: o.hooks, ...(o.discover ? { discoverFrom: cwd } : {}) });
+  } catch (e) {
+    io.err(`codex-escalate hooks: ${e instanceof HooksConfigError ? e.message : String(e)}\n`);
+    process.exitCode = 1;
+    return undefined;
+  }
+}
+
+function describeHook(h: HookDefinition): string {
+  const what =
+    h.type === 'command'
+      ? typeof h.command === 'string'
+        ? h.command
+        : h.command.join(' ')
+      : h.type === 'webhook'
+        ? `${h.method} ${h.url}`
+        : `${h.server}/${h.tool}`;
+  const flags = [
+    h.type === 'command' && h.persistent ? 'persistent' : undefined,
+    h.mode === 'async' ? 'async' : undefined,
+    h.required ? 'required' : undefined,
+    h.enabled ? undefined : 'DISABLED',
+    h.priority !== 'normal' ? `priority=${h.priority}` : undefined,
+    h.matcher !== undefined ? `matcher=${JSON.stringify(h.matcher)}` : undefined,
+    Object.keys(h.conditions).length ? `conditions=${JSON.stringify(h.conditions)}` : undefined,
+    `timeout=${h.timeoutMs / 1000}s`,
+  ].filter((x) => x !== undefined);
+  return `    ${h.entry}\n      ${CLAUDE_EVENT_NAMES[h.event]} (${h.event})  ${h.type}  ${flags.join('  ')}\n      ${what}${h.description ? `\n      ${h.description}` : ''}\n`;
+}
+
+function formatRun(r: HookRunSummary): string {
+  const parts = [`  ${r.hook}: ${r.status}`, `${r.duration_ms} ms`];
+  if (r.decision) parts.push(`decision=${r.decision}`);
+  if (r.rewrite) parts.push(`rewrite=${JSON.stringify(r.rewrite)}`);
+  if (r.required) parts.push('required');
+  let s = parts.join('  ');
+  if (r.reason) s += `\n    reason: ${r.reason}`;
+  if (r.error) s += `\n    error: ${r.error}`;
+  if (r.output) s += `\n    output: ${r.output.split('\n').join('\n            ')}`;
+  return `${s}\n`;
+}
+
+/** Absolute path of argv[0] as the shell would find it (PATH lookup), or argv[0] resolved against cwd. */
+function resolveProgram(arg0: string, cwd: string): string {
+  if (arg0.includes('/')) return path.resolve(cwd, arg0);
+  for (const dir of (process.env.PATH ?? '').split(':')) {
+    if (dir === '') continue;
+    const p = path.join(dir, arg0);
+    try {
+      accessSync(p, constants.X_OK);
+      return p;
+    } catch {
+      // keep looking
+    }
+  }
+  return arg0;
+}
+
+/**
+ * `hooks list` and `hooks test`.
+ * Exit status of `hooks test`: 0 = not denied, 2 = denied, 1 = configuration or usage error.
+ */
+export function registerHooksCommands(program: Command, io: HooksCommandIO = defaultIO): void {
+  const hooks = program.command('hooks').description('inspect and dry-run lifecycle hooks');
+
+  hooks
+    .command('list')
+    .description('show the configured hooks and the files they come from')
+    .option('--hooks <file>', 'hooks file (hooks.json or hooks.toml); repeatable', collect, [])
+    .option('--no-discover', 'do not look for .codex/hooks.* in the working and user config directories')
+    .option('--cwd <dir>', 'working directory for discovery (default: current directory)')
+    .option('--json', 'machine-readable output')
+    .action(async (o: CommonOpts) => {
+      const cfg = await load(o, io);
+      if (!cfg) return;
+      if (o.json) {
+        io.out(`${JSON.stringify({ files: cfg.files, hooks: cfg.hooks, mcpServers: cfg.mcpServers, parallel: cfg.parallel, warnings: cfg.warnings }, null, 2)}\n`);
+        return;
+      }
+      if (cfg.files.length === 0) {
+        io.out('no hooks configured (no --hooks files, nothing discovered)\n');
+        return;
+      }
+      io.out(`${cfg.hooks.length} hook(s) from ${cfg.files.length} file(s); execution: ${cfg.parallel ? 'parallel' : 'sequential by priority'}\n`);
+      for (const f of cfg.files) {
+        io.out(`\n${f.path}  (${f.format}, ${f.origin}${f.enabled ? '' : ', disabled'})\n`);
+        for (const h of cfg.hooks.filter((x) => x.source === path.resolve(f.path))) io.out(describeHook(h));
+      }
+      const servers = Object.values(cfg.mcpServers);
+      if (servers.length) {
+        io.out('\nMCP servers:\n');
+        for (const s of servers) io.out(`  ${s.name}: ${[s.command, ...s.args].join(' ')}  (${s.source})\n`);
+      }
+      for (const w of cfg.warnings) io.out(`\nwarning: ${w}\n`);
+    });
+
+  hooks
+    .command('test')
+    .description('dry-run the hooks of one event and show each result and the merged decision')
+    .requiredOption('--event <name>', 'PreToolUse | PostToolUse | SessionStart | Stop | ErrorOccurred (or exec.before, ...)')
+    .option('--hooks <file>', 'hooks file (hooks.json or hooks.toml); repeatable', collect, [])
+    .option('--no-discover', 'do not look for .codex/hooks.* in the working and user config directories')
+    .option('--cwd <dir>', 'session working directory (default: current directory)')
+    .option('--session <id>', 'session id to report', 'hooks-test')
+    .option('--exit-code <n>', 'exit status for PostToolUse / Stop', '0')
+    .option('--json', 'machine-readable output')
+    .argument('[command...]', 'the command (argv) for PreToolUse / PostToolUse')
+    .action(async (argv: string[], o: CommonOpts & { event: string; session: string; exitCode: string }) => {
+      const event = normalizeEvent(o.event);
+      if (!event) {
+        io.err(`codex-escalate hooks test: unknown event "${o.event}" (expected PreToolUse, PostToolUse, SessionStart, Stop or ErrorOccurred)\n`);
+        process.exitCode = 1;
+        return;
+      }
+      if ((event === 'exec.before' || event === 'exec.after') && argv.length === 0) {
+        io.err(`codex-escalate hooks test: ${o.event} needs a command: hooks test --event ${o.event} -- rm -rf /\n`);
+        process.exitCode = 1;
+        return;
+      }
+      const exitCode = Number(o.exitCode);
+      if (!Number.isInteger(exitCode)) {
+        io.err('codex-escalate hooks test: --exit-code must be an integer\n');
+        process.exitCode = 1;
+        return;
+      }
+      const cfg = await load(o, io);
+      if (!cfg) return;
+      const cwd = path.resolve(o.cwd ?? process.cwd());
+      const engine = new HookEngine(cfg);
+      try {
+        const info = { sessionId: o.session, requestId: 'hooks-test-1', program: resolveProgram(argv[0] ?? '', cwd), argv, workdir: cwd, cwd };
+        let runs: readonly HookRunSummary[];
+        let verdict: { decision: string; reason?: string | undefined; rewrite?: { argv: readonly string[] } | undefined } | undefined;
+        switch (event) {
+          case 'exec.before': {
+            const v = await engine.preToolUse(info);
+            runs = v.runs;
+            verdict = v;
+            break;
+          }
+          case 'exec.after':
+            runs = await engine.postToolUse({ ...info, outcome: 'exited', exitCode, durationMs: 0 });
+            break;
+          case 'session_start':
+            runs = await engine.sessionStart({ sessionId: o.session, cwd });
+            break;
+          case 'session_end':
+            runs = await engine.sessionEnd({ sessionId: o.session, cwd, exitCode, durationMs: 0 });
+            break;
+          case 'error.occurred':
+            runs = await engine.errorOccurred({ sessionId: o.session, error: argv.join(' ') || 'hooks test error', kind: 'test', cwd });
+            break;
+        }
+        await engine.drainAsync();
+        if (o.json) {
+          io.out(`${JSON.stringify({ event, runs, ...(verdict ? { verdict: { decision: verdict.decision, reason: verdict.reason, rewrite: verdict.rewrite } } : {}) }, null, 2)}\n`);
+        } else {
+          io.out(`${CLAUDE_EVENT_NAMES[event]} (${event})${argv.length ? `: ${JSON.stringify(argv)}` : ''}\n`);
+          if (runs.length === 0) io.out('  no synchronous hook matched\n');
+          for (const r of runs) io.out(formatRun(r));
+          if (verdict) {
+            io.out(`merged decision: ${verdict.decision}${verdict.reason ? ` — ${verdict.reason}` : ''}\n`);
+            if (verdict.rewrite) io.out(`rewrite: ${JSON.stringify(verdict.rewrite.argv)}\n`);
+          }
+        }
+        if (verdict?.decision === 'deny') process.exitCode = 2;
+      } finally {
+        await engine.close();
+      }
+    });
+}

@@ -1,0 +1,98 @@
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { Command } from 'commander';
+import { afterEach, describe, expect, it } from 'vitest';
+import { registerHooksCommands } from '../../src/cli/commands/hooks.js';
+import { examples, tmp } from '../fixtures/hooks/helpers.js';
+
+async function run(args: string[]): Promise<{ out: string; err: string; code: number }> {
+  let out = '';
+  let err = '';
+  const program = new Command().exitOverride().configureOutput({ writeOut: (s) => (out += s), writeErr: (s) => (err += s) });
+  registerHooksCommands(program, { out: (s) => (out += s), err: (s) => (err += s) });
+  process.exitCode = 0;
+  try {
+    await program.parseAsync(['node', 'codex-escalate', ...args]);
+  } catch (e) {
+    err += String(e);
+    if (process.exitCode === 0) process.exitCode = 1;
+  }
+  const code = Number(process.exitCode ?? 0);
+  process.exitCode = 0;
+  return { out, err, code };
+}
+
+afterEach(() => {
+  process.exitCode = 0;
+});
+
+// Keep the scanner's log and any user-dir discovery inside a temp dir.
+const home = tmp();
+Object.assign(process.env, { CODEX_SECURITY_LOG: path.join(home, 'security.log'), CODEX_HOME: path.join(home, '.codex') });
+
+describe('codex-escalate hooks list', () => {
+  it('shows each hook with its file and origin', async () => {
+    const r = await run(['hooks', 'list', '--no-discover', '--hooks', path.join(examples, 'hooks.toml')]);
+    expect(r.code).toBe(0);
+    expect(r.out).toContain(path.join(examples, 'hooks.toml'));
+    expect(r.out).toContain('(toml, explicit)');
+    expect(r.out).toContain('PreToolUse (exec.before)  command  persistent  required  priority=high');
+    expect(r.out).toContain('security_scanner/scan_command');
+    expect(r.out).toContain('MCP servers:');
+  });
+
+  it('reports a config error with file, entry and field, exit 1', async () => {
+    const f = path.join(tmp(), 'bad.toml');
+    writeFileSync(f, '[[hooks.exec]]\nevent = "exec.before"\ncommand = ["x"]\ntimeout = -3\n');
+    const r = await run(['hooks', 'list', '--no-discover', '--hooks', f]);
+    expect(r.code).toBe(1);
+    expect(r.err).toContain(`${f}: hooks.exec[0]: field "timeout"`);
+  });
+
+  it('--json lists the model', async () => {
+    const r = await run(['hooks', 'list', '--no-discover', '--json', '--hooks', path.join(examples, 'hooks.json')]);
+    const j = JSON.parse(r.out) as { hooks: { event: string }[] };
+    expect(j.hooks.map((h) => h.event)).toContain('exec.before');
+  });
+});
+
+describe('codex-escalate hooks test', () => {
+  it('dry-runs PreToolUse: each hook result and the merged decision; deny exits 2', async () => {
+    const f = path.join(tmp(), 'hooks.json');
+    writeFileSync(
+      f,
+      JSON.stringify({
+        hooks: {
+          PreToolUse: [
+            {
+              matcher: 'Bash',
+              hooks: [
+                { type: 'command', command: ['node', path.join(examples, 'hooks/security/scan-commands.cjs')] },
+                { type: 'command', command: 'echo "no opinion"; exit 1' },
+              ],
+            },
+          ],
+        },
+      }),
+    );
+    const r = await run(['hooks', 'test', '--no-discover', '--event', 'PreToolUse', '--hooks', f, '--', 'rm', '-rf', '/']);
+    expect(r.out).toContain('PreToolUse (exec.before): ["rm","-rf","/"]');
+    expect(r.out).toMatch(/hooks\[0\]: blocked .*decision=deny/);
+    expect(r.out).toMatch(/hooks\[1\]: failed/);
+    expect(r.out).toContain('merged decision: deny');
+    expect(r.out).toContain('high risk');
+    expect(r.code).toBe(2);
+    const ok = await run(['hooks', 'test', '--no-discover', '--event', 'PreToolUse', '--hooks', f, '--', 'ls', '-la']);
+    expect(ok.out).toContain('merged decision: none');
+    expect(ok.code).toBe(0);
+  });
+
+  it('rejects unknown events and a missing command', async () => {
+    let r = await run(['hooks', 'test', '--no-discover', '--event', 'Nope', '--', 'ls']);
+    expect(r.code).toBe(1);
+    expect(r.err).toContain('unknown event "Nope"');
+    r = await run(['hooks', 'test', '--no-discover', '--event', 'PreToolUse']);
+    expect(r.code).toBe(1);
+    expect(r.err).toContain('needs a command');
+  });
+});
