@@ -68,10 +68,11 @@ export async function runBash(
   let stderr = '';
   running.child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
   running.child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  running.child.stdin!.end(opts.stdin ?? '');
+  const closed = new Promise((r) => running.child.once('close', r));
+  running.child.stdin!.on('error', () => {}).end(opts.stdin ?? '');
   const result = await running.done;
-  // Let the pipes drain.
-  await new Promise((r) => setImmediate(r));
+  await closed; // stdout/stderr fully drained
+
   return { stdout, stderr, exitCode: result.exitCode, decisions, exits, server };
 }
 

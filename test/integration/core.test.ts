@@ -135,7 +135,7 @@ describe('Escalate', () => {
   it('inside a pipeline, with cwd and env of the request', async () => {
     const dir = tempDir();
     const { policy } = recordingPolicy(escalateTr);
-    const r = await runBash('printf abc | tr a-c x-z | cat; X=1 /bin/sh -c \'echo "$X $(pwd)"\'', { policy, cwd: dir });
+    const r = await runBash("printf 'abc\\n' | tr a-c x-z | cat; X=1 /bin/sh -c 'echo \"$X $(pwd)\"'", { policy, cwd: dir });
     expect(r.stdout).toBe(`xyz\n1 ${dir}\n`);
   });
 
@@ -157,7 +157,8 @@ describe('concurrency', () => {
   it('xargs -P 16 over 500 execs: each decided once, outputs right, fds back to baseline', async () => {
     const before = openFdCount();
     const { policy, requests } = recordingPolicy();
-    const r = await runBash('seq 1 500 | xargs -P 16 -n 1 /bin/echo n', { policy });
+    // xargs execs directly (it is not bash): each job is a patched bash whose own exec is intercepted.
+    const r = await runBash('seq 1 500 | xargs -P 16 -n 1 "$BASH" -c \'/bin/echo n "$1"\' _', { policy });
     const lines = r.stdout.trim().split('\n').sort();
     expect(lines).toHaveLength(500);
     expect(new Set(lines)).toEqual(new Set(Array.from({ length: 500 }, (_, i) => `n ${i + 1}`)));
