@@ -144,7 +144,7 @@ export class HookEngine {
 
     for (const h of hooks.filter((x) => x.mode === 'async')) {
       const p = this.runOne(h, d, this.lifetime.signal)
-        .then((r) => this.logRun(r.summary, r.outcome))
+        .then((r) => this.logRun(r.summary, r.outcome, d.sessionId))
         .finally(() => this.asyncRuns.delete(p));
       this.asyncRuns.add(p);
     }
@@ -165,16 +165,16 @@ export class HookEngine {
         if (stopOnDeny && deniesAlone(r)) break;
       }
     }
-    for (const r of results) this.logRun(r.summary, r.outcome);
+    for (const r of results) this.logRun(r.summary, r.outcome, d.sessionId);
     return results;
   }
 
-  private logRun(s: HookRunSummary, o: HookOutcome): void {
+  private logRun(s: HookRunSummary, o: HookOutcome, sessionId: string): void {
     const level = s.status === 'failed' || s.status === 'timed_out' ? 'warn' : this.config.debug ? 'info' : 'debug';
     this.logger[level]({ hookRun: s }, `hook ${s.hook} ${s.status}`);
     if (o.kind === 'failure' && s.event !== 'error.occurred' && !this.closed) {
       // Hook failures are themselves an event; never recurse from error hooks.
-      void this.errorOccurred({ sessionId: undefined, error: `hook ${s.hook} ${s.status}: ${o.error}`, kind: 'hook' }).catch(() => undefined);
+      void this.errorOccurred({ sessionId, error: `hook ${s.hook} ${s.status}: ${o.error}`, kind: 'hook' }).catch(() => undefined);
     }
   }
 

@@ -10,7 +10,7 @@ import type { McpServerConfig, McpToolHook } from '../types.js';
  * on first use and reused by every hook naming it; if it dies, the next call
  * starts it again.
  *
- * Result contract (documented in docs/hooks.md):
+ * Result contract (documented in examples/hooks/README.md):
  *  - `isError: true` → deny, reason = the tool's text;
  *  - `structuredContent` that is a decision object (same forms as a command
  *    hook's stdout) → that decision;
