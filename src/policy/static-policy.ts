@@ -28,6 +28,15 @@ export function commandWords(request: Pick<ExecRequest, 'program' | 'argv'>): st
   return [path.posix.basename(request.program), ...request.argv.slice(1)];
 }
 
+/**
+ * The same with the name the command was invoked by (bash's path, before
+ * symlinks). Only restrictive matches use it: a deny for `sh` must catch
+ * /bin/sh -> dash, but a symlink named `git` must never earn an escalate.
+ */
+function invokedWords(request: Pick<ExecRequest, 'file' | 'argv'>): string[] {
+  return [path.posix.basename(request.file), ...request.argv.slice(1)];
+}
+
 export function matchesPrefix(words: readonly string[], prefix: readonly string[]): boolean {
   if (prefix.length > words.length) return false;
   return prefix.every((w, i) => words[i] === w);
@@ -40,7 +49,8 @@ export function createStaticPolicy(opts: StaticPolicyOptions = {}): EscalationPo
   return {
     decide(request): PolicyDecision {
       const words = commandWords(request);
-      const denied = deny.find((p) => matchesPrefix(words, p.words));
+      const invoked = invokedWords(request);
+      const denied = deny.find((p) => matchesPrefix(words, p.words) || matchesPrefix(invoked, p.words));
       if (denied) return { action: 'deny', reason: `matches --deny "${denied.text}"`, audit: { matched: denied.text } };
       const escalated = escalate.find((p) => matchesPrefix(words, p.words));
       if (escalated) return { action: 'escalate', reason: `matches --escalate "${escalated.text}"`, audit: { matched: escalated.text } };

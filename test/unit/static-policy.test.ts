@@ -28,6 +28,14 @@ describe('static --deny/--escalate policy', () => {
     expect(await policy.decide(req('/bin/echo', 'a', 'b'), { signal })).toMatchObject({ action: 'run' });
   });
 
+  it('deny also matches the invoked name (symlinks), escalate only the real program', async () => {
+    const viaLink = { ...req('/usr/bin/dash', '-c', 'x'), file: '/bin/sh' };
+    expect(await createStaticPolicy({ deny: ['sh'] }).decide(viaLink, { signal })).toMatchObject({ action: 'deny' });
+    expect(await createStaticPolicy({ escalate: ['sh'] }).decide(viaLink, { signal })).toMatchObject({ action: 'run' });
+    const spoof = { ...req('/usr/bin/rm', '-rf', '/'), file: './git' };
+    expect(await createStaticPolicy({ escalate: ['git'] }).decide(spoof, { signal })).toMatchObject({ action: 'run' });
+  });
+
   it('uses the configured default when nothing matches', async () => {
     expect(await createStaticPolicy({ defaultAction: 'deny' }).decide(req('/bin/ls'), { signal })).toMatchObject({ action: 'deny' });
   });

@@ -37,7 +37,8 @@ export function registerRunCommand(program: Command): void {
     .addOption(new Option('--default <action>', 'decision when nothing matched').choices(['run', 'deny']).default('run'))
     .addHelpText(
       'after',
-      '\nPrefixes match the program\'s basename followed by its arguments: --deny "rm -rf" denies /bin/rm -rf x.\n' +
+      '\nPrefixes match the basename of the resolved program followed by its arguments: --deny "rm -rf" denies /bin/rm -rf x.\n' +
+        'Symlinks are followed (/bin/sh is dash on Debian); --deny also matches the name the command was invoked by.\n' +
         'Examples:\n  codex-escalate run -- \'echo hello | tr a-z A-Z\'\n  codex-escalate run --deny "git push" --log-file audit.jsonl -- ./ci.sh',
     )
     .action(async (script: string, args: string[], opts: RunOptions) => {
