@@ -163,7 +163,10 @@ bring_to_pl15() {
   pl=$(patch_level "$SRC")
   [[ $pl =~ ^[0-9]+$ ]] || die "cannot read PATCHLEVEL from patchlevel.h"
   (( pl <= 15 )) || die "source is bash 5.2 patch level $pl; this build needs exactly 15"
-  (( pl == 15 )) && return 0
+  if (( pl == 15 )); then
+    check_pl15
+    return 0
+  fi
   if [[ -z $dir ]]; then
     dir=$WORK/upstream-patches
     mkdir -p "$dir"
@@ -184,8 +187,12 @@ bring_to_pl15() {
       die "upstream patch $f not found in $dir"
     fi
   done
+  check_pl15
+}
+
+check_pl15() {
   (cd "$SRC" && sha256sum --quiet -c <<<"$PL15_MANIFEST" >&2) ||
-    die "after upstream patches 001-015 the tree does not match pinned bash 5.2.15 contents"
+    die "the source tree does not match the pinned contents of bash 5.2.15 (files touched by upstream patches 001-015)"
 }
 
 download() {
@@ -224,18 +231,18 @@ derive_deb_src() {
   : >"$out_list"
   for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
     [[ -r $f ]] || continue
-    # one-line format: "deb [opts] uri suite comps" -> same line as deb-src
-    sed -n 's/^[[:space:]]*deb\([[:space:]]\)/deb-src\1/p' "$f" >>"$out_list"
+    # one-line format: "deb[-src] [opts] uri suite comps" -> the same as deb-src
+    sed -n 's/^[[:space:]]*deb\(-src\)\{0,1\}\([[:space:]]\)/deb-src\2/p' "$f" >>"$out_list"
   done
   for f in /etc/apt/sources.list.d/*.sources; do
     [[ -r $f ]] || continue
-    # deb822: keep each stanza whose Types include deb; make it deb-src only
+    # deb822: keep each stanza whose Types include deb or deb-src; make it deb-src only
     awk '
       function flush() { if (stanza != "" && isdeb && enabled) printf "%s\n", stanza; stanza=""; isdeb=0; enabled=1 }
       BEGIN { enabled=1 }
       /^[[:space:]]*$/ { flush(); next }
       /^#/ { next }
-      /^Types:/ { for (i = 2; i <= NF; i++) if ($i == "deb") isdeb=1; stanza = stanza "Types: deb-src\n"; next }
+      /^Types:/ { for (i = 2; i <= NF; i++) if ($i == "deb" || $i == "deb-src") isdeb=1; stanza = stanza "Types: deb-src\n"; next }
       /^Enabled:[[:space:]]*no/ { enabled=0 }
       { stanza = stanza $0 "\n" }
       END { flush() }
@@ -290,7 +297,7 @@ from_apt() {
   fi
   # The Debian orig tarball is already 5.2 + upstream 001..015; check it.
   [[ $(patch_level "$SRC") == 15 ]] || die "Debian source is not at patch level 15"
-  (cd "$SRC" && sha256sum --quiet -c <<<"$PL15_MANIFEST" >&2) || die "Debian source does not match pinned 5.2.15 contents"
+  check_pl15
 }
 
 from_gnu() {

@@ -5,11 +5,17 @@
  */
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { ensurePatchedBash, findPatchedBash, patchedBashCachePath } from '../../src/shell/patched-bash.js';
+import {
+  PatchedBashBuildError,
+  buildScriptPath,
+  ensurePatchedBash,
+  findPatchedBash,
+  patchedBashCachePath,
+} from '../../src/shell/patched-bash.js';
 
 const RECORDER = fileURLToPath(new URL('../fixtures/bash/argv-recorder.sh', import.meta.url));
 
@@ -90,11 +96,52 @@ beforeEach(() => {
 });
 
 describe('patched bash build', () => {
-  it('is found in the cache at the documented path and is bash 5.2.15', async () => {
-    expect(bash).toBe(patchedBashCachePath());
+  it('is found where the build script puts it and is bash 5.2.15', async () => {
+    const override = process.env.CODEX_ESCALATE_BASH;
+    expect(bash).toBe(override ? resolve(override) : patchedBashCachePath());
     expect(findPatchedBash()).toBe(bash);
     const r = await run('echo "$BASH_VERSION"', {});
     expect(r.stdout).toBe('5.2.15(1)-release');
+  });
+
+  it('build-bash.sh --print-path agrees with patchedBashCachePath()', async () => {
+    const r = await execa('bash', [buildScriptPath(), '--print-path'], { reject: false });
+    expect(r.stdout).toBe(patchedBashCachePath());
+    expect(r.exitCode).toBe(existsSync(patchedBashCachePath()) ? 0 : 1);
+    const empty = await execa('bash', [buildScriptPath(), '--print-path'], {
+      reject: false,
+      env: { CODEX_ESCALATE_CACHE_DIR: join(dir, 'empty-cache') },
+    });
+    expect(empty.exitCode).toBe(1);
+    expect(empty.stdout).toBe(join(dir, 'empty-cache', basename(dirname(patchedBashCachePath())), 'bash'));
+  });
+
+  it('build-bash.sh refuses an unpinned source tarball and bad flags, with clear messages', async () => {
+    const bogus = join(dir, 'bogus.tar.gz');
+    writeFileSync(bogus, 'not bash');
+    const r = await execa('bash', [buildScriptPath(), '--force'], {
+      reject: false,
+      env: { CODEX_ESCALATE_CACHE_DIR: join(dir, 'bogus-cache'), BASH_SOURCE_TARBALL: bogus },
+    });
+    expect(r.exitCode).not.toBe(0);
+    expect(r.stderr).toMatch(/not a pinned bash 5\.2\/5\.2\.15 tarball/);
+    expect(existsSync(join(dir, 'bogus-cache', basename(dirname(patchedBashCachePath())), 'bash'))).toBe(false);
+
+    const bad = await execa('bash', [buildScriptPath(), '--frobnicate'], { reject: false });
+    expect(bad.exitCode).not.toBe(0);
+    expect(bad.stderr).toContain('unknown argument: --frobnicate');
+  });
+
+  it('ensurePatchedBash rejects a CODEX_ESCALATE_BASH that is not executable', async () => {
+    const saved = process.env.CODEX_ESCALATE_BASH;
+    process.env.CODEX_ESCALATE_BASH = join(dir, 'no-such-bash');
+    try {
+      await expect(ensurePatchedBash()).rejects.toBeInstanceOf(PatchedBashBuildError);
+      expect(findPatchedBash()).toBeNull();
+    } finally {
+      if (saved === undefined) delete process.env.CODEX_ESCALATE_BASH;
+      else process.env.CODEX_ESCALATE_BASH = saved;
+    }
   });
 });
 
