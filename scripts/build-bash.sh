@@ -2,6 +2,9 @@
 # Build bash 5.2.15 with patches/bash-exec-wrapper.patch into a per-patch cache
 # directory and print the binary's path as the last line on stdout.
 # Progress goes to stderr.  Safe to run repeatedly and concurrently.
+# The whole script is one { } block so bash parses it completely before
+# running: editing or updating the file during a build cannot derail it.
+{
 set -euo pipefail
 umask 022
 
@@ -136,9 +139,14 @@ need gzip gzip
 need patch patch
 need make make
 need cc build-essential
+# Only the lock holder creates .build.* dirs, so any left now are from a
+# killed build.
+rm -rf "$CACHE_ROOT"/.build.??????
 WORK=$(mktemp -d "$CACHE_ROOT/.build.XXXXXX")
 cleanup() { rm -rf "$WORK"; }
 trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 SRC=$WORK/src
 
 patch_level() {
@@ -350,3 +358,5 @@ fi
 mv -T "$STAGE" "$DEST_DIR"
 log "installed $DEST"
 printf '%s\n' "$DEST"
+exit 0
+}
