@@ -1,5 +1,7 @@
 import { Command, CommanderError } from 'commander';
+import { registerCheckCommand } from './commands/check.js';
 import { registerDoctorCommand } from './commands/doctor.js';
+import { registerHooksCommands } from './commands/hooks.js';
 import { registerRunCommand } from './commands/run.js';
 import { CliError } from './errors.js';
 
@@ -13,6 +15,8 @@ export function buildProgram(): Command {
     .showHelpAfterError()
     .exitOverride();
   registerRunCommand(program);
+  registerCheckCommand(program);
+  registerHooksCommands(program);
   registerDoctorCommand(program);
   return program;
 }

@@ -31,6 +31,13 @@ export const EscalateActionSchema = z.union([
   z.literal('Run'),
   z.literal('Escalate'),
   z.object({ Deny: z.object({ reason: z.string().nullable() }) }),
+  /**
+   * Extension (sent only to wrappers that declared `ext >= 1`): run this
+   * command in place instead of the original (a hook rewrote it). A new
+   * variant rather than an extra field, so a peer that does not know it fails
+   * to parse it — closed — instead of running the original.
+   */
+  z.object({ RunRewritten: z.object({ file: z.string(), argv: z.array(z.string()) }) }),
 ]);
 export type WireEscalateAction = z.infer<typeof EscalateActionSchema>;
 
@@ -47,14 +54,14 @@ export type SuperExecResult = z.infer<typeof SuperExecResultSchema>;
 
 /** The decision the server takes for one exec, before it is put on the wire. */
 export type Action =
-  | { readonly kind: 'run' }
+  | { readonly kind: 'run'; readonly rewrite?: { readonly file: string; readonly argv: readonly string[] } }
   | { readonly kind: 'escalate' }
   | { readonly kind: 'deny'; readonly reason: string | null };
 
 export function toWireResponse(action: Action): EscalateResponse {
   switch (action.kind) {
     case 'run':
-      return { action: 'Run' };
+      return action.rewrite ? { action: { RunRewritten: { file: action.rewrite.file, argv: [...action.rewrite.argv] } } } : { action: 'Run' };
     case 'escalate':
       return { action: 'Escalate' };
     case 'deny':

@@ -88,8 +88,8 @@ export class EscalationServer {
   }
 
   /** Open a session: spawn the shell with `session.env` merged in and `session.clientFd` as fd 3, then call `session.shellSpawned()`. */
-  async startSession(opts: { id?: string } = {}): Promise<EscalationSession> {
-    const session = new EscalationSession(this, opts.id ?? randomUUID());
+  async startSession(opts: { id?: string; cwd?: string } = {}): Promise<EscalationSession> {
+    const session = new EscalationSession(this, opts.id ?? randomUUID(), opts.cwd ?? process.cwd());
     this.sessions.add(session);
     this.logger.info({ event: 'session_start', session: session.id }, 'session started');
     await this.notify('sessionStarted', session);
@@ -157,9 +157,14 @@ export class EscalationSession {
   private readonly abort = new AbortController();
   private decisions = 0;
 
+  /** The shell's exit status, when known (set by end()). */
+  exitCode: number | undefined;
+
   constructor(
     private readonly server: EscalationServer,
     readonly id: string,
+    /** The shell's working directory (hooks run there by default). */
+    readonly cwd: string,
   ) {
     const [serverFd, clientFd] = socketPair('dgram', { cloexec: true, nonblock: true });
     // O_NONBLOCK lives on the shared file description: every wrapper must block on its send, not fail with EAGAIN.
@@ -195,7 +200,8 @@ export class EscalationSession {
   }
 
   /** Close the session: no further requests, in-flight decisions aborted, escalated commands terminated. Idempotent. */
-  end(): Promise<void> {
+  end(opts: { exitCode?: number } = {}): Promise<void> {
+    if (this.exitCode === undefined && opts.exitCode !== undefined) this.exitCode = opts.exitCode;
     this.ended ??= this.doEnd();
     return this.ended;
   }
@@ -211,7 +217,7 @@ export class EscalationSession {
     this.connections.clear();
     this.server.forget(this);
     this.server.logger.info(
-      { event: 'session_end', session: this.id, decisions: this.decisions, duration_ms: Date.now() - this.startedAt },
+      { event: 'session_end', session: this.id, decisions: this.decisions, exit_code: this.exitCode ?? null, duration_ms: Date.now() - this.startedAt },
       'session ended',
     );
     await this.server.notify('sessionEnded', this);
@@ -312,7 +318,10 @@ export class EscalationSession {
       `${action.kind} ${request.program}`,
     );
     this.server.safeObserve(() => this.server.options.observer?.decided?.({ request, action, latencyUs, decision }));
-    if (action.kind === 'escalate') await this.escalate(channel, request, timeout);
+    if (action.kind === 'escalate') {
+      const target = decision.rewrite ? { ...request, program: decision.rewrite.program, argv: decision.rewrite.argv } : request;
+      await this.escalate(channel, target, timeout);
+    }
   }
 
   /** Ask the policy, failing closed; null if the client hung up meanwhile. */
@@ -406,17 +415,22 @@ export class EscalationSession {
 
 /** Escalation needs a real, executable file: anything else is refused before the wrapper hands over its fds. */
 function finalAction(decision: PolicyDecision, request: ResolvedRequest): Action {
+  const rewrite = decision.rewrite;
   switch (decision.action) {
     case 'run':
-      return { kind: 'run' };
+      if (!rewrite) return { kind: 'run' };
+      // An upstream wrapper cannot run a different command: refuse rather than let it run the original.
+      if (request.peerExtensions < 1) return { kind: 'deny', reason: 'a hook rewrote this command, and this wrapper cannot run rewritten commands' };
+      return { kind: 'run', rewrite: { file: rewrite.program, argv: rewrite.argv } };
     case 'deny':
       return { kind: 'deny', reason: decision.reason ?? null };
     case 'escalate': {
-      if (!request.resolved) return { kind: 'deny', reason: `cannot escalate: ${request.resolveError ?? 'program not found'}` };
+      if (!rewrite && !request.resolved) return { kind: 'deny', reason: `cannot escalate: ${request.resolveError ?? 'program not found'}` };
+      const program = rewrite?.program ?? request.program;
       try {
-        accessSync(wireStringToBytes(request.program), fsConstants.X_OK);
+        accessSync(wireStringToBytes(program), fsConstants.X_OK);
       } catch {
-        return { kind: 'deny', reason: `cannot escalate: ${request.program} is not executable` };
+        return { kind: 'deny', reason: `cannot escalate: ${program} is not executable` };
       }
       return { kind: 'escalate' };
     }

@@ -32,7 +32,7 @@ export interface RunningShell {
 
 /** Start a session and spawn the shell in it, with the client socket as fd 3. */
 export async function launchShell(server: EscalationServer, launch: ShellLaunch): Promise<RunningShell> {
-  const session = await server.startSession(launch.sessionId ? { id: launch.sessionId } : {});
+  const session = await server.startSession({ ...(launch.sessionId ? { id: launch.sessionId } : {}), cwd: launch.cwd ?? process.cwd() });
   const base = launch.stdio ?? 'inherit';
   const std = typeof base === 'string' ? [base, base, base] : [...base];
   const stdio: StdioOptions = [...std, session.clientFd];
@@ -62,8 +62,8 @@ export async function launchShell(server: EscalationServer, launch: ShellLaunch)
       if (child.exitCode !== null || child.signalCode !== null) resolve([child.exitCode, child.signalCode]);
       else child.once('exit', (c, s) => resolve([c, s]));
     });
-    await session.end();
     const exitCode = code ?? (signal ? 128 + (constants.signals[signal] ?? 0) : 1);
+    await session.end({ exitCode });
     return { exitCode, code, signal, session };
   })();
   done.catch(() => session.end());

@@ -1,9 +1,14 @@
 import { Command, Option } from 'commander';
 import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { createStaticPolicy } from '../../policy/static-policy.js';
-import type { DecisionAction } from '../../policy/types.js';
-import { createAuditLogger } from '../../server/audit-log.js';
+import { createApprover } from '../../policy/approval/index.js';
+import { RulesStore } from '../../policy/rules/index.js';
+import { createDecisionPipeline } from '../../policy/decision-pipeline.js';
+import { HookEngine } from '../../hooks/engine.js';
+import { loadHooks } from '../../hooks/config.js';
+import { hooksObserver } from '../../hooks/server-observer.js';
+import type { EscalationPolicy } from '../../policy/types.js';
+import { createAuditLogger, type AuditLogger } from '../../server/audit-log.js';
 import { EscalationServer } from '../../server/escalation-server.js';
 import { launchShell } from '../../server/run-shell.js';
 import { ensurePatchedBash } from '../../shell/patched-bash.js';
@@ -16,7 +21,11 @@ export interface RunOptions {
   logFile?: string;
   deny: string[];
   escalate: string[];
-  default: DecisionAction;
+  rules: string[];
+  default: 'run' | 'deny' | 'prompt';
+  approval: string;
+  hooks: string[];
+  discoverHooks: boolean;
 }
 
 export function registerRunCommand(program: Command): void {
@@ -34,7 +43,11 @@ export function registerRunCommand(program: Command): void {
     .option('--log-file <file>', 'append audit JSON lines here instead of stderr')
     .option('--deny <prefix>', 'deny commands starting with these words, e.g. --deny "git push" (repeatable)', collect, [])
     .option('--escalate <prefix>', 'escalate commands starting with these words (repeatable)', collect, [])
-    .addOption(new Option('--default <action>', 'decision when nothing matched').choices(['run', 'deny']).default('run'))
+    .option('--rules <file>', 'codex execpolicy .rules file (repeatable; loaded in order and merged; reloaded on change or SIGHUP)', collect, [])
+    .addOption(new Option('--default <action>', 'decision when no rule or prefix matched').choices(['run', 'deny', 'prompt']).default('run'))
+    .option('--hooks <file>', 'hooks.json (Codex/Claude Code) or hooks.toml file (repeatable)', collect, [])
+    .option('--no-discover-hooks', 'do not load .codex/hooks.{json,toml} from the working directory and $CODEX_HOME (~/.codex)')
+    .option('--approval <mode>', 'who answers "prompt": deny (headless), tty (ask on the terminal), command:CMD (request JSON on stdin)', 'deny')
     .addHelpText(
       'after',
       '\nPrefixes match the basename of the resolved program followed by its arguments: --deny "rm -rf" denies /bin/rm -rf x.\n' +
@@ -56,13 +69,9 @@ export async function runCommand(script: string, args: readonly string[], opts: 
     : await ensurePatchedBash({ onProgress: (line) => process.stderr.write(`[build-bash] ${line}\n`) });
 
   const logger = createAuditLogger({ file: opts.logFile });
-  let policy;
-  try {
-    policy = createStaticPolicy({ deny: opts.deny, escalate: opts.escalate, defaultAction: opts.default });
-  } catch (err) {
-    throw new CliError(`bad --deny/--escalate pattern: ${(err as Error).message}`);
-  }
-  const server = new EscalationServer({ policy, logger, wrapperPath, shellPath: shell });
+  const hooks = await loadHookEngine(opts.hooks, opts.discoverHooks ? cwd : undefined, logger);
+  const { policy, close } = await buildPolicy(opts, logger, hooks, () => cwd);
+  const server = new EscalationServer({ policy, logger, wrapperPath, shellPath: shell, ...(hooks ? { observer: hooksObserver(hooks, logger) } : {}) });
   const running = await launchShell(server, { command: shell, args: ['-c', script, ...args], cwd });
   // The terminal sends Ctrl-C to the shell too; we wait for the shell to react instead of dying first.
   const forward = (sig: NodeJS.Signals) => () => {
@@ -76,6 +85,67 @@ export async function runCommand(script: string, args: readonly string[], opts: 
   } finally {
     for (const [s, h] of handlers) process.off(s, h);
     await server.close();
+    close();
+    await hooks?.close();
     logger.flush();
+  }
+}
+
+/** Load hooks from --hooks files and discovery; null when none are configured (no per-exec cost then). */
+export async function loadHookEngine(files: readonly string[], discoverFrom: string | undefined, logger: AuditLogger): Promise<HookEngine | undefined> {
+  let config;
+  try {
+    config = await loadHooks({ files, ...(discoverFrom !== undefined ? { discoverFrom } : {}) });
+  } catch (err) {
+    throw new CliError(`hooks did not load: ${(err as Error).message}`);
+  }
+  for (const w of config.warnings) logger.warn({ event: 'hooks_warning', warning: w }, w);
+  if (config.hooks.length === 0) return undefined;
+  logger.info({ event: 'hooks_loaded', files: config.files.map((f) => f.path), hooks: config.hooks.length }, 'hooks loaded');
+  return new HookEngine(config, { logger });
+}
+
+/** Prefixes, rules (reloaded on change/SIGHUP), hooks and approver, composed into one decision pipeline. */
+export async function buildPolicy(
+  opts: Pick<RunOptions, 'deny' | 'escalate' | 'rules' | 'default' | 'approval'>,
+  logger: AuditLogger,
+  hooks?: HookEngine,
+  sessionCwd?: (sessionId: string) => string | undefined,
+): Promise<{ policy: EscalationPolicy; close: () => void }> {
+  let approver;
+  try {
+    approver = createApprover(opts.approval);
+  } catch (err) {
+    throw new CliError((err as Error).message);
+  }
+  let store: RulesStore | undefined;
+  if (opts.rules.length > 0) {
+    try {
+      store = await RulesStore.open(opts.rules.map((f) => path.resolve(f)), {
+        watch: true,
+        reloadOnSighup: true,
+        onReload: (r) => {
+          if (r.ok) logger.info({ event: 'rules_reload', files: opts.rules, rules: r.rules.size }, 'rules reloaded');
+          else logger.error({ event: 'rules_reload_failed', error: r.error.message }, 'rules did not load; the previous rules stay in force');
+        },
+      });
+    } catch (err) {
+      throw new CliError(`rules did not load: ${(err as Error).message}`);
+    }
+  }
+  try {
+    const policy = createDecisionPipeline({
+      ...(store ? { rules: store } : {}),
+      denyPrefixes: opts.deny,
+      escalatePrefixes: opts.escalate,
+      defaultAction: opts.default,
+      approver,
+      ...(hooks ? { hooks } : {}),
+      ...(sessionCwd ? { sessionCwd } : {}),
+    });
+    return { policy, close: () => store?.close() };
+  } catch (err) {
+    store?.close();
+    throw new CliError(`bad --deny/--escalate pattern: ${(err as Error).message}`);
   }
 }

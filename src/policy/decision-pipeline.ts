@@ -1,0 +1,251 @@
+/**
+ * The decision for one exec: prefixes and rules, then PreToolUse hooks, then
+ * the merge (SPEC "Decision flow"):
+ *   - any deny wins (a forbidden rule, a --deny prefix, a hook's deny);
+ *   - a hook's rewrite is re-checked against the rules and then runs exactly
+ *     as rewritten, or is denied — never silently dropped;
+ *   - `prompt` (rule or default) and a hook's `ask` go to the approver; a
+ *     hook's `allow` answers a rule's `prompt` in the approver's stead;
+ *   - an explicit allow (rule or --escalate prefix) escalates;
+ *   - nothing matched → the configured default.
+ */
+import { realpath, stat } from 'node:fs/promises';
+import path from 'node:path';
+import type { HookEngine } from '../hooks/engine.js';
+import type { PreToolUseVerdict } from '../hooks/types.js';
+import { bytesToWireString, wireStringToBytes } from '../protocol/codec.js';
+import { createDenyApprover } from './approval/deny.js';
+import { requiresApprovalReason, type ApprovalRequest, type Approver } from './approval/types.js';
+import { toCheckJson } from './rules/check-json.js';
+import { describeRule, evaluationOf, normalizeAbsolute, RuleSet, type MatchedRule, type RuleDecision } from './rules/ruleset.js';
+import { matchesPrefix, parsePrefix } from './static-policy.js';
+import type { DecisionContext, EscalationPolicy, ExecRequest, PolicyDecision } from './types.js';
+
+export type DefaultAction = 'run' | 'deny' | 'prompt';
+
+export interface DecisionPipelineOptions {
+  /** The rules in force (a RulesStore, or `{ current: ruleSet }`). */
+  readonly rules?: { readonly current: RuleSet };
+  /** Command prefixes (shell words) from `--deny` / `--escalate`. */
+  readonly denyPrefixes?: readonly string[];
+  readonly escalatePrefixes?: readonly string[];
+  /** PreToolUse hooks, consulted on every decision. */
+  readonly hooks?: HookEngine;
+  /** The session's working directory, handed to hooks (default: the exec's workdir). */
+  readonly sessionCwd?: (sessionId: string) => string | undefined;
+  /** Who answers `prompt` / `ask` (default: deny — headless). */
+  readonly approver?: Approver;
+  /** What to do when nothing matched (default `run`). */
+  readonly defaultAction?: DefaultAction;
+}
+
+export interface DecisionPipeline extends EscalationPolicy {
+  /** Forget every "allow for this session" answer. */
+  clearSessionApprovals(): void;
+}
+
+/** What the rules (and prefixes) say about one command, before hooks and approvals. */
+interface RulesVerdict {
+  readonly decision: RuleDecision | undefined;
+  readonly reason: string | undefined;
+  /** The rule to name when asking for approval. */
+  readonly ruleName: string;
+  readonly matchedPrefix: readonly string[];
+  readonly justification: string | undefined;
+  readonly matchedRules: ReturnType<typeof toCheckJson>['matchedRules'];
+  /** Session-approval memory key: (resolved program, matched prefixes). */
+  readonly approvalKey: string;
+  readonly audit: Record<string, unknown>;
+}
+
+/**
+ * The rules' view of one request. The resolved program stands in for argv[0]
+ * with host-executable resolution on, as upstream evaluates `[program, ...args]`.
+ * When bash's own path (`file`, made absolute) differs from the resolved one
+ * (a symlink such as python3 → python3.11), its restrictive matches (prompt,
+ * forbidden) also count, so a rule can't be sidestepped through a link; an
+ * `allow` only counts for the binary that actually runs.
+ */
+export function matchRequest(rules: RuleSet, request: Pick<ExecRequest, 'program' | 'argv' | 'file' | 'workdir'>): MatchedRule[] {
+  const args = request.argv.slice(1);
+  const matched = rules.matches([request.program, ...args], { resolveHostExecutables: true });
+  const fileAbs = request.file.includes('/') ? normalizeAbsolute(path.resolve(request.workdir, request.file)) : undefined;
+  if (fileAbs !== undefined && fileAbs !== request.program) {
+    for (const m of rules.matches([fileAbs, ...args], { resolveHostExecutables: true })) {
+      if (m.decision === 'allow') continue;
+      if (matched.some((x) => x.rule === m.rule && x.matchedPrefix.join('\0') === m.matchedPrefix.join('\0'))) continue;
+      matched.push(m);
+    }
+  }
+  return matched;
+}
+
+export function createDecisionPipeline(opts: DecisionPipelineOptions = {}): DecisionPipeline {
+  const defaultAction = opts.defaultAction ?? 'run';
+  if (!['run', 'deny', 'prompt'].includes(defaultAction)) {
+    throw new Error(`invalid default action ${JSON.stringify(defaultAction)}: expected run, deny or prompt`);
+  }
+  const rules = opts.rules ?? { current: RuleSet.empty() };
+  const deny = (opts.denyPrefixes ?? []).map((p) => ({ text: p, words: parsePrefix(p) }));
+  const escalate = (opts.escalatePrefixes ?? []).map((p) => ({ text: p, words: parsePrefix(p) }));
+  const approver = opts.approver ?? createDenyApprover();
+  const sessionApprovals = new Set<string>();
+
+  function evaluate(request: Pick<ExecRequest, 'program' | 'argv' | 'file' | 'workdir'>): RulesVerdict {
+    const args = request.argv.slice(1);
+    const real = [path.posix.basename(request.program), ...args];
+    const invoked = [path.posix.basename(request.file), ...args];
+    // --deny also matches the invoked name (a deny for `sh` catches /bin/sh -> dash); --escalate only the real program.
+    const denied = deny.find((p) => matchesPrefix(real, p.words) || matchesPrefix(invoked, p.words));
+    const base = { matchedRules: [], approvalKey: '', justification: undefined } as const;
+    if (denied) {
+      const reason = `matches --deny "${denied.text}"`;
+      return { ...base, decision: 'forbidden', reason, ruleName: `--deny "${denied.text}"`, matchedPrefix: denied.words, audit: { matched: denied.text } };
+    }
+    const matched = matchRequest(rules.current, request);
+    const evaluation = evaluationOf(matched);
+    const check = toCheckJson(evaluation);
+    const decisive = matched.filter((m) => m.decision === evaluation.decision);
+    const lead = decisive.find((m) => m.justification !== undefined) ?? decisive[0];
+    const audit: Record<string, unknown> = matched.length
+      ? {
+          matchedRules: check.matchedRules,
+          rulesDecision: evaluation.decision ?? null,
+          justification: lead?.justification ?? null,
+          rules: matched.map((m) => describeRule(m.rule)),
+        }
+      : {};
+    if (lead === undefined) {
+      const escalated = escalate.find((p) => matchesPrefix(real, p.words));
+      if (escalated) {
+        return { ...base, decision: 'allow', reason: `matches --escalate "${escalated.text}"`, ruleName: `--escalate "${escalated.text}"`, matchedPrefix: escalated.words, audit: { matched: escalated.text } };
+      }
+      return { ...base, decision: undefined, reason: undefined, ruleName: 'no rule matched (default: prompt)', matchedPrefix: [request.program], approvalKey: `${request.program}\0*`, audit };
+    }
+    const ruleName = describeRule(lead.rule);
+    const reason =
+      evaluation.decision === 'forbidden' ? (lead.justification ?? `forbidden by ${ruleName}`) : evaluation.decision === 'allow' ? `allowed by ${ruleName}` : undefined;
+    return {
+      decision: evaluation.decision,
+      reason,
+      ruleName,
+      matchedPrefix: lead.matchedPrefix,
+      justification: lead.justification,
+      matchedRules: check.matchedRules,
+      approvalKey: [request.program, ...decisive.map((m) => m.matchedPrefix.join('\0'))].join('\0\0'),
+      audit,
+    };
+  }
+
+  async function ask(request: ExecRequest, ctx: DecisionContext, verdict: RulesVerdict, rule: string, approved: 'escalate' | 'run', audit: Record<string, unknown>): Promise<PolicyDecision> {
+    const key = `${verdict.approvalKey}\0${rule}`;
+    if (sessionApprovals.has(key)) return { action: approved, reason: `approved earlier for this session: ${rule}`, audit: { ...audit, approval: 'session' } };
+    const req: ApprovalRequest = {
+      sessionId: request.sessionId,
+      requestId: request.requestId,
+      program: request.program,
+      argv: request.argv,
+      workdir: request.workdir,
+      rule,
+      matchedPrefix: verdict.matchedPrefix,
+      justification: verdict.justification,
+      matchedRules: verdict.matchedRules,
+    };
+    let result;
+    try {
+      result = await approver.approve(req, ctx.signal);
+    } catch (err) {
+      result = { decision: 'deny' as const, reason: requiresApprovalReason(req, `approver failed: ${(err as Error)?.message ?? String(err)}`) };
+    }
+    if (result.decision === 'allow' && !ctx.signal.aborted) {
+      if (result.scope === 'session') sessionApprovals.add(key);
+      return { action: approved, reason: result.reason ?? `approved: ${rule}`, audit: { ...audit, approval: result.scope ?? 'once' } };
+    }
+    const reason = result.decision === 'deny' ? result.reason : requiresApprovalReason(req, 'request cancelled');
+    return { action: 'deny', reason, audit: { ...audit, approval: 'denied' } };
+  }
+
+  /** Rules verdict + the hooks' opinion (deny already handled) → action. */
+  async function settle(request: ExecRequest, ctx: DecisionContext, verdict: RulesVerdict, hooks: PreToolUseVerdict | undefined, audit: Record<string, unknown>): Promise<PolicyDecision> {
+    if (verdict.decision === 'forbidden') return { action: 'deny', reason: verdict.reason, audit };
+    const hookAsks = hooks?.decision === 'ask';
+    const hookAllows = hooks?.decision === 'allow';
+    // What an approval leads to: escalation where the rules allow or prompt, else the default's own action.
+    const onApproval: 'escalate' | 'run' = verdict.decision !== undefined || defaultAction === 'prompt' ? 'escalate' : 'run';
+    if (verdict.decision === 'prompt') {
+      if (hookAllows) return { action: 'escalate', reason: `approved by hook: ${hooks?.reason ?? verdict.ruleName}`, audit: { ...audit, approval: 'hook' } };
+      return ask(request, ctx, verdict, verdict.ruleName, 'escalate', audit);
+    }
+    if (hookAsks) return ask(request, ctx, verdict, `hook asks: ${hooks?.reason ?? 'approval required'}`, onApproval, audit);
+    if (verdict.decision === 'allow') return { action: 'escalate', reason: verdict.reason, audit };
+    if (defaultAction === 'run') return { action: 'run', audit };
+    if (defaultAction === 'deny') return { action: 'deny', reason: 'no rule matches this command and the default is deny', audit };
+    return ask(request, ctx, verdict, verdict.ruleName, 'escalate', audit);
+  }
+
+  return {
+    clearSessionApprovals() {
+      sessionApprovals.clear();
+    },
+
+    async decide(request: ExecRequest, ctx: DecisionContext): Promise<PolicyDecision> {
+      let verdict: RulesVerdict;
+      try {
+        verdict = evaluate(request);
+      } catch (err) {
+        // Fail closed: a matcher bug must not turn into an unchecked exec.
+        return { action: 'deny', reason: `rules evaluation failed: ${(err as Error)?.message ?? String(err)}` };
+      }
+      if (!opts.hooks) return settle(request, ctx, verdict, undefined, verdict.audit);
+
+      const hooks = await opts.hooks.preToolUse(
+        {
+          sessionId: request.sessionId,
+          requestId: request.requestId,
+          program: request.program,
+          argv: request.argv,
+          workdir: request.workdir,
+          cwd: opts.sessionCwd?.(request.sessionId) ?? request.workdir,
+        },
+        ctx.signal,
+      );
+      const audit = { ...verdict.audit, hooks: hooks.runs, ...(hooks.decision !== 'none' ? { hookDecision: hooks.decision } : {}) };
+      if (verdict.decision === 'forbidden') return { action: 'deny', reason: verdict.reason, audit };
+      if (hooks.decision === 'deny') return { action: 'deny', reason: `blocked by hook: ${hooks.reason ?? 'no reason given'}`, audit };
+      if (!hooks.rewrite) return settle(request, ctx, verdict, hooks, audit);
+
+      // A rewrite replaces the command: resolve it as bash would, re-check it, and run exactly it or nothing.
+      const rewrittenArgv = [...hooks.rewrite.argv];
+      const program = await resolveProgram(rewrittenArgv[0] ?? '', request);
+      if (program === null) {
+        return { action: 'deny', reason: `hook rewrote the command to ${JSON.stringify(rewrittenArgv)}, which cannot be resolved to an executable`, audit };
+      }
+      const rewritten: ExecRequest = { ...request, file: rewrittenArgv[0]!, program, argv: rewrittenArgv };
+      const again = evaluate(rewritten);
+      const rewriteAudit = { ...audit, ...again.audit, rewrite: { argv: rewrittenArgv, program } };
+      const decision = await settle(rewritten, ctx, again, { ...hooks, rewrite: undefined }, rewriteAudit);
+      if (decision.action === 'deny') return { ...decision, reason: `rewritten command ${JSON.stringify(rewrittenArgv)}: ${decision.reason ?? 'denied'}` };
+      return { ...decision, rewrite: { argv: rewrittenArgv, program } };
+    },
+  };
+}
+
+/** PATH search as bash does it, with the exec's own PATH and workdir; the result is absolute and symlink-free. */
+export async function resolveProgram(name: string, request: Pick<ExecRequest, 'env' | 'workdir'>): Promise<string | null> {
+  if (name === '') return null;
+  const candidates = name.includes('/')
+    ? [path.posix.resolve(request.workdir, name)]
+    : (request.env.PATH ?? '/usr/local/bin:/usr/bin:/bin').split(':').map((dir) => path.posix.resolve(request.workdir, dir || '.', name));
+  for (const candidate of candidates) {
+    const bytes = wireStringToBytes(candidate);
+    try {
+      const st = await stat(bytes);
+      // Like bash: a regular file with some execute bit (directories named like the command don't count).
+      if (!st.isFile() || (st.mode & 0o111) === 0) continue;
+      return bytesToWireString(await realpath(bytes, { encoding: 'buffer' }));
+    } catch {
+      // Not here: keep searching.
+    }
+  }
+  return null;
+}
