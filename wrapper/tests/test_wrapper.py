@@ -61,8 +61,18 @@ class Peer:
     """One scripted server session: accepts the handshake, records the raw
     request, then lets `script(stream, request_bytes)` answer."""
 
-    def __init__(self, script, close_before=False, mutate_handshake=None):
+    def __init__(self, script, close_before=False, prefill=False):
         self.server, self.client = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.prefill = prefill
+        if prefill:
+            # The upstream wrapper leaves the shared socket non-blocking;
+            # with the server's queue full, a send then says EAGAIN.
+            self.client.setblocking(False)
+            try:
+                while True:
+                    self.client.send(b'junk')
+            except BlockingIOError:
+                pass
         self.script = script
         self.request_raw = None
         self.handshake = None
@@ -84,7 +94,11 @@ class Peer:
     def _serve(self):
         try:
             self.server.settimeout(TIMEOUT)
+            if self.prefill:
+                time.sleep(0.3)  # the wrapper is blocked on the full queue by now
             msg, fds, flags, _ = socket.recv_fds(self.server, 16, 16)
+            while self.prefill and msg == b'junk' and not fds:
+                msg, fds, flags, _ = socket.recv_fds(self.server, 16, 16)
             self.handshake = (msg, len(fds), flags)
             self.server.close()
             if len(fds) != 1:
@@ -271,6 +285,28 @@ class TestRun(Base):
         rc, out, _ = run_wrapper(['/bin/echo', 'echo', 'ok'], peer)
         self.assertEqual((rc, out), (0, b'ok\n'))
 
+    def test_nonblocking_socket_with_full_queue(self):
+        peer = Peer(respond(RUN), prefill=True)
+        rc, out, err = run_wrapper(['/bin/echo', 'echo', 'waited'], peer)
+        self.assertEqual((rc, out, err), (0, b'waited\n', b''))
+
+    def test_deleted_working_directory(self):
+        d = self.path('gone')
+        os.mkdir(d)
+        server, client = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+        with server, client:
+            env = dict(os.environ, CODEX_ESCALATE_SOCKET=str(client.fileno()))
+            p = subprocess.run(['/bin/sh', '-c', 'cd "$1" && rmdir "$1" && shift && exec "$@"', 'sh', d] + PREFIX +
+                               [WRAPPER, '/bin/echo', 'echo', 'hi'], env=env, pass_fds=[client.fileno()],
+                               capture_output=True, timeout=TIMEOUT)
+            self.assertEqual(p.returncode, 126)
+            self.assertEqual(p.stdout, b'')
+            self.assertEqual(p.stderr, (P + '/bin/echo: cannot determine the working directory: '
+                                        'No such file or directory\n').encode())
+            server.setblocking(False)
+            with self.assertRaises(BlockingIOError):  # nothing was sent to the server
+                server.recv(16)
+
     def test_large_argv(self):
         args = ['a' * 1000 + str(i) for i in range(1000)]
         peer = Peer(respond(RUN))
@@ -359,6 +395,10 @@ class TestDeny(Base):
         rc, out, err = run_wrapper(['/bin/true', 'true'], peer)
         self.assertEqual(rc, 126)
         self.assertEqual(err, (P + '/bin/true: denied: a?b?c?[31m \U0001F600 ').encode() + b'\xff lone\xef\xbf\xbd\n')
+
+    def test_empty_reason_reads_as_policy(self):
+        peer = Peer(respond(deny('')))
+        self.assertRefused(run_wrapper(['/bin/true', 'true'], peer), P + '/bin/true: denied by policy')
 
     def test_null_reason(self):
         marker = self.path('must-not-exist')
