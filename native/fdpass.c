@@ -325,6 +325,33 @@ static napi_value send_msg(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/* peerCredentials(fd) -> { pid, uid, gid } of the process that created the
+ * peer end (SO_PEERCRED; pid translated into our pid namespace). The server
+ * uses it to check a request's claimed workdir against the requester's real
+ * cwd. */
+static napi_value peer_credentials(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int fd;
+  if (argc < 1 || !codex_get_fd(env, argv[0], "fd", &fd)) return NULL;
+  struct ucred cred;
+  socklen_t len = sizeof cred;
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
+    codex_throw_errno(env, errno, "getsockopt");
+    return NULL;
+  }
+  napi_value obj, v;
+  NAPI_CALL(env, napi_create_object(env, &obj));
+  NAPI_CALL(env, napi_create_int32(env, cred.pid, &v));
+  NAPI_CALL(env, napi_set_named_property(env, obj, "pid", v));
+  NAPI_CALL(env, napi_create_uint32(env, cred.uid, &v));
+  NAPI_CALL(env, napi_set_named_property(env, obj, "uid", v));
+  NAPI_CALL(env, napi_create_uint32(env, cred.gid, &v));
+  NAPI_CALL(env, napi_set_named_property(env, obj, "gid", v));
+  return obj;
+}
+
 napi_value codex_init_fdpass(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"socketPair", NULL, socket_pair, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -333,6 +360,7 @@ napi_value codex_init_fdpass(napi_env env, napi_value exports) {
       {"closeFd", NULL, close_fd, NULL, NULL, NULL, napi_enumerable, NULL},
       {"recvMsg", NULL, recv_msg, NULL, NULL, NULL, napi_enumerable, NULL},
       {"sendMsg", NULL, send_msg, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"peerCredentials", NULL, peer_credentials, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   NAPI_CALL(env, napi_define_properties(env, exports,
                                         sizeof props / sizeof props[0], props));

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -15,7 +15,10 @@ function step(what: string, cmd: string, args: string[]): void {
  * missing (addon, wrapper, compiled CLI, patched bash) before any suite runs.
  */
 export default function setup(): void {
-  if (!existsSync(path.join(root, 'build/Release/codex_native.node'))) step('building the native addon', 'npm', ['run', 'install', '--silent']);
+  const addon = path.join(root, 'build/Release/codex_native.node');
+  const sources = readdirSync(path.join(root, 'native')).map((f) => path.join(root, 'native', f));
+  const stale = !existsSync(addon) || sources.some((f) => statSync(f).mtimeMs > statSync(addon).mtimeMs);
+  if (stale) step('building the native addon', 'bash', ['scripts/build-native.sh']);
   step('building the wrapper', 'make', ['-s', '-C', 'wrapper']);
   step('compiling the CLI', 'npx', ['tsc', '-p', 'tsconfig.build.json']);
   // build-bash.sh is idempotent and returns at once when the cached build exists.

@@ -43,6 +43,7 @@ export interface NativeBinding {
   closeFd(fd: number): void;
   recvMsg(fd: number, maxBytes: number, maxFds: number): RawReceived | 'again' | 'eof';
   sendMsg(fd: number, data: Uint8Array, fds?: readonly number[]): number | 'again';
+  peerCredentials(fd: number): { pid: number; uid: number; gid: number };
   Poller: new (fd: number, onEvent: (err: Error | null, events: RawPollEvents) => void) => RawPoller;
   spawn(
     file: Uint8Array,

@@ -249,6 +249,11 @@ export function openPath(path: Buffer | string): Fd {
   return binding.openPath(toBytes(path, 'path'));
 }
 
+/** Credentials of the process that created the peer socket (SO_PEERCRED), pid in our namespace. */
+export function peerCredentials(fd: Fd): { pid: number; uid: number; gid: number } {
+  return binding.peerCredentials(fd);
+}
+
 /** Number of open fds in this process (for leak checks). */
 export function countOpenFds(): number {
   return binding.countOpenFds();
