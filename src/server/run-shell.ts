@@ -13,6 +13,8 @@ export interface ShellLaunch {
   /** stdio for fds 0-2 (default: inherit). The escalation socket is always added as fd 3. */
   readonly stdio?: 'inherit' | 'pipe' | readonly ['inherit' | 'pipe' | 'ignore' | number, 'inherit' | 'pipe' | 'ignore' | number, 'inherit' | 'pipe' | 'ignore' | number];
   readonly sessionId?: string;
+  /** Further fds for the child, placed at 4, 5, ... (e.g. a sandbox's seccomp program). */
+  readonly extraFds?: readonly number[];
 }
 
 export interface ShellResult {
@@ -35,7 +37,7 @@ export async function launchShell(server: EscalationServer, launch: ShellLaunch)
   const session = await server.startSession({ ...(launch.sessionId ? { id: launch.sessionId } : {}), cwd: launch.cwd ?? process.cwd() });
   const base = launch.stdio ?? 'inherit';
   const std = typeof base === 'string' ? [base, base, base] : [...base];
-  const stdio: StdioOptions = [...std, session.clientFd];
+  const stdio: StdioOptions = [...std, session.clientFd, ...(launch.extraFds ?? [])];
   if (SHELL_SOCKET_FD !== 3) throw new Error('escalation socket must be fd 3');
   let child: ChildProcess;
   try {

@@ -11,6 +11,7 @@ import type { EscalationPolicy } from '../../policy/types.js';
 import { createAuditLogger, type AuditLogger } from '../../server/audit-log.js';
 import { EscalationServer } from '../../server/escalation-server.js';
 import { launchShell } from '../../server/run-shell.js';
+import { bwrapLaunch, bwrapUsable, type SandboxedLaunch } from '../../sandbox/bwrap.js';
 import { ensurePatchedBash } from '../../shell/patched-bash.js';
 import { defaultWrapperPath } from '../../paths.js';
 import { CliError, collect } from '../errors.js';
@@ -26,6 +27,9 @@ export interface RunOptions {
   approval: string;
   hooks: string[];
   discoverHooks: boolean;
+  sandbox?: 'bwrap' | 'none';
+  writable: string[];
+  network: boolean;
 }
 
 export function registerRunCommand(program: Command): void {
@@ -47,6 +51,9 @@ export function registerRunCommand(program: Command): void {
     .addOption(new Option('--default <action>', 'decision when no rule or prefix matched').choices(['run', 'deny', 'prompt']).default('run'))
     .option('--hooks <file>', 'hooks.json (Codex/Claude Code) or hooks.toml file (repeatable)', collect, [])
     .option('--no-discover-hooks', 'do not load .codex/hooks.{json,toml} from the working directory and $CODEX_HOME (~/.codex)')
+    .addOption(new Option('--sandbox <kind>', 'sandbox for the shell and everything it Runs (default: bwrap when it works here, else none with a warning)').choices(['bwrap', 'none']))
+    .option('--writable <path>', 'extra path writable inside the sandbox (repeatable; the working directory always is)', collect, [])
+    .option('--network', 'keep network access inside the sandbox (default: none; escalated commands always have it)', false)
     .option('--approval <mode>', 'who answers "prompt": deny (headless), tty (ask on the terminal), command:CMD (request JSON on stdin)', 'deny')
     .addHelpText(
       'after',
@@ -72,7 +79,14 @@ export async function runCommand(script: string, args: readonly string[], opts: 
   const hooks = await loadHookEngine(opts.hooks, opts.discoverHooks ? cwd : undefined, logger);
   const { policy, close } = await buildPolicy(opts, logger, hooks, () => cwd);
   const server = new EscalationServer({ policy, logger, wrapperPath, shellPath: shell, ...(hooks ? { observer: hooksObserver(hooks, logger) } : {}) });
-  const running = await launchShell(server, { command: shell, args: ['-c', script, ...args], cwd });
+  const launch = sandboxLaunch(opts, shell, ['-c', script, ...args], cwd);
+  let running;
+  try {
+    running = await launchShell(server, { command: launch.command, args: launch.args, cwd, extraFds: launch.extraFds });
+  } finally {
+    // The child has its own copies once spawned.
+    launch.release();
+  }
   // The terminal sends Ctrl-C to the shell too; we wait for the shell to react instead of dying first.
   const forward = (sig: NodeJS.Signals) => () => {
     if (sig !== 'SIGINT') running.child.kill(sig);
@@ -89,6 +103,19 @@ export async function runCommand(script: string, args: readonly string[], opts: 
     await hooks?.close();
     logger.flush();
   }
+}
+
+/** The shell's launch command: bwrap around it, or the shell alone. */
+function sandboxLaunch(opts: RunOptions, shell: string, args: string[], cwd: string): SandboxedLaunch {
+  const none: SandboxedLaunch = { command: shell, args, extraFds: [], release: () => {} };
+  if (opts.sandbox === 'none') return none;
+  const usable = bwrapUsable();
+  if (!usable.ok) {
+    if (opts.sandbox === 'bwrap') throw new CliError(`--sandbox bwrap: ${usable.reason}`);
+    process.stderr.write(`codex-escalate: warning: no sandbox (${usable.reason}); Run'd commands are not confined. Use --sandbox none to silence this.\n`);
+    return none;
+  }
+  return bwrapLaunch(shell, args, { cwd, writable: opts.writable, network: opts.network });
 }
 
 /** Load hooks from --hooks files and discovery; null when none are configured (no per-exec cost then). */
