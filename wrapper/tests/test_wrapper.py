@@ -459,7 +459,7 @@ class TestEscalate(Base):
             peer = Peer(escalate_then({'exit_code': code}))
             rc, _, err = run_wrapper(['/bin/true', 'true'], peer)
             self.assertEqual(rc, expect, err)
-        for code, text in [(256, '256'), (-1, '-1'), (10**30, 'beyond ')]:
+        for code, text in [(256, '256'), (-1, '-1'), (10**30, '(out of range)'), (-10**30, '(out of range)'), (2**31, '2147483648')]:
             peer = Peer(escalate_then({'exit_code': code}))
             rc, out, err = run_wrapper(['/bin/true', 'true'], peer)
             self.assertEqual(rc, 126)
