@@ -46,10 +46,27 @@ export type EscalateResponse = z.infer<typeof EscalateResponseSchema>;
 
 export const SuperExecMessageSchema = z.object({
   fds: z.array(z.number().int().min(0).max(1 << 20)),
+  /**
+   * Extension: more SuperExecMessage frames follow (a command inheriting more
+   * than 16 fds). Upstream servers ignore it and use the first 16.
+   */
+  more: z.boolean().optional(),
 });
 export type SuperExecMessage = z.infer<typeof SuperExecMessageSchema>;
 
-export const SuperExecResultSchema = z.object({ exit_code: z.number().int() });
+export const SuperExecResultSchema = z.object({
+  exit_code: z.number().int(),
+  /** Extension: the command died of this signal (exit_code is then 128+signal); our wrapper re-raises it. */
+  signal: z.number().int().min(1).max(64).optional(),
+});
+
+/**
+ * Extension, wrapper → server while an escalated command runs: relay this
+ * signal (the wrapper received it) to the command's process group.
+ * Upstream servers never read these frames.
+ */
+export const RelaySignalSchema = z.object({ signal: z.number().int().min(1).max(64) });
+export type RelaySignal = z.infer<typeof RelaySignalSchema>;
 export type SuperExecResult = z.infer<typeof SuperExecResultSchema>;
 
 /** The decision the server takes for one exec, before it is put on the wire. */

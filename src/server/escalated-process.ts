@@ -10,6 +10,8 @@ export interface EscalatedSpawn {
   readonly workdir: string;
   /** target fd number in the child -> fd received from the wrapper. */
   readonly fdMap: ReadonlyArray<readonly [number, Fd]>;
+  /** Exec this O_PATH handle (the exact file decided on) instead of the path. */
+  readonly execFd?: Fd;
 }
 
 /**
@@ -31,6 +33,7 @@ export class EscalatedProcess {
       cwd: wireStringToBytes(spec.workdir),
       fdMap: spec.fdMap,
       setsid: true,
+      ...(spec.execFd !== undefined ? { execFd: spec.execFd } : {}),
     });
     this.pid = pid;
     this.pidfd = pidfd;
@@ -78,6 +81,13 @@ export class EscalatedProcess {
 
 function osSignal(name: NodeJS.Signals): number {
   return (constants.signals as Record<string, number | undefined>)[name] ?? constants.signals.SIGTERM;
+}
+
+/** SIGTSTP and friends are discarded by the kernel for an orphaned process group like ours: stop it with SIGSTOP instead. */
+export function relayableSignal(signal: number): number {
+  const s = constants.signals;
+  if (signal === s.SIGTSTP || signal === s.SIGTTIN || signal === s.SIGTTOU) return s.SIGSTOP;
+  return signal;
 }
 
 /** Exit status as a shell reports it: the code, or 128+N for death by signal N (upstream says 127). */

@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { accessSync, constants as fsConstants } from 'node:fs';
-import { encodeFrame, parseJsonPayload, ProtocolError, wireStringToBytes } from '../protocol/codec.js';
+import { encodeFrame, parseJsonPayload, ProtocolError } from '../protocol/codec.js';
 import {
   ESCALATE_SOCKET_ENV_VAR,
   EXEC_WRAPPER_ENV_VAR,
@@ -9,15 +8,18 @@ import {
 } from '../protocol/constants.js';
 import {
   EscalateRequestSchema,
+  RelaySignalSchema,
   SuperExecMessageSchema,
   toWireResponse,
   type Action,
 } from '../protocol/messages.js';
+import { createEnvFilter, type EnvFilterOptions } from '../sandbox/escalation-env.js';
+import { prepareEscalation, sameFile, type EscalationChecks, type EscalationPlan } from './escalation.js';
 import type { EscalationPolicy, PolicyDecision } from '../policy/types.js';
 import { Poller, recvMsg, setNonblock, socketPair, type Fd } from '../native/index.js';
 import { defaultWrapperPath } from '../paths.js';
 import { silentLogger, type AuditLogger } from './audit-log.js';
-import { EscalatedProcess, shellExitCode } from './escalated-process.js';
+import { EscalatedProcess, relayableSignal, shellExitCode } from './escalated-process.js';
 import { RateLimiter } from './rate-limit.js';
 import { resolveRequest, type ResolvedRequest } from './resolve-request.js';
 import { ChannelClosedError, safeClose, StreamChannel } from './stream-channel.js';
@@ -66,6 +68,10 @@ export interface EscalationServerOptions {
   readonly maxConnectionsPerSession?: number;
   /** Grace between SIGTERM and SIGKILL when ending escalated commands (default 1000 ms). */
   readonly terminateGraceMs?: number;
+  /** Which environment variables may cross out of the sandbox (default: loader/interpreter injection variables dropped). */
+  readonly escalationEnv?: EnvFilterOptions;
+  /** Check that a request's workdir is the requesting process's real cwd before escalating (default true). */
+  readonly verifyWorkdir?: boolean;
 }
 
 /**
@@ -80,9 +86,12 @@ export class EscalationServer {
   private readonly sessions = new Set<EscalationSession>();
   private requestCounter = 0;
   private readonly rejectLog = new RateLimiter(20);
+  /** @internal */
+  readonly escalationChecks: EscalationChecks;
 
   constructor(readonly options: EscalationServerOptions) {
     this.policy = options.policy;
+    this.escalationChecks = { verifyWorkdir: options.verifyWorkdir ?? true, filterEnv: createEnvFilter(options.escalationEnv) };
     this.logger = options.logger ?? silentLogger();
     this.wrapperPath = options.wrapperPath ?? defaultWrapperPath();
   }
@@ -265,18 +274,20 @@ export class EscalationSession {
       return;
     }
     this.connections.add(channel);
+    const held: { request?: ResolvedRequest } = {};
     try {
-      await this.handle(channel);
+      await this.handle(channel, held);
     } catch (err) {
       const msg = err instanceof ChannelClosedError || err instanceof ProtocolError ? err.message : String((err as Error)?.message ?? err);
       this.server.logRejected(this.id, msg);
     } finally {
+      if (held.request?.programFd !== undefined) safeClose(held.request.programFd);
       channel.close();
       this.connections.delete(channel);
     }
   }
 
-  private async handle(channel: StreamChannel): Promise<void> {
+  private async handle(channel: StreamChannel, held: { request?: ResolvedRequest }): Promise<void> {
     const timeout = this.server.options.frameTimeoutMs ?? 10_000;
     const frame = await channel.readFrame(timeout);
     const started = process.hrtime.bigint();
@@ -287,7 +298,8 @@ export class EscalationSession {
     try {
       const parsed = EscalateRequestSchema.safeParse(parseJsonPayload(frame.payload));
       if (!parsed.success) throw new ProtocolError(`invalid request: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`);
-      request = await resolveRequest(parsed.data, { sessionId: this.id, requestId });
+      request = resolveRequest(parsed.data, { sessionId: this.id, requestId });
+      held.request = request;
     } catch (err) {
       // Tell the wrapper why before dropping it: it prints the reason and exits 126.
       const reason = (err as Error).message;
@@ -297,8 +309,19 @@ export class EscalationSession {
 
     const decision = await this.decide(request, channel);
     if (decision === null) return; // client went away while we decided
-    const action = finalAction(decision, request);
-    await channel.writeFrame(encodeFrame(toWireResponse(action)));
+    let action = finalAction(decision, request);
+    let plan: EscalationPlan | undefined;
+    if (action.kind === 'escalate') {
+      const prepared = prepareEscalation(request, decision, channel.fd, this.server.escalationChecks);
+      if (prepared.ok) plan = prepared.plan;
+      else action = { kind: 'deny', reason: prepared.reason };
+    }
+    try {
+      await channel.writeFrame(encodeFrame(toWireResponse(action)));
+    } catch (err) {
+      plan?.release();
+      throw err;
+    }
     const latencyUs = Number(process.hrtime.bigint() - started) / 1000;
     this.decisions++;
     this.server.logger.info(
@@ -314,13 +337,17 @@ export class EscalationSession {
         reason: action.kind === 'deny' ? action.reason : (decision.reason ?? null),
         latency_us: Math.round(latencyUs),
         ...decision.audit,
+        ...(plan && plan.envDropped.length ? { env_dropped: plan.envDropped } : {}),
       },
       `${action.kind} ${request.program}`,
     );
     this.server.safeObserve(() => this.server.options.observer?.decided?.({ request, action, latencyUs, decision }));
-    if (action.kind === 'escalate') {
-      const target = decision.rewrite ? { ...request, program: decision.rewrite.program, argv: decision.rewrite.argv } : request;
-      await this.escalate(channel, target, timeout);
+    if (plan) {
+      try {
+        await this.escalate(channel, request, plan, timeout);
+      } finally {
+        plan.release();
+      }
     }
   }
 
@@ -358,29 +385,45 @@ export class EscalationSession {
     }
   }
 
-  private async escalate(channel: StreamChannel, request: ResolvedRequest, timeout: number): Promise<void> {
-    const frame = await channel.readFrame(timeout);
-    let fdMap: [number, Fd][];
+  /** Read the fds (one or more SuperExecMessage frames), run the plan, relay signals, report the exit. */
+  private async escalate(channel: StreamChannel, request: ResolvedRequest, plan: EscalationPlan, timeout: number): Promise<void> {
+    const fdMap: [number, Fd][] = [];
     try {
-      const parsed = SuperExecMessageSchema.safeParse(parseJsonPayload(frame.payload));
-      if (!parsed.success) throw new ProtocolError(`invalid SuperExecMessage: ${parsed.error.issues[0]?.message ?? 'bad shape'}`);
-      const targets = parsed.data.fds;
-      if (targets.length !== frame.fds.length) throw new ProtocolError(`SuperExecMessage lists ${targets.length} fds but ${frame.fds.length} were attached`);
-      if (new Set(targets).size !== targets.length) throw new ProtocolError('SuperExecMessage lists a target fd twice');
-      fdMap = targets.map((t, i) => [t, frame.fds[i]!]);
+      for (;;) {
+        const frame = await channel.readFrame(timeout);
+        for (const fd of frame.fds) fdMap.push([-1, fd]);
+        const parsed = SuperExecMessageSchema.safeParse(parseJsonPayload(frame.payload));
+        if (!parsed.success) throw new ProtocolError(`invalid SuperExecMessage: ${parsed.error.issues[0]?.message ?? 'bad shape'}`);
+        const targets = parsed.data.fds;
+        if (targets.length !== frame.fds.length) throw new ProtocolError(`SuperExecMessage lists ${targets.length} fds but ${frame.fds.length} were attached`);
+        targets.forEach((t, i) => (fdMap[fdMap.length - targets.length + i]![0] = t));
+        if (!parsed.data.more) break;
+        if (fdMap.length > MAX_FORWARDED_FDS) throw new ProtocolError(`more than ${MAX_FORWARDED_FDS} fds forwarded`);
+      }
+      if (new Set(fdMap.map(([t]) => t)).size !== fdMap.length) throw new ProtocolError('SuperExecMessage lists a target fd twice');
     } catch (err) {
-      for (const fd of frame.fds) safeClose(fd);
+      for (const [, fd] of fdMap) safeClose(fd);
       throw err;
     }
 
     const started = Date.now();
     let proc: EscalatedProcess;
     try {
-      proc = new EscalatedProcess({ program: request.program, argv: request.argv, env: request.env, workdir: request.workdir, fdMap });
+      // Scripts must run by path (the kernel cannot hand an O_PATH fd to the interpreter): re-check the path still names the same file.
+      if (plan.isScript && !sameFile(plan.program, plan.programFd)) throw Object.assign(new Error(`${plan.program} changed after the decision`), { code: 'ESTALE' });
+      proc = new EscalatedProcess({
+        program: plan.program,
+        argv: plan.argv,
+        env: plan.env,
+        workdir: plan.workdir,
+        fdMap,
+        ...(plan.isScript ? {} : { execFd: plan.programFd }),
+      });
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
       const exitCode = e.code === 'ENOENT' ? 127 : 126;
-      this.server.logger.error({ event: 'spawn_error', session: this.id, request: request.requestId, program: request.program, error: e.message }, 'escalated spawn failed');
+      this.server.logger.error({ event: 'spawn_error', session: this.id, request: request.requestId, program: plan.program, error: e.message }, 'escalated spawn failed');
+      this.server.safeObserve(() => this.server.options.observer?.protocolError?.({ sessionId: this.id, error: `spawn failed: ${e.message}` }));
       await channel.writeFrame(encodeFrame({ exit_code: exitCode })).catch(() => {});
       return;
     } finally {
@@ -388,12 +431,17 @@ export class EscalationSession {
       for (const [, fd] of fdMap) safeClose(fd);
     }
     this.escalated.add(proc);
-    // The wrapper waits on us; if it dies (or the caller kills it), the command must not run on unattended.
+    // Signals the wrapper relays reach the command; the wrapper's death ends it (it must not run on unattended).
     channel.onPeerActivity(() => {
       try {
-        const extra = channel.tryReadFrame();
-        if (extra === 'again') return;
-        for (const fd of extra.fds) safeClose(fd);
+        for (;;) {
+          const extra = channel.tryReadFrame();
+          if (extra === 'again') return;
+          for (const fd of extra.fds) safeClose(fd);
+          const relay = RelaySignalSchema.safeParse(parseJsonPayload(extra.payload));
+          if (relay.success) proc.signalGroup(relayableSignal(relay.data.signal));
+          else this.server.logRejected(this.id, 'unexpected frame while an escalated command runs');
+        }
       } catch {
         channel.onPeerActivity(null);
         void proc.terminate(this.server.options.terminateGraceMs ?? 1000);
@@ -404,16 +452,23 @@ export class EscalationSession {
     channel.onPeerActivity(null);
     const exitCode = shellExitCode(status);
     const durationMs = Date.now() - started;
+    const target = { ...request, program: plan.program, argv: plan.argv };
     this.server.logger.info(
-      { event: 'exit', session: this.id, request: request.requestId, program: request.program, exit_code: exitCode, signal: status.signal, duration_ms: durationMs },
-      `exit ${exitCode} ${request.program}`,
+      { event: 'exit', session: this.id, request: request.requestId, program: plan.program, exit_code: exitCode, signal: status.signal, duration_ms: durationMs },
+      `exit ${exitCode} ${plan.program}`,
     );
-    this.server.safeObserve(() => this.server.options.observer?.escalatedExited?.({ request, exitCode, signal: status.signal, durationMs }));
-    if (!channel.peerGone) await channel.writeFrame(encodeFrame({ exit_code: exitCode })).catch(() => {});
+    this.server.safeObserve(() => this.server.options.observer?.escalatedExited?.({ request: target, exitCode, signal: status.signal, durationMs }));
+    if (!channel.peerGone) {
+      const result = status.signal !== null ? { exit_code: exitCode, signal: status.signal } : { exit_code: exitCode };
+      await channel.writeFrame(encodeFrame(result)).catch(() => {});
+    }
   }
 }
 
-/** Escalation needs a real, executable file: anything else is refused before the wrapper hands over its fds. */
+/** A command inheriting more fds than this is refused (each one is a kernel object handed across). */
+const MAX_FORWARDED_FDS = 1024;
+
+/** The wire action for a policy decision; rewrites need a wrapper that can run them. */
 function finalAction(decision: PolicyDecision, request: ResolvedRequest): Action {
   const rewrite = decision.rewrite;
   switch (decision.action) {
@@ -424,16 +479,9 @@ function finalAction(decision: PolicyDecision, request: ResolvedRequest): Action
       return { kind: 'run', rewrite: { file: rewrite.program, argv: rewrite.argv } };
     case 'deny':
       return { kind: 'deny', reason: decision.reason ?? null };
-    case 'escalate': {
-      if (!rewrite && !request.resolved) return { kind: 'deny', reason: `cannot escalate: ${request.resolveError ?? 'program not found'}` };
-      const program = rewrite?.program ?? request.program;
-      try {
-        accessSync(wireStringToBytes(program), fsConstants.X_OK);
-      } catch {
-        return { kind: 'deny', reason: `cannot escalate: ${program} is not executable` };
-      }
+    case 'escalate':
+      // Safety checks (file identity, workdir, env) follow in prepareEscalation.
       return { kind: 'escalate' };
-    }
   }
 }
 

@@ -111,7 +111,7 @@ describe('server killed mid-session', () => {
     const cli = path.join(packageRoot, 'bin', 'codex-escalate.js');
     // `read` is a builtin: the shell blocks on the fifo-free pipe until we kill the server, then tries to exec.
     const script = `/bin/echo ready; read -r line; touch ${marker}; echo "status=$?" > ${out}`;
-    const child = spawn(process.execPath, [cli, 'run', '--shell', patchedBash(), '--log-file', path.join(dir, 'log'), '--', script], {
+    const child = spawn(process.execPath, [cli, 'run', '--sandbox', 'none', '--shell', patchedBash(), '--log-file', path.join(dir, 'log'), '--', script], {
       stdio: ['pipe', 'pipe', 'pipe'],
       env: { ...process.env, PATH: '/usr/bin:/bin' },
     });

@@ -1,0 +1,140 @@
+import { accessSync, closeSync, constants as fsConstants, fstatSync, openSync, readSync, readlinkSync, realpathSync, statSync } from 'node:fs';
+import { bytesToWireString, wireStringToBytes } from '../protocol/codec.js';
+import type { PolicyDecision } from '../policy/types.js';
+import { closeFd, openPath, peerCredentials, type Fd } from '../native/index.js';
+import { fdPath, type ResolvedRequest } from './resolve-request.js';
+
+/** Everything needed to run an approved escalation, checked before the wrapper is told "Escalate". */
+export interface EscalationPlan {
+  /** Absolute, resolved program (wire string). */
+  readonly program: string;
+  readonly argv: readonly string[];
+  readonly env: Readonly<Record<string, string>>;
+  /** Variables removed by the environment filter (audited). */
+  readonly envDropped: readonly string[];
+  readonly workdir: string;
+  /** O_PATH handle on the program: the exact file that was decided on. */
+  readonly programFd: Fd;
+  /** A `#!` script: the kernel cannot run it from an O_PATH fd, so it is run by path after an identity check. */
+  readonly isScript: boolean;
+  /** Release what the plan owns (a rewrite's own program fd). */
+  release(): void;
+}
+
+export interface EscalationChecks {
+  /** Compare the claimed workdir with the requesting process's real cwd (default true). */
+  readonly verifyWorkdir: boolean;
+  readonly filterEnv: (env: Readonly<Record<string, string>>) => { env: Record<string, string>; dropped: string[] };
+}
+
+export type Prepared = { ok: true; plan: EscalationPlan } | { ok: false; reason: string };
+
+/**
+ * Safety checks for crossing out of the sandbox. The sandbox is untrusted:
+ * the program must be the file the decision was about, the working
+ * directory must be real and the requester's own, and the environment is
+ * filtered. Any failure is a deny, before any fd is handed over.
+ */
+export function prepareEscalation(request: ResolvedRequest, decision: PolicyDecision, peerFd: Fd, checks: EscalationChecks): Prepared {
+  let programFd: Fd | undefined = request.programFd;
+  let program = request.program;
+  let argv = request.argv;
+  let owned: Fd | undefined;
+  if (decision.rewrite) {
+    program = decision.rewrite.program;
+    argv = decision.rewrite.argv;
+    try {
+      owned = openPath(wireStringToBytes(program));
+    } catch (err) {
+      return { ok: false, reason: `cannot escalate: ${program}: ${(err as NodeJS.ErrnoException).code ?? 'cannot open'}` };
+    }
+    programFd = owned;
+    // The rules checked this path: it must still name the file we now hold.
+    if (bytesToWireString(fdPath(owned)) !== program) {
+      closeFd(owned);
+      return { ok: false, reason: `cannot escalate: ${program} changed after the decision` };
+    }
+  }
+  const release = () => {
+    if (owned !== undefined) closeFd(owned);
+    owned = undefined;
+  };
+  const fail = (reason: string): Prepared => {
+    release();
+    return { ok: false, reason: `cannot escalate: ${reason}` };
+  };
+  if (!request.resolved || programFd === undefined) return fail(request.resolveError ?? 'program not found');
+
+  const viaFd = `/proc/self/fd/${programFd}`;
+  try {
+    if (!fstatSync(programFd).isFile()) return fail(`${program} is not a regular file`);
+    accessSync(viaFd, fsConstants.X_OK);
+  } catch {
+    return fail(`${program} is not executable`);
+  }
+  const isScript = startsWithShebang(viaFd);
+
+  const workdirBytes = wireStringToBytes(request.workdir);
+  try {
+    if (!statSync(workdirBytes).isDirectory()) return fail(`working directory ${request.workdir} is not a directory`);
+  } catch {
+    return fail(`working directory ${request.workdir} does not exist`);
+  }
+  if (checks.verifyWorkdir) {
+    const mismatch = workdirMismatch(workdirBytes, peerFd);
+    if (mismatch) return fail(mismatch);
+  }
+  const { env, dropped } = checks.filterEnv(request.env);
+  return { ok: true, plan: { program, argv, env, envDropped: dropped, workdir: request.workdir, programFd, isScript, release } };
+}
+
+function startsWithShebang(viaFd: string): boolean {
+  let fd: number | undefined;
+  try {
+    fd = openSync(viaFd, 'r');
+    const head = Buffer.alloc(2);
+    return readSync(fd, head, 0, 2, 0) === 2 && head[0] === 0x23 && head[1] === 0x21;
+  } catch {
+    return false; // execute-only binaries cannot be read, and are not scripts
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
+
+/**
+ * A relative `file` is resolved against the claimed workdir, so a lying
+ * client could make one program look like another. The process that made
+ * the connection (SO_PEERCRED) must really be in that directory.
+ */
+function workdirMismatch(workdir: Buffer, peerFd: Fd): string | null {
+  let pid: number;
+  try {
+    pid = peerCredentials(peerFd).pid;
+  } catch (err) {
+    return `cannot identify the requesting process (${(err as Error).message})`;
+  }
+  if (pid <= 0) return 'cannot identify the requesting process';
+  let actual: Buffer;
+  let claimed: Buffer;
+  try {
+    actual = readlinkSync(`/proc/${pid}/cwd`, { encoding: 'buffer' });
+    claimed = realpathSync(workdir, { encoding: 'buffer' });
+  } catch (err) {
+    return `cannot verify the working directory (${(err as NodeJS.ErrnoException).code ?? 'error'})`;
+  }
+  if (!actual.equals(claimed)) {
+    return `claimed working directory ${bytesToWireString(claimed)} is not the requesting process's (${bytesToWireString(actual)})`;
+  }
+  return null;
+}
+
+/** For scripts run by path: the path must still name the file we hold. */
+export function sameFile(path: string, fd: Fd): boolean {
+  try {
+    const a = statSync(wireStringToBytes(path));
+    const b = fstatSync(fd);
+    return a.dev === b.dev && a.ino === b.ino;
+  } catch {
+    return false;
+  }
+}
