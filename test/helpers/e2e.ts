@@ -4,7 +4,7 @@
  * and a real pseudo-terminal for the tty approver.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { packageRoot } from '../../src/paths.js';
@@ -20,6 +20,14 @@ export const cliPath = path.join(packageRoot, 'bin', 'codex-escalate.js');
 /** The environment shells and the CLI get: no inherited surprises (no EXEC_WRAPPER from an outer session). */
 export function baseEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   return { PATH: '/usr/local/bin:/usr/bin:/bin', HOME: os.tmpdir(), LC_ALL: 'C', ...extra };
+}
+
+let isolatedHome: string | undefined;
+
+/** baseEnv plus an empty CODEX_HOME, so no hooks file of the machine's user is discovered by the CLI. */
+export function cliEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  isolatedHome ??= mkdtempSync(path.join(os.tmpdir(), 'cse-e2e-codex-home-'));
+  return baseEnv({ CODEX_HOME: isolatedHome, ...extra });
 }
 
 /** Observers called in order; each one's failure is the server's to log. */
@@ -134,7 +142,7 @@ export function startCli(
   args: readonly string[],
   opts: { env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number } = {},
 ): { child: ChildProcess; result: Promise<CliResult> } {
-  const child = spawn(process.execPath, [cliPath, ...args], { env: opts.env ?? baseEnv(), cwd: opts.cwd ?? packageRoot, stdio: 'pipe' });
+  const child = spawn(process.execPath, [cliPath, ...args], { env: opts.env ?? cliEnv(), cwd: opts.cwd ?? packageRoot, stdio: 'pipe' });
   let stdout = '';
   let stderr = '';
   let timedOut = false;
@@ -176,7 +184,7 @@ export async function onPty(
   const driver = path.join(packageRoot, 'test', 'fixtures', 'rules', 'pty-drive.py');
   const timeoutS = opts.timeoutS ?? 20;
   const child = spawn('python3', [driver, ...argv], {
-    env: { ...(opts.env ?? baseEnv()), STEPS: JSON.stringify(steps), PTY_TIMEOUT: String(timeoutS) },
+    env: { ...(opts.env ?? cliEnv()), STEPS: JSON.stringify(steps), PTY_TIMEOUT: String(timeoutS) },
     cwd: opts.cwd ?? packageRoot,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
