@@ -18,6 +18,7 @@ import { prepareEscalation, sameFile, type EscalationChecks, type EscalationPlan
 import type { EscalationPolicy, PolicyDecision } from '../policy/types.js';
 import { Poller, recvMsg, setNonblock, socketPair, type Fd } from '../native/index.js';
 import { defaultWrapperPath } from '../paths.js';
+import { findPatchedBash } from '../shell/patched-bash.js';
 import { silentLogger, type AuditLogger } from './audit-log.js';
 import { EscalatedProcess, relayableSignal, shellExitCode } from './escalated-process.js';
 import { RateLimiter } from './rate-limit.js';
@@ -184,7 +185,9 @@ export class EscalationSession {
       [ESCALATE_SOCKET_ENV_VAR]: String(SHELL_SOCKET_FD),
       [EXEC_WRAPPER_ENV_VAR]: server.wrapperPath,
     };
-    if (server.options.shellPath) env[ESCALATE_SHELL_ENV_VAR] = server.options.shellPath;
+    // Scripts without #! must run under the patched bash too, or their execs would escape interception.
+    const shell = server.options.shellPath ?? findPatchedBash();
+    if (shell) env[ESCALATE_SHELL_ENV_VAR] = shell;
     this.env = env;
     this.poller = new Poller(serverFd, (err) => {
       if (err) {

@@ -1,0 +1,148 @@
+import { copyFileSync, existsSync, readFileSync, renameSync, symlinkSync, unlinkSync, writeFileSync, chmodSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { EscalationServer, type EscalationSession } from '../../src/server/escalation-server.js';
+import { createAuditLogger } from '../../src/server/audit-log.js';
+import { recordingPolicy, runBash, tempDir } from '../helpers/harness.js';
+import { RawClient } from '../helpers/raw-client.js';
+
+describe('the environment crossing out of the sandbox is filtered', () => {
+  it('LD_PRELOAD, BASH_ENV and exported functions do not reach an escalated command, and are audited', async () => {
+    const dir = tempDir();
+    const log = path.join(dir, 'audit.jsonl');
+    const { policy } = recordingPolicy((q) => (q.program === '/usr/bin/env' ? { action: 'escalate' } : { action: 'run' }));
+    const r = await runBash('f() { echo hijacked; }; export -f f; export BASH_ENV=/x/evil KEEP=yes; LD_PRELOAD=/nonexistent/evil.so /usr/bin/env', {
+      policy,
+      logger: createAuditLogger({ file: log }),
+    });
+    const names = r.stdout.split('\n').map((l) => l.split('=')[0]);
+    expect(names).toContain('KEEP');
+    expect(names).not.toContain('LD_PRELOAD');
+    expect(names).not.toContain('BASH_ENV');
+    expect(names.some((n) => n?.startsWith('BASH_FUNC_'))).toBe(false);
+    await new Promise((res) => setTimeout(res, 50));
+    const decision = readFileSync(log, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.event === 'decision');
+    expect(decision?.env_dropped).toEqual(['BASH_ENV', 'BASH_FUNC_f%%', 'LD_PRELOAD']);
+  });
+
+  it('an allow list keeps a variable the defaults would drop', async () => {
+    const dir = tempDir();
+    const marker = path.join(dir, 'out');
+    const { policy } = recordingPolicy(() => ({ action: 'escalate' }));
+    const { launchShell } = await import('../../src/server/run-shell.js');
+    const { patchedBash, wrapperPath } = await import('../helpers/harness.js');
+    const server = new EscalationServer({ policy, wrapperPath, escalationEnv: { allow: ['PAGER'], deny: ['SECRET_*'] } });
+    const running = await launchShell(server, {
+      command: patchedBash(),
+      args: ['-c', `PAGER=less SECRET_TOKEN=x /usr/bin/env > ${marker}`],
+      env: { PATH: '/usr/bin:/bin' },
+      stdio: 'ignore',
+    });
+    await running.done;
+    const out = readFileSync(marker, 'utf8');
+    expect(out).toContain('PAGER=less');
+    expect(out).not.toContain('SECRET_TOKEN');
+  });
+});
+
+describe('the escalated program is the one that was decided on', () => {
+  it('a symlink swapped between decision and exec cannot escalate a different program', async () => {
+    const dir = tempDir();
+    const good = path.join(dir, 'good');
+    const bad = path.join(dir, 'bad');
+    copyFileSync('/usr/bin/true', good);
+    copyFileSync('/usr/bin/touch', bad);
+    chmodSync(good, 0o755);
+    chmodSync(bad, 0o755);
+    symlinkSync(good, path.join(dir, 'tool'));
+    const marker = path.join(dir, 'marker');
+    const { policy, requests } = recordingPolicy((q) => {
+      if (q.program !== good) return { action: 'run' };
+      // The sandbox races us: point the link at another binary after the decision was made on `good`.
+      unlinkSync(path.join(dir, 'tool'));
+      symlinkSync(bad, path.join(dir, 'tool'));
+      return { action: 'escalate' };
+    });
+    const r = await runBash(`./tool ${marker}; echo "status=$?"`, { policy, cwd: dir });
+    expect(requests[0]!.program).toBe(good);
+    expect(r.stdout).toBe('status=0\n');
+    expect(existsSync(marker)).toBe(false);
+  });
+
+  it('a binary replaced in place after the decision still runs the decided file', async () => {
+    const dir = tempDir();
+    const tool = path.join(dir, 'tool');
+    copyFileSync('/usr/bin/true', tool);
+    copyFileSync('/usr/bin/touch', path.join(dir, 'bad'));
+    const marker = path.join(dir, 'marker');
+    const { policy } = recordingPolicy((q) => {
+      if (q.program !== tool) return { action: 'run' };
+      renameSync(path.join(dir, 'bad'), tool);
+      return { action: 'escalate' };
+    });
+    const r = await runBash(`./tool ${marker}; echo "status=$?"`, { policy, cwd: dir });
+    expect(r.stdout).toBe('status=0\n');
+    expect(existsSync(marker)).toBe(false);
+  });
+
+  it('a script replaced after the decision is refused, not run', async () => {
+    const dir = tempDir();
+    const script = path.join(dir, 'job.sh');
+    const marker = path.join(dir, 'marker');
+    writeFileSync(script, '#!/bin/sh\necho approved\n', { mode: 0o755 });
+    writeFileSync(path.join(dir, 'evil.sh'), `#!/bin/sh\ntouch ${marker}\n`, { mode: 0o755 });
+    const { policy } = recordingPolicy((q) => {
+      if (q.program !== script) return { action: 'run' };
+      renameSync(path.join(dir, 'evil.sh'), script);
+      return { action: 'escalate' };
+    });
+    const r = await runBash('./job.sh; echo "status=$?"', { policy, cwd: dir });
+    expect(r.stdout).toBe('status=126\n');
+    expect(existsSync(marker)).toBe(false);
+  });
+
+  it('an escalated #! script runs (by path) when nothing changed', async () => {
+    const dir = tempDir();
+    writeFileSync(path.join(dir, 'job.sh'), '#!/bin/sh\necho "approved $1 ppid=$PPID"\n', { mode: 0o755 });
+    const { policy } = recordingPolicy((q) => (q.program.endsWith('/job.sh') ? { action: 'escalate' } : { action: 'run' }));
+    const r = await runBash('./job.sh arg', { policy, cwd: dir });
+    expect(r.stdout).toBe(`approved arg ppid=${process.pid}\n`);
+  });
+});
+
+describe('a client that lies about its working directory', () => {
+  let server: EscalationServer;
+  let session: EscalationSession;
+  beforeAll(async () => {
+    const { policy } = recordingPolicy(() => ({ action: 'escalate' }));
+    server = new EscalationServer({ policy });
+    session = await server.startSession();
+  });
+  afterAll(async () => {
+    await server.close();
+  });
+
+  const ask = async (file: string, workdir: string) => {
+    const client = RawClient.connect(session.clientFd);
+    try {
+      client.send({ file, argv: [file], workdir, env: {} });
+      return await client.receive();
+    } finally {
+      client.close();
+    }
+  };
+
+  it('relative-path spoofing (a workdir that is not the requester\'s cwd) is denied', async () => {
+    const reply = (await ask('./true', '/usr/bin')) as { action: { Deny: { reason: string } } };
+    expect(reply.action.Deny.reason).toMatch(/claimed working directory \/usr\/bin is not the requesting process's/);
+  });
+
+  it('a workdir that does not exist is denied', async () => {
+    const reply = (await ask('/usr/bin/true', '/nonexistent/dir')) as { action: { Deny: { reason: string } } };
+    expect(reply.action.Deny.reason).toMatch(/working directory \/nonexistent\/dir does not exist/);
+  });
+
+  it('the truth is escalated', async () => {
+    expect(await ask('/usr/bin/true', process.cwd())).toEqual({ action: 'Escalate' });
+  });
+});
