@@ -11,7 +11,7 @@ export interface ShellLaunch {
   /** Base environment (default: this process's); the session overlay is merged on top. */
   readonly env?: NodeJS.ProcessEnv;
   /** stdio for fds 0-2 (default: inherit). The escalation socket is always added as fd 3. */
-  readonly stdio?: 'inherit' | 'pipe' | readonly ['inherit' | 'pipe' | 'ignore' | number, 'inherit' | 'pipe' | 'ignore' | number, 'inherit' | 'pipe' | 'ignore' | number];
+  readonly stdio?: 'inherit' | 'pipe' | 'ignore' | readonly ['inherit' | 'pipe' | 'ignore' | number, 'inherit' | 'pipe' | 'ignore' | number, 'inherit' | 'pipe' | 'ignore' | number];
   readonly sessionId?: string;
   /** Further fds for the child, placed at 4, 5, ... (e.g. a sandbox's seccomp program). */
   readonly extraFds?: readonly number[];
