@@ -8,7 +8,7 @@ import { CliError } from './errors.js';
 export function buildProgram(): Command {
   const program = new Command('codex-escalate')
     .description(
-      'Exec-interception escalation server for a patched bash: every execve goes through codex-execve-wrapper\n' +
+      'Exec-interception escalation server for a patched bash: every execve goes through codex-execve-wrapper ' +
         'and is decided Run (in place, inside the sandbox), Escalate (run by the server, outside it) or Deny.',
     )
     .version('0.1.0')

@@ -30,6 +30,8 @@ export interface RunOptions {
   sandbox?: 'bwrap' | 'none';
   writable: string[];
   network: boolean;
+  envAllow: string[];
+  envDeny: string[];
 }
 
 export function registerRunCommand(program: Command): void {
@@ -54,12 +56,30 @@ export function registerRunCommand(program: Command): void {
     .addOption(new Option('--sandbox <kind>', 'sandbox for the shell and everything it Runs (default: bwrap when it works here, else none with a warning)').choices(['bwrap', 'none']))
     .option('--writable <path>', 'extra path writable inside the sandbox (repeatable; the working directory always is)', collect, [])
     .option('--network', 'keep network access inside the sandbox (default: none; escalated commands always have it)', false)
+    .option('--env-allow <name>', 'let this variable reach escalated commands although the default filter drops it (repeatable)', collect, [])
+    .option('--env-deny <name>', 'also drop this variable (or NAME* prefix) from escalated commands\' environment (repeatable)', collect, [])
     .option('--approval <mode>', 'who answers "prompt": deny (headless), tty (ask on the terminal), command:CMD (request JSON on stdin)', 'deny')
     .addHelpText(
       'after',
-      '\nPrefixes match the basename of the resolved program followed by its arguments: --deny "rm -rf" denies /bin/rm -rf x.\n' +
-        'Symlinks are followed (/bin/sh is dash on Debian); --deny also matches the name the command was invoked by.\n' +
-        'Examples:\n  codex-escalate run -- \'echo hello | tr a-z A-Z\'\n  codex-escalate run --deny "git push" --log-file audit.jsonl -- ./ci.sh',
+      `
+How each exec is decided:
+  --deny prefix, forbidden rule, hook deny         Deny: exit 126, reason on stderr
+  rewrite by a hook                                re-checked against the rules, then run exactly as rewritten
+  prompt rule, hook "ask", --default prompt        asked of the approver (--approval); approved -> Escalate
+  --escalate prefix, allow rule                    Escalate: the server runs it outside the sandbox
+  nothing matched                                  --default (run: exec in place, inside the sandbox)
+
+Prefixes match the basename of the resolved program followed by its arguments: --deny "rm -rf" denies /bin/rm -rf x.
+Symlinks are followed (/bin/sh is dash, /usr/bin/python3 is python3.11 on Debian 12); --deny also matches the
+name the command was invoked by, --escalate only the real program.
+
+Every decision is one JSON line in the audit log (--log-file, else stderr): time, session, request, program,
+file, argv, workdir, action, reason, latency_us, matched rules, hook runs, env_dropped.
+
+Examples:
+  codex-escalate run -- 'echo hello | tr a-z A-Z'
+  codex-escalate run --rules examples/rules/default.rules --approval tty -- ./build.sh
+  codex-escalate run --deny "git push" --hooks .codex/hooks.json --log-file audit.jsonl -- ./ci.sh`,
     )
     .action(async (script: string, args: string[], opts: RunOptions) => {
       process.exitCode = await runCommand(script, args, opts);
@@ -78,7 +98,14 @@ export async function runCommand(script: string, args: readonly string[], opts: 
   const logger = createAuditLogger({ file: opts.logFile });
   const hooks = await loadHookEngine(opts.hooks, opts.discoverHooks ? cwd : undefined, logger);
   const { policy, close } = await buildPolicy(opts, logger, hooks, () => cwd);
-  const server = new EscalationServer({ policy, logger, wrapperPath, shellPath: shell, ...(hooks ? { observer: hooksObserver(hooks, logger) } : {}) });
+  const server = new EscalationServer({
+    policy,
+    logger,
+    wrapperPath,
+    shellPath: shell,
+    escalationEnv: { allow: opts.envAllow, deny: opts.envDeny },
+    ...(hooks ? { observer: hooksObserver(hooks, logger) } : {}),
+  });
   const launch = sandboxLaunch(opts, shell, ['-c', script, ...args], cwd);
   let running;
   try {
