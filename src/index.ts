@@ -40,3 +40,20 @@ export {
 export { encodeFrame, FrameReader, ProtocolError, bytesToWireString, wireStringToBytes } from './protocol/codec.js';
 export { ensurePatchedBash, findPatchedBash } from './shell/patched-bash.js';
 export { defaultWrapperPath } from './paths.js';
+export { createDecisionPipeline, type DecisionPipeline, type DecisionPipelineOptions, type DefaultAction } from './policy/decision-pipeline.js';
+export { createRulesPolicy, type RulesPolicyOptions } from './policy/rules-policy.js';
+export { loadRulesFiles, RulesStore, RuleSet, RulesLoadError, toCheckJson, type Evaluation, type RuleDecision } from './policy/rules/index.js';
+export {
+  createApprover,
+  createCallbackApprover,
+  createCommandApprover,
+  createDenyApprover,
+  createTtyApprover,
+  type ApprovalRequest,
+  type ApprovalResult,
+  type Approver,
+} from './policy/approval/index.js';
+export { HookEngine, loadHooks, type HooksConfig, type HookRunSummary, type PreToolUseVerdict } from './hooks/index.js';
+export { hooksObserver } from './hooks/server-observer.js';
+export { bwrapLaunch, bwrapUsable, type BwrapProfile, type SandboxedLaunch } from './sandbox/bwrap.js';
+export { createEnvFilter, type EnvFilterOptions } from './sandbox/escalation-env.js';
