@@ -458,14 +458,125 @@ static int parse_deny(struct reader *r, struct escalate_response *out)
 	return expect(r, '}', "expected '}' after reason");
 }
 
+/* Decodes the string at r->p (after whitespace) to dst, which may be at or
+ * before the string's opening quote (see struct sink), NUL-terminates it and
+ * refuses an embedded NUL: it could never reach execve intact. */
+static int parse_exec_string(struct reader *r, unsigned char *dst,
+			     size_t *len, const char *nul_msg)
+{
+	unsigned char *start;
+	struct sink k;
+
+	if (peek(r) != '"')
+		return fail(r, "expected a string");
+	start = r->p;
+	k.out = dst;
+	k.cap = (size_t)-1;
+	k.len = 0;
+	if (parse_string(r, &k))
+		return -1;
+	if (memchr(dst, 0, k.len)) {
+		r->p = start;
+		return fail(r, nul_msg);
+	}
+	/* The closing quote was at or after dst + k.len, already read. */
+	dst[k.len] = '\0';
+	*len = k.len;
+	return 0;
+}
+
+/* [ext] {"file": string, "argv": [string, ...]} — exactly those keys, any
+ * order. argv strings are packed NUL-separated from its first string's
+ * opening quote on: each decoded string plus its NUL is shorter than its
+ * JSON form with quotes, so the write position never passes the read one. */
+static int parse_run_rewritten(struct reader *r, struct escalate_response *out)
+{
+	static const char *keys[] = { "file", "argv" };
+	unsigned seen = 0;
+	size_t len;
+	int which, c;
+
+	if (expect(r, '{', "expected the RunRewritten object"))
+		return -1;
+	for (;;) {
+		if (peek(r) != '"')
+			return fail(r, "expected \"file\" or \"argv\"");
+		if (parse_key(r, keys, 2, &which))
+			return -1;
+		if (which < 0)
+			return fail(r, "unexpected key in RunRewritten");
+		if (seen & (1u << which))
+			return fail(r, "duplicate key");
+		seen |= 1u << which;
+		if (expect(r, ':', "expected ':'"))
+			return -1;
+		if (which == 0) {
+			unsigned char *at;
+			if (peek(r) != '"')
+				return fail(r, "file must be a string");
+			at = r->p;
+			if (parse_exec_string(r, at, &len, "NUL byte in file"))
+				return -1;
+			if (len == 0) {
+				r->p = at;
+				return fail(r, "file is empty");
+			}
+			out->file = (char *)at;
+		} else {
+			unsigned char *w;
+			if (peek(r) != '[')
+				return fail(r, "argv must be an array of strings");
+			r->p++;
+			if (peek(r) == ']')
+				return fail(r, "argv is empty");
+			w = r->p;
+			out->argv_packed = (char *)w;
+			out->argc = 0;
+			for (;;) {
+				if (peek(r) != '"')
+					return fail(r, "argv must be an array of strings");
+				if (parse_exec_string(r, w, &len, "NUL byte in argv"))
+					return -1;
+				w += len + 1;
+				out->argc++;
+				c = peek(r);
+				r->p++;
+				if (c == ']')
+					break;
+				if (c != ',') {
+					r->p--;
+					return fail(r, "expected ',' or ']'");
+				}
+			}
+		}
+		c = peek(r);
+		r->p++;
+		if (c == '}')
+			break;
+		if (c != ',') {
+			r->p--;
+			return fail(r, "expected ',' or '}'");
+		}
+	}
+	if (!(seen & 1))
+		return fail(r, "missing \"file\" in RunRewritten");
+	if (!(seen & 2))
+		return fail(r, "missing \"argv\" in RunRewritten");
+	return 0;
+}
+
 static int on_response_key(struct reader *r, int which, void *ctx)
 {
 	struct escalate_response *out = ctx;
 	static const char *variants[] = { "Run", "Escalate" };
-	static const char *deny[] = { "Deny" };
+	static const char *objects[] = { "Deny", "RunRewritten" };
 	int v;
 
 	(void)which; /* only "action" is registered */
+	out->reason = NULL;
+	out->file = NULL;
+	out->argv_packed = NULL;
+	out->argc = 0;
 	switch (peek(r)) {
 	case '"':
 		if (parse_key(r, variants, 2, &v))
@@ -473,20 +584,27 @@ static int on_response_key(struct reader *r, int which, void *ctx)
 		if (v < 0)
 			return fail(r, "unknown action");
 		out->action = v == 0 ? ACTION_RUN : ACTION_ESCALATE;
-		out->reason = NULL;
 		return 0;
 	case '{':
 		r->p++;
 		if (peek(r) != '"')
 			return fail(r, "expected an action variant");
-		if (parse_key(r, deny, 1, &v))
+		if (parse_key(r, objects, 2, &v))
 			return -1;
 		if (v < 0)
 			return fail(r, "unknown action");
-		if (expect(r, ':', "expected ':'") || parse_deny(r, out))
+		if (expect(r, ':', "expected ':'"))
 			return -1;
-		out->action = ACTION_DENY;
-		return expect(r, '}', "expected '}' after the Deny variant");
+		if (v == 0) {
+			if (parse_deny(r, out))
+				return -1;
+			out->action = ACTION_DENY;
+			return expect(r, '}', "expected '}' after the Deny variant");
+		}
+		if (parse_run_rewritten(r, out))
+			return -1;
+		out->action = ACTION_RUN_REWRITTEN;
+		return expect(r, '}', "expected '}' after the RunRewritten variant");
 	default:
 		return fail(r, "action must be a string or an object");
 	}
@@ -507,56 +625,66 @@ const char *json_parse_escalate_response(unsigned char *buf, size_t len,
 	return r.err;
 }
 
-struct result_ctx {
-	long long value;
-	int in_range;
-};
-
-static int on_result_key(struct reader *r, int which, void *ctx)
+/* A JSON integer into *value; *in_range cleared when it does not fit. */
+static int parse_integer(struct reader *r, const char *what, long long *value,
+			 int *in_range)
 {
-	struct result_ctx *res = ctx;
 	unsigned char *start;
 	int integral, neg;
 
-	(void)which;
 	if (peek(r) != '-' && !is_digit(r))
-		return fail(r, "exit_code must be an integer");
+		return fail(r, what);
 	start = r->p;
 	if (scan_number(r, &integral))
 		return -1;
 	if (!integral) {
 		r->p = start;
-		return fail(r, "exit_code must be an integer");
+		return fail(r, what);
 	}
 	neg = *start == '-';
-	res->value = 0;
-	res->in_range = 1;
+	*value = 0;
+	*in_range = 1;
 	for (unsigned char *q = start + neg; q < r->p; q++) {
-		if (res->value > 100000000000000LL) {
-			res->in_range = 0;
+		if (*value > 100000000000000LL) {
+			*in_range = 0;
 			break;
 		}
-		res->value = res->value * 10 + (*q - '0');
+		*value = *value * 10 + (*q - '0');
 	}
 	if (neg)
-		res->value = -res->value;
+		*value = -*value;
 	return 0;
 }
 
-const char *json_parse_exec_result(unsigned char *buf, size_t len,
-				   long long *exit_code, int *in_range,
-				   size_t *err_at)
+static int on_result_key(struct reader *r, int which, void *ctx)
 {
-	static const char *keys[] = { "exit_code" };
+	struct exec_result *res = ctx;
+
+	if (which == 0)
+		return parse_integer(r, "exit_code must be an integer",
+				     &res->exit_code, &res->in_range);
+	if (peek(r) == 'n')
+		return literal(r, "null");
+	res->has_signal = 1;
+	return parse_integer(r, "signal must be an integer or null",
+			     &res->signal, &res->signal_in_range);
+}
+
+const char *json_parse_exec_result(unsigned char *buf, size_t len,
+				   struct exec_result *out, size_t *err_at)
+{
+	static const char *keys[] = { "exit_code", "signal" };
 	struct reader r = { buf, buf, buf + len, NULL, 0 };
-	struct result_ctx res = { 0, 1 };
 	unsigned seen;
 
-	if (parse_top_object(&r, keys, 1, on_result_key, &res, &seen) == 0 &&
+	out->exit_code = 0;
+	out->in_range = 1;
+	out->has_signal = 0;
+	out->signal = 0;
+	out->signal_in_range = 1;
+	if (parse_top_object(&r, keys, 2, on_result_key, out, &seen) == 0 &&
 	    !(seen & 1))
 		fail(&r, "missing \"exit_code\"");
-	*exit_code = res.value;
-	*in_range = res.in_range;
 	*err_at = r.err_at;
 	return r.err;
 }

@@ -22,7 +22,12 @@ size_t utf8_sequence_length(const unsigned char *s, size_t avail);
  * JSON_STRING_BOUND(len) bytes) and returns the end of what was written. */
 char *json_put_string(char *out, const unsigned char *s, size_t len);
 
-enum escalate_action { ACTION_RUN, ACTION_ESCALATE, ACTION_DENY };
+enum escalate_action {
+	ACTION_RUN,
+	ACTION_ESCALATE,
+	ACTION_DENY,
+	ACTION_RUN_REWRITTEN, /* [ext] {"RunRewritten":{"file":..,"argv":[..]}} */
+};
 
 struct escalate_response {
 	enum escalate_action action;
@@ -30,6 +35,13 @@ struct escalate_response {
 	 * pointing into the parsed buffer, or NULL for "reason": null. */
 	char *reason;
 	size_t reason_len;
+	/* RunRewritten only, pointing into the parsed buffer: the decoded file
+	 * (NUL-terminated, non-empty) and argc >= 1 decoded argv strings packed
+	 * one after another, each NUL-terminated. "\udcXX" escapes become the
+	 * raw byte XX; a NUL byte anywhere is refused. */
+	char *file;
+	char *argv_packed;
+	size_t argc;
 };
 
 /* Both parsers accept exactly one JSON object filling buf[0..len) (JSON
@@ -41,10 +53,17 @@ const char *json_parse_escalate_response(unsigned char *buf, size_t len,
 					 struct escalate_response *out,
 					 size_t *err_at);
 
-/* {"exit_code": N}; N must be a JSON integer. *in_range is cleared when N
- * does not fit in a long long (then *exit_code is meaningless). */
+struct exec_result {
+	long long exit_code;
+	int in_range;      /* cleared when exit_code does not fit a long long */
+	int has_signal;    /* [ext] "signal" present and not null */
+	long long signal;
+	int signal_in_range;
+};
+
+/* {"exit_code": N} or [ext] {"exit_code": N, "signal": S}; N and S must be
+ * JSON integers (S may also be null). Range checks are the caller's. */
 const char *json_parse_exec_result(unsigned char *buf, size_t len,
-				   long long *exit_code, int *in_range,
-				   size_t *err_at);
+				   struct exec_result *out, size_t *err_at);
 
 #endif

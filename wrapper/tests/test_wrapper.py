@@ -13,6 +13,7 @@ import ctypes
 import json
 import os
 import select
+import signal
 import shlex
 import socket
 import stat
@@ -235,7 +236,8 @@ class TestRun(Base):
         self.assertEqual(sent['EMPTY'], '')
         self.assertEqual(sent['PATH'], os.environ['PATH'])
         lines = out.decode().splitlines()
-        self.assertIn('EXEC_WRAPPER=/x/wrapper', lines)
+        # A foreign EXEC_WRAPPER is replaced by ours (see TestNestedShells).
+        self.assertIn('EXEC_WRAPPER=' + WRAPPER, lines)
         self.assertIn('BASH_EXEC_WRAPPER=/x/w2', lines)
         self.assertIn('CODEX_ESCALATE_SOCKET=' + peer.request_fd, lines)
 
@@ -484,6 +486,441 @@ class TestEscalate(Base):
         self.assertRefused(run_wrapper(['/bin/true', 'true'], peer),
                            P + '/bin/true: escalation server closed the connection')
 
+
+
+def start_wrapper(args, peer, env=None, pass_fds=(), preexec_fn=None, cwd=None, stdin=subprocess.DEVNULL):
+    """Like run_wrapper, but returns the running Popen (for signal tests).
+    pass_fds also keeps fds that preexec_fn creates (subprocess closes the
+    others after preexec_fn ran)."""
+    env = dict(os.environ if env is None else env)
+    fd = peer.client.fileno()
+    env['CODEX_ESCALATE_SOCKET'] = str(fd)
+    p = subprocess.Popen(PREFIX + [WRAPPER] + list(args), env=env, pass_fds=list(pass_fds) + [fd],
+                         stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         preexec_fn=preexec_fn, cwd=cwd)
+    peer.client.close()
+    return p
+
+
+def fds_at(targets, src, sock, park=900):
+    """argv prefix that starts the wrapper with exactly 0-2 plus every fd in
+    targets open (each a dup of src) and the escalate socket at park+1, so
+    fd numbers can be chosen freely without clobbering Python's own."""
+    script = ('ulimit -n 4096; exec %d>&%d %d>&%d %d>&- %d>&-; ' % (park, src, park + 1, sock, src, sock)
+              + ''.join('exec %d>&%d; ' % (t, park) for t in targets)
+              + 'exec %d>&-; export CODEX_ESCALATE_SOCKET=%d; exec "$@"' % (park, park + 1))
+    return ['/bin/bash', '-c', script, 'bash']
+
+
+def start_with_fds(args, peer, targets, src, park=900):
+    fd = peer.client.fileno()
+    p = subprocess.Popen(fds_at(targets, src, fd, park) + PREFIX + [WRAPPER] + list(args), pass_fds=[src, fd],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    peer.client.close()
+    return p
+
+
+class Held:
+    """Peer script for escalations driven step by step from the test: answers
+    Escalate, collects every fds frame ("more" chaining), then hands the
+    stream to the test and keeps it open until release()."""
+
+    def __init__(self):
+        self.ready = threading.Event()
+        self.finished = threading.Event()
+        self.frames = []  # (json, nfds) per SuperExecMessage
+        self.fds = {}     # target number -> our received fd
+        self.stream = None
+
+    def __call__(self, stream, _req):
+        stream.sendall(frame(ESCALATE))
+        while True:
+            body, fds = read_frame(stream, with_fds=True)
+            msg = json.loads(body)
+            self.frames.append((msg, len(fds)))
+            self.fds.update(zip(msg['fds'], fds))
+            if not msg.get('more'):
+                break
+        self.stream = stream
+        self.ready.set()
+        self.finished.wait(TIMEOUT)
+
+    def next_json(self):
+        return json.loads(read_frame(self.stream))
+
+    def release(self):
+        """Closes the received fds (the wrapper's stdout/stderr among them,
+        so the test can read to EOF) and lets the peer hang up."""
+        fds, self.fds = self.fds, {}
+        for fd in fds.values():
+            os.close(fd)
+        self.finished.set()
+
+    def finish(self, p, result):
+        """Sends the exec result and collects the wrapper."""
+        self.stream.sendall(frame(result))
+        self.release()
+        return p.communicate(timeout=TIMEOUT)
+
+
+def sig_caught(pid, sig):
+    """Whether pid has a handler for sig (SigCgt in /proc/PID/status)."""
+    with open('/proc/%d/status' % pid) as f:
+        for line in f:
+            if line.startswith('SigCgt:'):
+                return bool(int(line.split()[1], 16) & (1 << (sig - 1)))
+    return False
+
+
+def wait_until(pred, what):
+    deadline = time.monotonic() + TIMEOUT
+    while not pred():
+        if time.monotonic() > deadline:
+            raise AssertionError('timed out waiting for ' + what)
+        time.sleep(0.01)
+
+
+def proc_state(pid):
+    with open('/proc/%d/stat' % pid) as f:
+        return f.read().rsplit(')', 1)[1].split()[0]
+
+
+class TestRunRewritten(Base):
+    def rewritten(self, file, argv):
+        return {'action': {'RunRewritten': {'file': file, 'argv': argv}}}
+
+    def test_runs_the_rewritten_command(self):
+        peer = Peer(respond(self.rewritten('/bin/echo', ['echo', 'rewritten', 'args'])))
+        rc, out, err = run_wrapper(['/bin/echo', 'echo', 'original'], peer)
+        self.assertEqual((rc, out, err), (0, b'rewritten args\n', b''))
+        self.assertEqual(peer.request['argv'], ['echo', 'original'])  # the request was the original
+
+    def test_argv0_and_key_order(self):
+        body = b'{"action":{"RunRewritten":{"argv":["custom0","-c","tr \\"\\\\000\\" \\" \\" < /proc/$$/cmdline"],"file":"/bin/sh"}}}'
+        peer = Peer(respond(struct.pack('<I', len(body)) + body))
+        rc, out, err = run_wrapper(['/bin/true', 'true'], peer)
+        self.assertEqual(rc, 0, err)
+        self.assertTrue(out.startswith(b'custom0 -c '), out)
+
+    def test_escaped_bytes_become_raw_bytes(self):
+        d = os.path.join(os.fsencode(self.tmp), b'caf\xe9')
+        os.mkdir(d)
+        script = os.path.join(d, b'tool\xff')
+        with open(script, 'wb') as f:
+            f.write(b'#!/bin/sh\nprintf "%s|" "$0" "$@"\n')
+        os.chmod(script, 0o755)
+        args = [b'x\xe9y', b'\xff\xfe', b'caf\xc3\xa9', b'\xed\xa0\x80']
+        resp = self.rewritten(script.decode('utf-8', 'surrogateescape'),
+                              [a.decode('utf-8', 'surrogateescape') for a in [b'argv0'] + args])
+        peer = Peer(respond(frame(json.dumps(resp).encode())))  # json.dumps writes \udcXX escapes
+        self.assertIn(b'\\udce9', json.dumps(resp).encode())
+        rc, out, err = run_wrapper(['/bin/true', 'true'], peer)
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(out, b'|'.join([script] + args) + b'|')
+
+    def test_same_exec_failures_as_run(self):
+        missing = self.path('nope')
+        peer = Peer(respond(self.rewritten(missing, ['nope'])))
+        self.assertRefused(run_wrapper(['/bin/true', 'true'], peer), P + missing + ': No such file or directory', 127)
+        s = self.write('noshebang', b'echo "script $0 [$1]"\nexit 4\n')
+        peer = Peer(respond(self.rewritten(s, ['ignored', 'one'])))
+        rc, out, err = run_wrapper(['/bin/true', 'true'], peer)
+        self.assertEqual((rc, out.decode()), (4, 'script %s [one]\n' % s), err)
+        b = self.write('bin', b'abc\x00def\n')
+        peer = Peer(respond(self.rewritten(b, ['b'])))
+        self.assertRefused(run_wrapper(['/bin/true', 'true'], peer), P + b + ': cannot execute binary file: Exec format error')
+
+    def test_strict_parsing(self):
+        B = 'protocol error: bad response from the escalation server: '
+        cases = [
+            (b'{"action":{"RunRewritten":{"file":"/bin/echo","argv":["a\\u0000b"]}}}', B + 'NUL byte in argv at byte 54'),
+            (b'{"action":{"RunRewritten":{"file":"/bin/e\\u0000cho","argv":["a"]}}}', B + 'NUL byte in file at byte 34'),
+            (b'{"action":{"RunRewritten":{"file":"","argv":["a"]}}}', B + 'file is empty at byte 34'),
+            (b'{"action":{"RunRewritten":{"file":"/bin/echo","argv":[]}}}', B + 'argv is empty at byte 54'),
+            (b'{"action":{"RunRewritten":{"file":"/bin/echo"}}}', B + 'missing "argv" in RunRewritten at byte 46'),
+            (b'{"action":{"RunRewritten":{"argv":["a"]}}}', B + 'missing "file" in RunRewritten at byte 40'),
+            (b'{"action":{"RunRewritten":{}}}', B + 'expected "file" or "argv" at byte 27'),
+            (b'{"action":{"RunRewritten":{"file":"/x","argv":["a"],"env":{}}}}', B + 'unexpected key in RunRewritten at byte 57'),
+            (b'{"action":{"RunRewritten":{"file":"/x","file":"/y","argv":["a"]}}}', B + 'duplicate key at byte 45'),
+            (b'{"action":{"RunRewritten":{"file":"/x","argv":"a"}}}', B + 'argv must be an array of strings at byte 46'),
+            (b'{"action":{"RunRewritten":{"file":"/x","argv":["a",1]}}}', B + 'argv must be an array of strings at byte 51'),
+            (b'{"action":{"RunRewritten":{"file":"/x","argv":["a"}}}', B + "expected ',' or ']' at byte 50"),
+            (b'{"action":{"RunRewritten":{"file":5,"argv":["a"]}}}', B + 'file must be a string at byte 34'),
+            (b'{"action":{"RunRewritten":{"file":"/x","argv":["a"]},"Run":{}}}', B + "expected '}' after the RunRewritten variant at byte 52"),
+            (b'{"action":{"RunRewritten":null}}', B + 'expected the RunRewritten object at byte 26'),
+            (b'{"action":{"RunRewritten":{"file":"/x","argv":["\xff"]}}}', B + 'invalid UTF-8 in string at byte 48'),
+            (b'{"action":"RunRewritten"}', B + 'unknown action at byte 24'),
+        ]
+        for payload, message in cases:
+            with self.subTest(payload=payload):
+                peer = Peer(respond(struct.pack('<I', len(payload)) + payload))
+                marker = self.path('must-not-exist')
+                self.assertRefused(run_wrapper(['/usr/bin/touch', 'touch', marker], peer), P + '/usr/bin/touch: ' + message)
+                self.assertFalse(os.path.exists(marker))
+
+    def test_many_and_long_arguments(self):
+        args = ['arg%d-' % i + 'x\udcff' * (i % 50) for i in range(2000)]
+        peer = Peer(respond(self.rewritten('/bin/echo', ['echo'] + args)))
+        rc, out, err = run_wrapper(['/bin/true', 'true'], peer)
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(out, b' '.join(a.encode('utf-8', 'surrogateescape') for a in args) + b'\n')
+
+
+class TestNestedShells(Base):
+    def env_seen(self, env, args=None):
+        peer = Peer(respond(RUN))
+        rc, out, err = run_wrapper(args or ['/usr/bin/env', 'env'], peer, env=env)
+        self.assertEqual(rc, 0, err)
+        return [l for l in out.decode().splitlines() if l.startswith('EXEC_WRAPPER=')]
+
+    def test_exec_wrapper_put_back(self):
+        base = {k: v for k, v in os.environ.items() if k != 'EXEC_WRAPPER'}
+        self.assertEqual(self.env_seen(base), ['EXEC_WRAPPER=' + WRAPPER])
+        self.assertEqual(self.env_seen(dict(base, EXEC_WRAPPER='/bin/true')), ['EXEC_WRAPPER=' + WRAPPER])
+        self.assertEqual(self.env_seen(dict(base, EXEC_WRAPPER='')), ['EXEC_WRAPPER=' + WRAPPER])
+        self.assertEqual(self.env_seen(dict(base, EXEC_WRAPPER=WRAPPER)), ['EXEC_WRAPPER=' + WRAPPER])
+
+    def test_exec_wrapper_put_back_for_rewritten(self):
+        base = {k: v for k, v in os.environ.items() if k != 'EXEC_WRAPPER'}
+        peer = Peer(respond({'action': {'RunRewritten': {'file': '/usr/bin/env', 'argv': ['env']}}}))
+        rc, out, err = run_wrapper(['/bin/true', 'true'], peer, env=base)
+        self.assertEqual(rc, 0, err)
+        self.assertIn('EXEC_WRAPPER=' + WRAPPER, out.decode().splitlines())
+
+    def test_relative_invocation_uses_the_binary(self):
+        # argv[0] not absolute: /proc/self/exe names us.
+        base = {k: v for k, v in os.environ.items() if k != 'EXEC_WRAPPER'}
+        peer = Peer(respond(RUN))
+        fd = peer.client.fileno()
+        env = dict(base, CODEX_ESCALATE_SOCKET=str(fd))
+        p = subprocess.run(['./' + os.path.basename(WRAPPER), '/usr/bin/env', 'env'], cwd=os.path.dirname(WRAPPER),
+                           env=env, pass_fds=[fd], capture_output=True, timeout=TIMEOUT)
+        peer.client.close()
+        peer.done.wait(TIMEOUT)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn('EXEC_WRAPPER=' + os.path.realpath(WRAPPER), p.stdout.decode().splitlines())
+
+
+class TestFdForwarding(Base):
+    def test_every_inheritable_fd_forwarded_ascending(self):
+        pipes = [os.pipe() for _ in range(3)]
+        targets = [7, 5, 9]
+        held = Held()
+        peer = Peer(held)
+        fd = peer.client.fileno()
+        # Three different pipes: one bash per target would be clumsy, so
+        # use a small chain of redirections on distinct sources.
+        script = ('exec 900>&%d 901>&%d 902>&%d 903>&%d; ' % (pipes[0][1], pipes[1][1], pipes[2][1], fd)
+                  + ''.join('exec %d>&-; ' % x for x in {pipes[0][1], pipes[1][1], pipes[2][1], fd, pipes[0][0], pipes[1][0], pipes[2][0]})
+                  + 'exec 7>&900 5>&901 9>&902 900>&- 901>&- 902>&-; export CODEX_ESCALATE_SOCKET=903; exec "$@"')
+        p = subprocess.Popen(['/bin/bash', '-c', script, 'bash'] + PREFIX + [WRAPPER, '/bin/true', 'true'],
+                             pass_fds=[w for _, w in pipes] + [r for r, _ in pipes] + [fd],
+                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        peer.client.close()
+        try:
+            self.assertTrue(held.ready.wait(TIMEOUT))
+            self.assertEqual(held.frames, [({'fds': [0, 1, 2, 5, 7, 9]}, 6)])  # not 903, the escalate socket
+            for (r, _), t in zip(pipes, targets):
+                os.write(held.fds[t], b'via %d' % t)
+                self.assertEqual(os.read(r, 100), b'via %d' % t)
+            held.finish(p, {'exit_code': 0})
+            self.assertEqual(p.returncode, 0)
+        finally:
+            held.release()
+            for r, w in pipes:
+                os.close(r)
+                os.close(w)
+
+    def test_more_than_16_fds_in_several_frames(self):
+        r, w = os.pipe()
+        held = Held()
+        peer = Peer(held)
+        p = start_with_fds(['/bin/true', 'true'], peer, range(3, 40), w)  # 40 fds -> 16 + 16 + 8
+        try:
+            self.assertTrue(held.ready.wait(TIMEOUT))
+            self.assertEqual([(len(m['fds']), m.get('more'), k) for m, k in held.frames],
+                             [(16, True, 16), (16, True, 16), (8, None, 8)])
+            allfds = [fd for m, _ in held.frames for fd in m['fds']]
+            self.assertEqual(allfds, list(range(40)))
+            os.write(held.fds[39], b'last')
+            self.assertEqual(os.read(r, 10), b'last')
+            held.finish(p, {'exit_code': 3})
+            self.assertEqual(p.returncode, 3)
+        finally:
+            held.release()
+            os.close(r)
+            os.close(w)
+
+    def test_exactly_16_is_one_frame(self):
+        r, w = os.pipe()
+        held = Held()
+        peer = Peer(held)
+        p = start_with_fds(['/bin/true', 'true'], peer, range(3, 16), w)
+        try:
+            self.assertTrue(held.ready.wait(TIMEOUT))
+            self.assertEqual(held.frames, [({'fds': list(range(16))}, 16)])
+            held.finish(p, {'exit_code': 0})
+            self.assertEqual(p.returncode, 0)
+        finally:
+            held.release()
+            os.close(r)
+            os.close(w)
+
+    def test_too_many_fds_refused_clearly(self):
+        r, w = os.pipe()
+        peer = Peer(escalate_then({'exit_code': 0}))
+        p = start_with_fds(['/bin/true', 'true'], peer, range(3, 1100), w, park=3000)
+        out, err = p.communicate(timeout=TIMEOUT)
+        peer.done.wait(TIMEOUT)
+        os.close(r)
+        os.close(w)
+        self.assertEqual(p.returncode, 126)
+        self.assertEqual(err.decode(), P + '/bin/true: too many open file descriptors to escalate (1100, limit 1024)\n')
+
+    def test_without_proc_probes_fds(self):
+        # A private mount namespace with /proc hidden: the wrapper probes fds.
+        if os.geteuid() != 0 or not os.path.exists('/usr/bin/unshare'):
+            self.fail('needs root and unshare(1) to hide /proc')
+        held = Held()
+        peer = Peer(held)
+        fd = peer.client.fileno()
+        r, w = os.pipe()
+        cmd = ['/usr/bin/unshare', '--mount', '--propagation', 'private', '/bin/sh', '-c',
+               'mount -t tmpfs none /proc && exec "$@"', 'sh'] + fds_at([8, 700, 1500], w, fd) + PREFIX + [WRAPPER, '/bin/true', 'true']
+        p = subprocess.Popen(cmd, pass_fds=[fd, w], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        peer.client.close()
+        try:
+            self.assertTrue(held.ready.wait(TIMEOUT))
+            # 901 (the escalate socket) is skipped; 700 is found below the
+            # probe bound, 1500 (beyond it) is not: proof that it probed.
+            self.assertEqual([x for m, _ in held.frames for x in m['fds']], [0, 1, 2, 8, 700])
+            os.write(held.fds[8], b'probe')
+            self.assertEqual(os.read(r, 10), b'probe')
+            out, err = held.finish(p, {'exit_code': 0})
+            self.assertEqual(p.returncode, 0, err)
+        finally:
+            held.release()
+            os.close(r)
+            os.close(w)
+
+
+class TestSignals(Base):
+    def escalated(self, preexec_fn=None):
+        held = Held()
+        peer = Peer(held)
+        p = start_wrapper(['/bin/sleep', 'sleep', '30'], peer, preexec_fn=preexec_fn, cwd=self.tmp)
+        self.addCleanup(held.release)
+        self.addCleanup(lambda: p.poll() is None and p.kill())
+        self.assertTrue(held.ready.wait(TIMEOUT))
+        # Handlers go in right after the fds are sent; wait for them.
+        wait_until(lambda: sig_caught(p.pid, signal.SIGUSR2), 'the relay handlers')
+        return held, p
+
+    def test_relayed_in_order_then_death_by_signal(self):
+        held, p = self.escalated()
+        for sig in (signal.SIGUSR1, signal.SIGWINCH, signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGUSR2):
+            os.kill(p.pid, sig)
+            self.assertEqual(held.next_json(), {'signal': int(sig)})
+        os.kill(p.pid, signal.SIGTERM)
+        self.assertEqual(held.next_json(), {'signal': 15})
+        out, err = held.finish(p, {'exit_code': 143, 'signal': 15})
+        self.assertEqual((p.returncode, out, err), (-signal.SIGTERM, b'', b''))
+
+    def test_tstp_stops_wrapper_and_cont_is_relayed(self):
+        held, p = self.escalated()
+        os.kill(p.pid, signal.SIGTSTP)
+        self.assertEqual(held.next_json(), {'signal': int(signal.SIGTSTP)})
+        wait_until(lambda: proc_state(p.pid) == 'T', 'the wrapper to stop')
+        os.kill(p.pid, signal.SIGCONT)
+        self.assertEqual(held.next_json(), {'signal': int(signal.SIGCONT)})
+        self.assertNotEqual(proc_state(p.pid), 'T')
+        held.finish(p, {'exit_code': 0})
+        self.assertEqual(p.returncode, 0)
+
+    def test_ignored_signal_stays_ignored(self):
+        held, p = self.escalated(preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+        self.assertFalse(sig_caught(p.pid, signal.SIGINT))
+        os.kill(p.pid, signal.SIGINT)
+        os.kill(p.pid, signal.SIGUSR1)
+        self.assertEqual(held.next_json(), {'signal': int(signal.SIGUSR1)})
+        held.finish(p, {'exit_code': 0})
+        self.assertEqual(p.returncode, 0)
+
+    def test_run_keeps_dispositions(self):
+        # No handlers on the Run path: an ignored SIGINT stays ignored, the
+        # rest are default in the command (checked in its /proc status).
+        peer = Peer(respond(RUN))
+        fd = peer.client.fileno()
+        env = dict(os.environ, CODEX_ESCALATE_SOCKET=str(fd))
+        p = subprocess.run(PREFIX + [WRAPPER, '/bin/sh', 'sh', '-c', 'grep -E "^Sig(Ign|Blk)" /proc/$$/status'],
+                           env=env, pass_fds=[fd], capture_output=True, timeout=TIMEOUT,
+                           preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+        peer.client.close()
+        peer.done.wait(TIMEOUT)
+        fields = dict(l.split(':\t') for l in p.stdout.decode().splitlines())
+        self.assertTrue(int(fields['SigIgn'], 16) & (1 << (signal.SIGINT - 1)))
+        self.assertEqual(int(fields['SigBlk'], 16), 0)
+
+    def test_server_gone_while_relaying(self):
+        held, p = self.escalated()
+        os.kill(p.pid, signal.SIGINT)
+        self.assertEqual(held.next_json(), {'signal': int(signal.SIGINT)})
+        held.stream.shutdown(socket.SHUT_RDWR)
+        held.release()
+        out, err = p.communicate(timeout=TIMEOUT)
+        self.assertEqual(p.returncode, 126)
+        self.assertEqual(err, (P + '/bin/sleep: escalation server closed the connection\n').encode())
+
+
+class TestDeathBySignal(Base):
+    def run_result(self, result, preexec_fn=None):
+        peer = Peer(escalate_then(result))
+        fd = peer.client.fileno()
+        env = dict(os.environ, CODEX_ESCALATE_SOCKET=str(fd))
+        p = subprocess.run(PREFIX + [WRAPPER, '/bin/true', 'true'], env=env, pass_fds=[fd], capture_output=True,
+                           timeout=TIMEOUT, cwd=self.tmp, preexec_fn=preexec_fn)
+        peer.client.close()
+        peer.done.wait(TIMEOUT)
+        return p
+
+    def test_reraised(self):
+        for sig in (signal.SIGINT, signal.SIGKILL, signal.SIGTERM, signal.SIGPIPE, signal.SIGHUP):
+            with self.subTest(sig=sig):
+                p = self.run_result({'exit_code': 128 + sig, 'signal': int(sig)})
+                self.assertEqual((p.returncode, p.stderr), (-sig, b''))
+
+    def test_reraised_even_if_ignored_and_without_core(self):
+        import resource
+
+        def pre():
+            signal.signal(signal.SIGQUIT, signal.SIG_IGN)
+            resource.setrlimit(resource.RLIMIT_CORE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+        p = self.run_result({'exit_code': 131, 'signal': 3}, preexec_fn=pre)
+        self.assertEqual(p.returncode, -signal.SIGQUIT)
+        self.assertEqual(os.listdir(self.tmp), [])  # core_pattern may name ./core: nothing dumped
+
+    def test_non_terminating_signal_exits_with_code(self):
+        for sig in (signal.SIGTSTP, signal.SIGCHLD, signal.SIGSTOP):
+            p = self.run_result({'exit_code': 128 + sig, 'signal': int(sig)})
+            self.assertEqual(p.returncode, 128 + sig)
+
+    def test_null_signal_is_plain_exit(self):
+        p = self.run_result({'exit_code': 5, 'signal': None})
+        self.assertEqual(p.returncode, 5)
+
+    def test_bad_signals(self):
+        for sig, text in [(0, 'invalid signal 0'), (65, 'invalid signal 65'), (-2, 'invalid signal -2'),
+                          (10**30, 'invalid signal (out of range)')]:
+            with self.subTest(sig=sig):
+                p = self.run_result({'exit_code': 130, 'signal': sig})
+                self.assertEqual(p.returncode, 126)
+                self.assertEqual(p.stderr.decode(), P + '/bin/true: escalation server reported an ' + text + '\n')
+        for body in [b'{"exit_code":130,"signal":"2"}', b'{"exit_code":130,"signal":2.0}',
+                     b'{"exit_code":130,"signal":2,"signal":2}']:
+            with self.subTest(body=body):
+                p = self.run_result(struct.pack('<I', len(body)) + body)
+                self.assertEqual(p.returncode, 126)
+                self.assertIn(b'protocol error: bad exec result from the escalation server: ', p.stderr)
 
 class TestProtocolErrors(Base):
     def expect_protocol(self, payload, message):
