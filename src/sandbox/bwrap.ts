@@ -8,6 +8,12 @@ export interface BwrapProfile {
   /** Writable inside the sandbox (the working directory is always writable). */
   readonly cwd: string;
   readonly writable?: readonly string[];
+  /**
+   * Paths that must stay reachable (read-only) — the patched bash and the
+   * wrapper. Only those under /tmp need it: everything else is visible
+   * through the read-only root, but /tmp is replaced by a private tmpfs.
+   */
+  readonly readable?: readonly string[];
   /** Keep the host network (default: own, empty network namespace). */
   readonly network?: boolean;
   /** bwrap executable (default: `bwrap` on PATH). */
@@ -49,6 +55,10 @@ export function bwrapUsable(bwrap = 'bwrap'): { ok: true } | { ok: false; reason
  */
 export function bwrapLaunch(command: string, args: readonly string[], profile: BwrapProfile): SandboxedLaunch {
   const a: string[] = ['--ro-bind', '/', '/', '--dev', '/dev', '--proc', '/proc', '--tmpfs', '/tmp'];
+  for (const p of profile.readable ?? []) {
+    const abs = path.resolve(p);
+    if (abs === '/tmp' || abs.startsWith('/tmp/')) a.push('--ro-bind', abs, abs);
+  }
   // After the /tmp tmpfs, so a working directory under /tmp is the real one.
   for (const dir of [profile.cwd, ...(profile.writable ?? [])]) {
     const abs = path.resolve(dir);

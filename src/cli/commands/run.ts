@@ -106,7 +106,7 @@ export async function runCommand(script: string, args: readonly string[], opts: 
     escalationEnv: { allow: opts.envAllow, deny: opts.envDeny },
     ...(hooks ? { observer: hooksObserver(hooks, logger) } : {}),
   });
-  const launch = sandboxLaunch(opts, shell, ['-c', script, ...args], cwd);
+  const launch = sandboxLaunch(opts, shell, ['-c', script, ...args], cwd, [path.dirname(shell), path.dirname(wrapperPath)]);
   let running;
   try {
     running = await launchShell(server, { command: launch.command, args: launch.args, cwd, extraFds: launch.extraFds });
@@ -133,7 +133,7 @@ export async function runCommand(script: string, args: readonly string[], opts: 
 }
 
 /** The shell's launch command: bwrap around it, or the shell alone. */
-function sandboxLaunch(opts: RunOptions, shell: string, args: string[], cwd: string): SandboxedLaunch {
+function sandboxLaunch(opts: RunOptions, shell: string, args: string[], cwd: string, readable: string[]): SandboxedLaunch {
   const none: SandboxedLaunch = { command: shell, args, extraFds: [], release: () => {} };
   if (opts.sandbox === 'none') return none;
   const usable = bwrapUsable();
@@ -142,7 +142,7 @@ function sandboxLaunch(opts: RunOptions, shell: string, args: string[], cwd: str
     process.stderr.write(`codex-escalate: warning: no sandbox (${usable.reason}); Run'd commands are not confined. Use --sandbox none to silence this.\n`);
     return none;
   }
-  return bwrapLaunch(shell, args, { cwd, writable: opts.writable, network: opts.network });
+  return bwrapLaunch(shell, args, { cwd, writable: opts.writable, network: opts.network, readable });
 }
 
 /** Load hooks from --hooks files and discovery; null when none are configured (no per-exec cost then). */
