@@ -7,9 +7,10 @@
  *   npm run bench                  full run (a few minutes)
  *   npm run bench -- --smoke       reduced run in seconds (BENCH_SMOKE=1 too)
  *   options: --out-dir DIR  --reps N  --only w1,w2,w3,server,rules  --no-docs-chart
+ *            --variants stock,floor,run200,...   (workload 1 subset, for profiling)
  */
 import { spawn, execFileSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -30,6 +31,7 @@ const { values: args } = parseArgs({
     reps: { type: 'string' },
     only: { type: 'string' },
     'no-docs-chart': { type: 'boolean', default: false },
+    variants: { type: 'string' },
   },
 });
 
@@ -66,22 +68,32 @@ function sh(cmd: string, argv: string[]): string {
   return execFileSync(cmd, argv, { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
 }
 
-async function buildPrerequisites(): Promise<{ patched: string; wrapper: string }> {
+async function buildPrerequisites(tmpDir: string): Promise<{ patched: string; wrapper: string; floor: string }> {
   if (!existsSync(path.join(ROOT, 'build/Release/codex_native.node'))) {
     log('building the native addon');
     execFileSync('npm', ['run', 'install', '--silent'], { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'] });
   }
   log('building the wrapper (make -C wrapper)');
   execFileSync('make', ['-s', '-C', 'wrapper'], { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'] });
-  const wrapper = path.join(ROOT, 'wrapper', 'codex-execve-wrapper');
-  if (!existsSync(wrapper)) fail(`make -C wrapper did not produce ${wrapper}`);
+  // BENCH_WRAPPER: measure another wrapper build (e.g. linked against musl) with everything else equal.
+  const wrapper = process.env.BENCH_WRAPPER ? path.resolve(process.env.BENCH_WRAPPER) : path.join(ROOT, 'wrapper', 'codex-execve-wrapper');
+  if (!existsSync(wrapper)) fail(`wrapper not found at ${wrapper}${process.env.BENCH_WRAPPER ? ' (BENCH_WRAPPER)' : ' after make -C wrapper'}`);
+  log('building the floor wrapper (bench/floor/exec-only.c)');
+  const floor = path.join(tmpDir, 'exec-only');
+  const src = path.join(BENCH_DIR, 'floor/exec-only.c');
+  try {
+    execFileSync('cc', ['-O2', '-static', '-o', floor, src], { stdio: ['ignore', 'ignore', 'pipe'] });
+  } catch {
+    // No static libc: a dynamic build still measures an exec-only wrapper (slightly slower).
+    execFileSync('cc', ['-O2', '-o', floor, src], { stdio: ['ignore', 'inherit', 'inherit'] });
+  }
   log('ensuring the patched bash (builds it the first time, ~1 minute)');
   const patched = await ensurePatchedBash({ onProgress: (line) => log(`  ${line}`) });
   if (!existsSync(STOCK_BASH)) fail(`stock bash not found at ${STOCK_BASH}`);
-  return { patched, wrapper };
+  return { patched, wrapper, floor };
 }
 
-function machineInfo(patched: string): Record<string, unknown> {
+function machineInfo(patched: string, wrapper: string): Record<string, unknown> {
   const cpus = os.cpus();
   let commit = 'unknown';
   let dirty = false;
@@ -110,6 +122,7 @@ function machineInfo(patched: string): Record<string, unknown> {
     },
     git: { commit, dirty },
     shells: { stock: STOCK_BASH, stockVersion: version(STOCK_BASH), patched, patchedVersion: version(patched) },
+    wrapper,
   };
 }
 
@@ -137,10 +150,10 @@ function collectStderr(stream: NodeJS.ReadableStream | null): () => string {
 }
 
 /** Run a shell directly (no server): stock bash, or the patched bash with interception off. */
-async function runPlain(shell: string, argv: string[], cwd: string): Promise<RunResult> {
+async function runPlain(shell: string, argv: string[], cwd: string, extraEnv: Record<string, string> = {}): Promise<RunResult> {
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
-  const child = spawn(shell, argv, { cwd, env: cleanEnv(), stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(shell, argv, { cwd, env: { ...cleanEnv(), ...extraEnv }, stdio: ['ignore', 'ignore', 'pipe'] });
   const stderr = collectStderr(child.stderr);
   const code = await new Promise<number | null>((resolve, reject) => {
     child.once('error', reject);
@@ -205,7 +218,7 @@ async function measure(name: string, variants: Variant[], reps: number): Promise
       walls.set(v.id, [...(walls.get(v.id) ?? []), r.wallMs]);
       cpus.set(v.id, [...(cpus.get(v.id) ?? []), r.cpuUs]);
       decisions.set(v.id, [...(decisions.get(v.id) ?? []), r.decisions]);
-      log(`${name} rep ${rep + 1}/${reps} ${v.id}: ${r.wallMs.toFixed(0)} ms${r.decisions ? `, ${r.decisions} decisions` : ''}`);
+      log(`${name} rep ${rep + 1}/${reps} ${v.id}: ${r.wallMs.toFixed(0)} ms${r.decisions ? `, ${r.decisions} decisions` : ''}, ${openFds()} fds open`);
     }
   }
   const stock = median(walls.get(variants[0]!.id)!);
@@ -230,6 +243,15 @@ async function measure(name: string, variants: Variant[], reps: number): Promise
     };
   }
   return out;
+}
+
+/** Open fds of this (server) process: a leak shows up here long before EMFILE. */
+function openFds(): number {
+  try {
+    return readdirSync('/proc/self/fd').length;
+  } catch {
+    return -1;
+  }
 }
 
 function roundP(p: Percentiles): Percentiles {
@@ -262,10 +284,10 @@ async function worker(argv: string[]): Promise<Record<string, unknown>> {
 
 async function main(): Promise<void> {
   const started = performance.now();
-  const { patched, wrapper } = await buildPrerequisites();
-  const info = machineInfo(patched);
-  mkdirSync(OUT_DIR, { recursive: true });
   const tmp = mkdtempSync(path.join(os.tmpdir(), 'codex-bench-'));
+  const { patched, wrapper, floor } = await buildPrerequisites(tmp);
+  const info = machineInfo(patched, wrapper);
+  mkdirSync(OUT_DIR, { recursive: true });
   const loop = path.join(BENCH_DIR, 'workloads/exec-loop.sh');
   const conc = path.join(BENCH_DIR, 'workloads/concurrency.sh');
   const real = path.join(BENCH_DIR, 'workloads/real-work.sh');
@@ -289,26 +311,28 @@ async function main(): Promise<void> {
       const variants: Variant[] = [
         { id: 'stock', label: 'stock bash', run: () => runPlain(STOCK_BASH, a, tmp) },
         { id: 'patchedOff', label: 'patched bash, no EXEC_WRAPPER', run: () => runPlain(patched, a, tmp), target: 1.02 },
+        // Not a product variant: the cost of the extra execve alone, for reference.
+        { id: 'floor', label: 'floor: exec-only wrapper, no server', run: () => runPlain(patched, a, tmp, { EXEC_WRAPPER: floor }) },
         { id: 'run200', label: `Run, ${POLICY_RULES}-rule policy`, run: () => runIntercepted(run, patched, a, tmp, n), server: run, target: 1.8 },
         { id: 'spawnedHook', label: 'spawned sh PreToolUse hook', run: () => runIntercepted(spawned, patched, a, tmp, n), server: spawned },
         { id: 'persistentHook', label: 'persistent PreToolUse hook', run: () => runIntercepted(persistent, patched, a, tmp, n), server: persistent, target: 2.0 },
         { id: 'escalate', label: 'Escalate (server runs it)', run: () => runIntercepted(escalate, patched, a, tmp, n), server: escalate },
-      ];
+      ].filter((v) => v.id === 'stock' || !args.variants || args.variants.split(',').includes(v.id));
       // Warm-up: JIT, page cache, the persistent hook's process start.
       log('workload 1 warm-up');
       const warm = [loop, String(Math.min(50, n))];
-      for (const [bs, min] of [[run, 1], [spawned, 1], [persistent, 1], [escalate, 1]] as const) await runIntercepted(bs, patched, warm, tmp, min);
+      for (const bs of [run, spawned, persistent, escalate]) await runIntercepted(bs, patched, warm, tmp, 1);
       await runPlain(STOCK_BASH, warm, tmp);
       const res = await measure('w1', variants, CFG.reps);
-      const s = res.spawnedHook!;
-      const p = res.persistentHook!;
+      const s = res.spawnedHook;
+      const p = res.persistentHook;
       const stock = res.stock!.medianMs;
       workloads.execLoop = {
         description: `bash script running ${n} x /bin/true`,
         execs: n,
         reps: CFG.reps,
         variants: res,
-        persistentHookSpeedup: {
+        persistentHookSpeedup: s && p && {
           // Wall time of the whole run, and the extra cost per exec over stock bash.
           wallRatio: round(s.medianMs / p.medianMs, 2),
           perExecOverheadUs: { spawned: round(((s.medianMs - stock) * 1000) / n, 1), persistent: round(((p.medianMs - stock) * 1000) / n, 1) },
