@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, realpathSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -45,10 +45,13 @@ describe('bubblewrap sandbox for Run, escalation outside it', () => {
 
   it('the working directory is writable and /tmp is private', async () => {
     const work = tempDir();
-    const r = await run(['--', `touch ${work}/inside && echo ok; ls -A /tmp`], work);
-    // Only the bind-mounted working directory (itself under the host's /tmp) shows through.
-    expect(r.stdout).toBe(`ok\n${path.relative('/tmp', work).split('/')[0]}\n`);
+    const hostOnly = `${tempDir()}-host-only`;
+    writeFileSync(hostOnly, 'x');
+    const inner = `/tmp/made-inside-${process.pid}`;
+    const r = await run(['--', `touch ${work}/inside && echo ok; test -e ${hostOnly} && echo host-visible; touch ${inner} && echo tmp-writable`], work);
+    expect(r.stdout).toBe('ok\ntmp-writable\n');
     expect(existsSync(path.join(work, 'inside'))).toBe(true);
+    expect(existsSync(inner)).toBe(false);
   });
 
   describe('network', () => {
