@@ -117,7 +117,8 @@ describe('PreToolUse hooks decide every exec (library)', () => {
     expect(existsSync(file)).toBe(false);
   });
 
-  it('updatedInput.command rewrite runs the rewritten command in place (needs the wrapper RunRewritten extension)', async () => {
+  // In place = the wrapper's RunRewritten protocol extension.
+  it('updatedInput.command rewrite runs the rewritten command in place', async () => {
     const r = await h.srv.run('/bin/echo original; echo "status=$?"');
     expect(r.decisions[0]!.decision.rewrite).toEqual({ argv: ['/bin/echo', 'rewritten'], program: '/usr/bin/echo' });
     expect(r.decisions[0]!.action).toEqual({ kind: 'run', rewrite: { file: '/usr/bin/echo', argv: ['/bin/echo', 'rewritten'] } });
@@ -126,7 +127,7 @@ describe('PreToolUse hooks decide every exec (library)', () => {
     expect(r.stdout).toBe('rewritten\nstatus=0\n');
   });
 
-  it('seed {"decision":"modify","content":...} rewrite runs the rewritten command (needs RunRewritten)', async () => {
+  it('seed {"decision":"modify","content":...} rewrite runs the rewritten command in place', async () => {
     const r = await h.srv.run('/bin/echo seed-original');
     expect(r.decisions[0]!.decision.rewrite?.argv).toEqual(['/bin/echo', 'seed-rewritten']);
     expect(r.stdout).not.toContain('seed-original');
@@ -282,10 +283,10 @@ describe('hooks through the real CLI (codex-escalate run --hooks)', () => {
     const log = path.join(dir, 'audit.jsonl');
     const r = await runCli([
       'run', '--shell', patchedBash(), '--hooks', hooksFile, '--rules', hooksRules, '--log-file', log, '--cwd', dir,
-      '--', `/bin/sh -c 'exit 3'; echo "st=$?"; (/bin/true); "$BASH" -c /bin/true; /bin/echo escalate-me; /bin/echo make made; echo "make=$?"; exit 7`,
+      '--', `/bin/sh -c 'exit 3'; echo "st=$?"; (/bin/true); "$BASH" -c /bin/true; /bin/echo escalate-me; /bin/echo make made; echo "make=$?"; /bin/echo original; exit 7`,
     ]);
     expect(r.code).toBe(7);
-    expect(r.stdout).toBe(`st=3\nrewritten-escalated ppid=${r.pid}\nmake=126\n`);
+    expect(r.stdout).toBe(`st=3\nrewritten-escalated ppid=${r.pid}\nmake=126\nrewritten\n`);
     expect(existsSync(path.join(dir, 'made'))).toBe(false);
     const lines = recorded(events);
     expect(lines.filter((x) => x.event === 'session_start')).toHaveLength(1);
@@ -301,6 +302,26 @@ describe('hooks through the real CLI (codex-escalate run --hooks)', () => {
     const rw = readJsonLines(log).find((l) => l.event === 'decision' && (l.argv as string[])[1] === 'escalate-me')!;
     expect(rw).toMatchObject({ action: 'escalate', rewrite: { argv: ['/bin/dash', '-c', 'echo rewritten-escalated ppid=$PPID'], program: '/usr/bin/dash' } });
     expect(rw.hooks).toEqual([expect.objectContaining({ event: 'exec.before', status: 'completed', rewrite: ['/bin/dash', '-c', 'echo rewritten-escalated ppid=$PPID'] })]);
+  });
+
+  it('the persistent scanner from a hooks.json blocks high-risk commands (harmless variants) under the CLI', async () => {
+    const dir = tempDir('cse-e2e-cli-scan-');
+    const secLog = path.join(dir, 'security.log');
+    const hooksFile = writeHooksJson(dir, {
+      PreToolUse: [{ matcher: 'Bash', hooks: [{ type: 'command', command: ['node', scanner, '--persistent'], persistent: true, required: true, env: { CODEX_SECURITY_LOG: secLog } }] }],
+    });
+    const target = path.join(dir, 'f');
+    writeFileSync(target, 'x');
+    const mode = statSync(target).mode & 0o777;
+    const r = await runCli([
+      'run', '--shell', patchedBash(), '--hooks', hooksFile, '--log-file', path.join(dir, 'audit.jsonl'), '--cwd', dir,
+      '--', 'chmod 777 f; echo "chmod=$?"; dd if=/dev/zero of=/dev/null count=1; echo "dd=$?"; /bin/echo ok',
+    ]);
+    expect(r.stdout).toBe('chmod=126\ndd=126\nok\n');
+    expect(r.stderr).toContain('security scanner: high risk: chmod 777');
+    expect(r.stderr).toContain('security scanner: high risk: dd onto a device (dd of=/dev/...)');
+    expect(statSync(target).mode & 0o777).toBe(mode);
+    expect(readJsonLines(secLog).map((l) => l.risk_level)).toEqual(['high', 'high', 'low']);
   });
 
   it('a hooks.json that does not load stops the run before anything executes, naming file, entry and field', async () => {

@@ -5,7 +5,7 @@
  * live reload. Destructive commands only ever target fresh temp dirs.
  */
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { closeSync, constants as fsConstants, copyFileSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -319,6 +319,29 @@ describe('rules through the real CLI (codex-escalate run --rules)', () => {
       ['run', null],
     ]);
     expect(readFileSync(rules, 'utf8')).toContain('read-only now');
+  });
+
+  it('SIGHUP to `codex-escalate run` reloads the rules and the script keeps running', async () => {
+    const t = targets(['t1', 't2']);
+    execFileSync('mkfifo', [path.join(t.dir, 'go')]);
+    const log = path.join(t.dir, 'audit.jsonl');
+    const script = `rm -rf ${sq(t.path('t1'))}; echo "first=$?"; read -r _ < go; rm -rf ${sq(t.path('t2'))}; echo "second=$?"`;
+    const { child, result } = startCli(['run', '--shell', patchedBash(), '--rules', policyRules, '--log-file', log, '--cwd', t.dir, '--', script]);
+    let stdout = '';
+    child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stdin!.end();
+    await waitFor(() => stdout.includes('first=126\n'), 'the first rm to be denied');
+    child.kill('SIGHUP');
+    await waitFor(() => readJsonLines(log).some((l) => l.event === 'rules_reload'), 'the SIGHUP reload');
+    const fed = writeFile(path.join(t.dir, 'go'), 'go\n');
+    const r = await result;
+    // If the shell died of the SIGHUP, nobody reads the fifo: be the reader so our write's open returns.
+    const reader = openSync(path.join(t.dir, 'go'), fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
+    await fed;
+    closeSync(reader);
+    expect(r.stdout).toBe('first=126\nsecond=126\n');
+    expect(r.code).toBe(0);
+    expect(existsSync(path.join(t.path('t2'), 'keep'))).toBe(true);
   });
 });
 
