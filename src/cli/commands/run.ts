@@ -118,7 +118,9 @@ export async function runCommand(script: string, args: readonly string[], opts: 
   const forward = (sig: NodeJS.Signals) => () => {
     if (sig !== 'SIGINT') running.child.kill(sig);
   };
-  const handlers = (['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT'] as const).map((s) => [s, forward(s)] as const);
+  // With --rules, SIGHUP means "reload the rules" (the store listens for it); a real terminal hangup reaches the shell through its process group anyway.
+  const relayed: NodeJS.Signals[] = opts.rules.length > 0 ? ['SIGINT', 'SIGTERM', 'SIGQUIT'] : ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT'];
+  const handlers = relayed.map((s) => [s, forward(s)] as const);
   for (const [s, h] of handlers) process.on(s, h);
   try {
     const result = await running.done;
