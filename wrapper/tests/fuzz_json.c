@@ -30,6 +30,10 @@ static const char *seeds[] = {
 	" { \"x\" : [ 1 , -2.5e+3 , { \"a\" : [ true , false , null ] } ] , \"action\" : \"Run\" } ",
 	"{\"exit_code\":0}",
 	"{\"exit_code\":-12,\"extra\":{\"k\":\"v\"}}",
+	"{\"exit_code\":130,\"signal\":2}",
+	"{\"signal\":null,\"exit_code\":1}",
+	"{\"action\":{\"RunRewritten\":{\"file\":\"/bin/echo\",\"argv\":[\"echo\",\"a\\u00e9\\udcff\",\"\"]}}}",
+	"{\"action\":{\"RunRewritten\":{\"argv\":[\"x\\ud83d\\ude00\", \"\\\"q\\\"\"] , \"file\":\"caf\\udce9\"}}}",
 };
 
 static const char alphabet[] = "{}[]\":,\\u0123456789abcdefABCDEF-+.eEtrunlsfa \n\t\x01\x7f\x80\xc3\xa9\xed\xa0\xff";
@@ -86,19 +90,45 @@ static int check_writer(const unsigned char *in, size_t len)
 	return 0;
 }
 
+/* RunRewritten's strings must lie inside the frame, be non-empty (file),
+ * NUL-terminated and free of other NULs: walking them must stay in bounds. */
+static int check_rewritten(const struct escalate_response *r, const unsigned char *buf, size_t len)
+{
+	const char *end = (const char *)buf + len, *p;
+
+	if (!r->file || r->file < (const char *)buf || r->file >= end || !r->file[0] ||
+	    !memchr(r->file, 0, (size_t)(end - r->file))) {
+		fprintf(stderr, "RunRewritten file escapes the buffer\n");
+		return 1;
+	}
+	if (!r->argv_packed || r->argc == 0) {
+		fprintf(stderr, "RunRewritten without argv accepted\n");
+		return 1;
+	}
+	p = r->argv_packed;
+	for (size_t i = 0; i < r->argc; i++) {
+		const char *nul;
+		if (p < (const char *)buf || p >= end || !(nul = memchr(p, 0, (size_t)(end - p)))) {
+			fprintf(stderr, "RunRewritten argv escapes the buffer\n");
+			return 1;
+		}
+		p = nul + 1;
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	long iterations = argc > 1 ? atol(argv[1]) : 200000;
 	unsigned char buf[512];
-	long accepted = 0;
+	long accepted = 0, rewritten = 0;
 
 	for (long i = 0; i < iterations; i++) {
 		const char *seed = seeds[rnd() % (sizeof seeds / sizeof *seeds)];
 		size_t len = strlen(seed), at;
 		unsigned char *heap;
 		struct escalate_response r;
-		long long code;
-		int in_range;
+		struct exec_result res;
 
 		memcpy(buf, seed, len);
 		mutate(buf, &len, sizeof buf);
@@ -113,12 +143,17 @@ int main(int argc, char **argv)
 				fprintf(stderr, "reason escapes the buffer\n");
 				return 1;
 			}
+			if (r.action == ACTION_RUN_REWRITTEN) {
+				rewritten++;
+				if (check_rewritten(&r, heap, len))
+					return 1;
+			}
 		} else if (at > len) {
 			fprintf(stderr, "error offset %zu beyond %zu\n", at, len);
 			return 1;
 		}
 		memcpy(heap, buf, len);
-		if (json_parse_exec_result(heap, len, &code, &in_range, &at) && at > len) {
+		if (json_parse_exec_result(heap, len, &res, &at) && at > len) {
 			fprintf(stderr, "error offset %zu beyond %zu\n", at, len);
 			return 1;
 		}
@@ -130,7 +165,7 @@ int main(int argc, char **argv)
 		if (check_writer(buf, len))
 			return 1;
 	}
-	printf("fuzz_json: %ld iterations, %ld mutated responses accepted, no faults\n",
-	       iterations, accepted);
+	printf("fuzz_json: %ld iterations, %ld mutated responses accepted (%ld RunRewritten), no faults\n",
+	       iterations, accepted, rewritten);
 	return 0;
 }

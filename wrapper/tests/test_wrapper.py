@@ -572,7 +572,7 @@ def sig_caught(pid, sig):
     return False
 
 
-def wait_until(pred, what):
+def wait_until(pred, what):  # noqa: E302
     deadline = time.monotonic() + TIMEOUT
     while not pred():
         if time.monotonic() > deadline:
@@ -811,9 +811,11 @@ class TestSignals(Base):
         p = start_wrapper(['/bin/sleep', 'sleep', '30'], peer, preexec_fn=preexec_fn, cwd=self.tmp)
         self.addCleanup(held.release)
         self.addCleanup(lambda: p.poll() is None and p.kill())
+        # The handlers are in before the fds are sent: from here on every
+        # signal is relayed.
         self.assertTrue(held.ready.wait(TIMEOUT))
-        # Handlers go in right after the fds are sent; wait for them.
-        wait_until(lambda: sig_caught(p.pid, signal.SIGUSR2), 'the relay handlers')
+        if not PREFIX:  # valgrind catches every signal itself
+            self.assertTrue(sig_caught(p.pid, signal.SIGUSR2))
         return held, p
 
     def test_relayed_in_order_then_death_by_signal(self):
@@ -839,7 +841,8 @@ class TestSignals(Base):
 
     def test_ignored_signal_stays_ignored(self):
         held, p = self.escalated(preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
-        self.assertFalse(sig_caught(p.pid, signal.SIGINT))
+        if not PREFIX:
+            self.assertFalse(sig_caught(p.pid, signal.SIGINT))
         os.kill(p.pid, signal.SIGINT)
         os.kill(p.pid, signal.SIGUSR1)
         self.assertEqual(held.next_json(), {'signal': int(signal.SIGUSR1)})
@@ -852,7 +855,7 @@ class TestSignals(Base):
         peer = Peer(respond(RUN))
         fd = peer.client.fileno()
         env = dict(os.environ, CODEX_ESCALATE_SOCKET=str(fd))
-        p = subprocess.run(PREFIX + [WRAPPER, '/bin/sh', 'sh', '-c', 'grep -E "^Sig(Ign|Blk)" /proc/$$/status'],
+        p = subprocess.run(PREFIX + [WRAPPER, '/bin/grep', 'grep', '-E', '^Sig(Ign|Blk)', '/proc/self/status'],
                            env=env, pass_fds=[fd], capture_output=True, timeout=TIMEOUT,
                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
         peer.client.close()
@@ -1151,6 +1154,10 @@ NOT_UNDER_TOOLS = {
     'test_non_utf8_env_round_trip',
     'test_missing_interpreter', 'test_interpreter_is_a_directory',
     'test_interpreter_with_carriage_return', 'test_interpreter_not_executable',
+    # The launcher script keeps itself open on an inheritable fd, which the
+    # wrapper rightly forwards: exact fd lists differ under the tool.
+    'test_more_than_16_fds_in_several_frames', 'test_exactly_16_is_one_frame',
+    'test_too_many_fds_refused_clearly', 'test_without_proc_probes_fds',
 }
 
 
