@@ -1,4 +1,4 @@
-import type { Readable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import { type ProcessResult } from '../decision.js';
 import type { CommandHook } from '../types.js';
 import { OUTPUT_CAP_BYTES, killGroup, spawnHookProcess } from './spawn.js';
@@ -51,6 +51,8 @@ export async function runSpawnedHook(hook: CommandHook, o: SpawnRunOptions): Pro
   const out = new Capped(kill);
   const err = new Capped(kill);
   if (pid !== undefined) o.onSpawn?.(pid);
+  // A hook that exits without reading its stdin (or never started) must not surface EPIPE as an uncaught error.
+  (child.stdin as Writable | null)?.on('error', () => {});
   (child.stdout as Readable | null)?.on('data', (b: Buffer) => out.push(b));
   (child.stderr as Readable | null)?.on('data', (b: Buffer) => err.push(b));
 
