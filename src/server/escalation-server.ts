@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { fstatSync } from 'node:fs';
 import { encodeFrame, parseJsonPayload, ProtocolError } from '../protocol/codec.js';
 import {
   ESCALATE_SOCKET_ENV_VAR,
@@ -269,6 +270,9 @@ export class EscalationSession {
   private async serve(fd: Fd): Promise<void> {
     let channel: StreamChannel;
     try {
+      // Before any fcntl or poll (both set O_NONBLOCK on the shared file description): a hostile
+      // sandbox could send its terminal or a pipe it shares with the user's shell.
+      if (!fstatSync(fd).isSocket()) throw new Error('connection fd is not a socket');
       setNonblock(fd, true);
       channel = new StreamChannel(fd);
     } catch (err) {

@@ -75,6 +75,8 @@ export class StreamChannel {
         throw new ChannelClosedError(this.reader.idle ? 'peer closed the connection' : 'peer closed the connection in the middle of a frame');
       }
       this.pendingFds.push(...got.fds);
+      // Only a datagram socket truncates: the rest of its message is gone, so the byte stream is not what was sent.
+      if (got.truncated) throw new ProtocolError('connection is not a stream socket (message truncated)');
       if (got.controlTruncated) throw new ProtocolError(`more than ${MAX_FDS_PER_MESSAGE} fds attached to one message`);
       const frames = this.reader.push(got.bytes);
       // We asked for at most the rest of this frame, so at most one completes.
