@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import { fstatSync } from 'node:fs';
 import { encodeFrame, parseJsonPayload, ProtocolError } from '../protocol/codec.js';
 import {
@@ -182,6 +183,8 @@ export class EscalationSession {
     setNonblock(clientFd, false);
     this.serverFd = serverFd;
     this.clientFd = clientFd;
+    // One listener per in-flight decision (up to maxConnectionsPerSession): not a leak, so no warning.
+    setMaxListeners(0, this.abort.signal);
     const env: Record<string, string> = {
       [ESCALATE_SOCKET_ENV_VAR]: String(SHELL_SOCKET_FD),
       [EXEC_WRAPPER_ENV_VAR]: server.wrapperPath,

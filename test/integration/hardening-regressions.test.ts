@@ -5,7 +5,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { closeFd, sendMsg, socketPair } from '../../src/native/index.js';
-import { encodeFrame, FdFactory, fdFlags, probeRequest, sendDatagram, settleFds, startTarget, ECHO_PROGRAM, type Target } from '../fuzz/harness.js';
+import { encodeFrame, FdFactory, fdFlags, probe, probeRequest, sendDatagram, settleFds, startTarget, ECHO_PROGRAM, type Target } from '../fuzz/harness.js';
 
 const O_NONBLOCK = 0o4000;
 
@@ -58,5 +58,23 @@ describe('connection fds that are not stream sockets', () => {
     expect(t.events.decided).toBe(d0);
     closeFd(mine);
     expect((await settleFds(t.baselineFds)).ok).toBe(true);
+  });
+});
+
+describe('many decisions in flight', () => {
+  it('64 concurrent slow decisions print no MaxListenersExceededWarning on the server\'s stderr', async () => {
+    const slow = await startTarget({ delayMs: 100 });
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(w.name);
+    process.on('warning', onWarning);
+    try {
+      const results = await Promise.all(Array.from({ length: 64 }, () => probe(slow.session, ECHO_PROGRAM)));
+      expect(results.every((r) => r.ok)).toBe(true);
+      await sleep(20);
+      expect(warnings).toEqual([]);
+    } finally {
+      process.off('warning', onWarning);
+      await slow.close();
+    }
   });
 });
