@@ -64,6 +64,8 @@ export function prepareEscalation(request: ResolvedRequest, decision: PolicyDeci
     return { ok: false, reason: `cannot escalate: ${reason}` };
   };
   if (!request.resolved || programFd === undefined) return fail(request.resolveError ?? 'program not found');
+  // bash always passes argv[0]; argc == 0 only comes from a raw client, and is an exploit primitive (pkexec, CVE-2021-4034).
+  if (argv.length === 0) return fail('empty argv (argc 0)');
 
   const viaFd = `/proc/self/fd/${programFd}`;
   try {

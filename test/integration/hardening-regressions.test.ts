@@ -5,7 +5,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { closeFd, sendMsg, socketPair } from '../../src/native/index.js';
-import { encodeFrame, FdFactory, fdFlags, probe, probeRequest, sendDatagram, settleFds, startTarget, ECHO_PROGRAM, type Target } from '../fuzz/harness.js';
+import { encodeFrame, FdFactory, fdFlags, probe, probeRequest, sendDatagram, settleFds, startTarget, ECHO_PROGRAM, TRUE_PROGRAM, type Target } from '../fuzz/harness.js';
+import { RawClient } from '../helpers/raw-client.js';
 
 const O_NONBLOCK = 0o4000;
 
@@ -75,6 +76,18 @@ describe('many decisions in flight', () => {
     } finally {
       process.off('warning', onWarning);
       await slow.close();
+    }
+  });
+});
+
+describe('requests only a raw client can make', () => {
+  it('an escalation with an empty argv is denied (argc == 0 is an exploit primitive for setuid programs)', async () => {
+    const c = RawClient.connect(t.session.clientFd);
+    try {
+      c.send({ file: TRUE_PROGRAM, argv: [], workdir: process.cwd(), env: {} });
+      expect(await c.receive()).toEqual({ action: { Deny: { reason: 'cannot escalate: empty argv (argc 0)' } } });
+    } finally {
+      c.close();
     }
   });
 });
