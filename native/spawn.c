@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -79,6 +80,7 @@ typedef struct {
   bool setsid;
   bool setpgid;
   int fallback_maxfd; /* only used when close_range is unavailable */
+  pid_t parent;       /* to detect a parent that died before PDEATHSIG was set */
 } child_args_t;
 
 static void child_fail(const child_args_t *a, int stage, int err) {
@@ -103,6 +105,12 @@ static int child_main(void *arg) {
     if (s == SIGKILL || s == SIGSTOP) continue;
     sigaction(s, &sa, NULL); /* glibc-reserved signals fail harmlessly */
   }
+
+  /* The program must not outlive the process that spawned it (a SIGKILLed
+   * escalation server would leave it running, unattended, outside the
+   * sandbox). Set before exec; survives exec for non-setuid programs. */
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (getppid() != a->parent) _exit(127);
 
   if (a->setsid) {
     if (setsid() < 0) child_fail(a, STAGE_SETSID, errno);
@@ -315,7 +323,7 @@ static napi_value spawn(napi_env env, napi_callback_info info) {
       .file = file, .argv = argv, .envp = envp, .cwd = cwd, .nmap = nmap,
       .targets = targets, .sources = sources, .temps = temps, .high = high,
       .errfd = errpipe[1], .exec_fd = exec_fd, .setsid = sid,
-      .setpgid = pgrp, .fallback_maxfd = fallback_max,
+      .setpgid = pgrp, .fallback_maxfd = fallback_max, .parent = getpid(),
   };
 
   stack = mmap(NULL, CHILD_STACK_SIZE, PROT_READ | PROT_WRITE,

@@ -160,7 +160,8 @@ function toBytesArray(v: unknown, name: string): Uint8Array[] {
 
 /**
  * clone(CLONE_VM|CLONE_VFORK|CLONE_PIDFD) + execve. The child starts with an
- * empty signal mask and default dispositions. Failures before exec throw an
+ * empty signal mask and default dispositions, and is SIGKILLed if this
+ * process dies (PR_SET_PDEATHSIG; its own descendants are not). Failures before exec throw an
  * Error with .code and .syscall ('execve' | 'chdir' | 'dup2' | 'setsid' |
  * 'setpgid'); the failed child is already reaped. On success the caller owns
  * the pidfd (close it, or let waitForExit do so).
