@@ -186,7 +186,9 @@ describe('a terminal stays a terminal (real pty, CLI)', () => {
   });
 
   it('isatty: the brief\'s one-liner', async () => {
-    const r = await cliOnPty(['--escalate', 'dash -c', '--', `/bin/sh -c "[ -t 0 ] && [ -t 1 ] && echo TTY"`], []);
+    const log = path.join(work(), 'audit.jsonl');
+    const r = await cliOnPty(['--log-file', log, '--escalate', 'dash -c', '--', `/bin/sh -c "[ -t 0 ] && [ -t 1 ] && echo TTY"`], []);
+    expect(r.transcript.replace(/\r/g, '')).toBe('TTY\n');
     expect(r.transcript).toContain('TTY');
     expect(r.status).toBe(0);
   });
@@ -204,6 +206,27 @@ describe('a terminal stays a terminal (real pty, CLI)', () => {
     // The command itself died of the relayed SIGINT (not of a teardown SIGTERM).
     const exits = auditLines(log).filter((l) => l.json.event === 'exit');
     expect(exits.map((l) => [l.json.exit_code, l.json.signal])).toEqual([[130, 2]]);
+  });
+});
+
+describe('job control: Ctrl-Z stops the escalated command and fg resumes it (real pty, CLI)', () => {
+  it('the shell sees the job stopped by SIGTSTP (148); nothing runs until fg', async () => {
+    const script = `set -m; /bin/sh ${fixtures}/ticks.sh; echo "after $?"; sleep 0.5; echo MARK; fg >/dev/null; echo "fg $?"`;
+    const log = path.join(work(), 'audit.jsonl'); // keeps audit lines off the terminal
+    const r = await cliOnPty(['--log-file', log, '--escalate', 'dash', '--', script], [{ wait: 'tick 1' }, { write: '\u001a' }, { wait: 'MARK' }]);
+    expect(r.timedOut).toBe(false);
+    expect(r.status).toBe(0);
+    const t = r.transcript.replace(/\r/g, '');
+    expect(t).toMatch(/Stopped/);
+    expect(t).toContain('after 148\n');
+    // No tick while stopped: the ticks before Ctrl-Z, then MARK, then the rest.
+    const between = t.slice(t.indexOf('after 148'), t.indexOf('MARK'));
+    expect(between).not.toMatch(/tick/);
+    const ticks = [...t.matchAll(/tick (\d)/g)].map((m) => Number(m[1]));
+    expect(ticks).toEqual([0, 1, 2, 3, 4, 5, 6, 7].slice(0, ticks.length));
+    expect(ticks.length).toBe(8);
+    expect(t.indexOf('DONE')).toBeGreaterThan(t.indexOf('MARK'));
+    expect(t).toContain('fg 0\n');
   });
 });
 
