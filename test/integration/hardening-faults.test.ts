@@ -4,13 +4,22 @@
  * cannot be written.
  */
 import { spawn } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadHooks } from '../../src/hooks/config.js';
+import { HookEngine } from '../../src/hooks/engine.js';
+import { createDecisionPipeline } from '../../src/policy/decision-pipeline.js';
+import { EscalationServer } from '../../src/server/escalation-server.js';
 import { tempDir } from '../helpers/harness.js';
+import { RawClient } from '../helpers/raw-client.js';
 
 const fixture = path.resolve(import.meta.dirname, '../fixtures/hardening/server-child.ts');
+const logFixture = path.resolve(import.meta.dirname, '../fixtures/hardening/unwritable-log.ts');
+const hooksFixtures = path.resolve(import.meta.dirname, '../fixtures/hooks');
 
 /** Pids of processes whose argv is exactly `argv`. */
 function pidsRunning(argv: string[]): number[] {
@@ -66,5 +75,113 @@ describe('server SIGKILLed mid-session', () => {
     // No orphan: the escalated command died with its server.
     while (pidsRunning(['/usr/bin/sleep', tag]).length > 0 && Date.now() - killedAt < 1000) await sleep(10);
     expect(pidsRunning(['/usr/bin/sleep', tag])).toEqual([]);
+  });
+});
+
+/** One TOML exec.before hook, applied only to commands matching `when`. */
+function gated(when: string, body: string): string {
+  return `[[hooks.exec]]\nevent = "exec.before"\nrequired = true\n${body}\n[hooks.exec.conditions]\ncommand = "${when}"\n`;
+}
+
+describe('failing hooks, through the real server: fail closed, and the server keeps deciding', () => {
+  let httpServer: Server;
+  let url = '';
+  const engines: HookEngine[] = [];
+  const servers: EscalationServer[] = [];
+  beforeAll(async () => {
+    httpServer = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const body = Buffer.concat(chunks).toString();
+        if (body.includes('W500')) res.writeHead(500).end('boom');
+        else if (body.includes('W404')) res.writeHead(404).end('nope');
+        else if (body.includes('WHANG')) return; // never answers
+        else res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+      });
+    });
+    await new Promise<void>((r) => httpServer.listen(0, '127.0.0.1', r));
+    url = `http://127.0.0.1:${(httpServer.address() as AddressInfo).port}/hook`;
+  });
+  afterAll(async () => {
+    await Promise.all(servers.map((s) => s.close()));
+    await Promise.all(engines.map((e) => e.close()));
+    httpServer.closeAllConnections();
+    httpServer.close();
+  });
+
+  it('hang, crash, 10 MiB, invalid JSON, exit 2 without a reason, persistent death, webhook 500/404/silence, MCP crash: each denies; ordinary requests in between are still decided', async () => {
+    const dir = tempDir('cse-hookfault-');
+    const toml = [
+      '[hooks]\ntimeout_seconds = 1\n',
+      gated('HHANG', 'type = "command"\ncommand = "sleep 60"\ntimeout = 1'),
+      gated('HCRASH', 'type = "command"\ncommand = "kill -SEGV $$"'),
+      gated('HBIG', 'type = "command"\ncommand = "head -c 10485760 /dev/zero | tr \\"\\\\\\\\0\\" a"\ntimeout = 10'),
+      gated('HJUNK', 'type = "command"\ncommand = "echo not json"'),
+      gated('HEXIT2', 'type = "command"\ncommand = "exit 2"'),
+      gated('HPDIE', `type = "command"\ncommand = ["node", "${path.join(hooksFixtures, 'persistent-hook.mjs')}"]\npersistent = true\ntimeout = 5\n[hooks.exec.environment]\nMODE = "die"`),
+      gated('W500|W404|WHANG', `type = "webhook"\nurl = "${url}"\ntimeout = 1\nretry_count = 1`),
+      gated('MCPDIE', 'type = "mcp_tool"\nserver = "test"\ntool = "die"\ntimeout = 5\n[hooks.exec.arguments]\nx = 1'),
+      `[mcp_servers.test]\ncommand = "node"\nargs = ["${path.join(hooksFixtures, 'mcp-server.mjs')}"]\n`,
+    ].join('\n');
+    const file = path.join(dir, 'hooks.toml');
+    writeFileSync(file, toml);
+    const engine = new HookEngine(await loadHooks({ files: [file], env: process.env }), { env: process.env });
+    engines.push(engine);
+    const server = new EscalationServer({ policy: createDecisionPipeline({ hooks: engine }) });
+    servers.push(server);
+    const session = await server.startSession();
+
+    const ask = async (word: string) => {
+      const c = RawClient.connect(session.clientFd);
+      const t0 = Date.now();
+      try {
+        c.send({ file: '/usr/bin/echo', argv: ['echo', word], workdir: process.cwd(), env: {} });
+        return { reply: (await c.receive(15_000)) as { action: unknown }, ms: Date.now() - t0 };
+      } finally {
+        c.close();
+      }
+    };
+    const failing = ['HHANG', 'HCRASH', 'HBIG', 'HJUNK', 'HEXIT2', 'HPDIE', 'W500', 'W404', 'WHANG', 'MCPDIE'];
+    const pending = failing.map((w) => ask(w).then((r) => [w, r] as const));
+    // While those fail (some take their full timeout), ordinary requests are decided at once.
+    for (let i = 0; i < 10; i++) {
+      const r = await ask(`ordinary-${i}`);
+      expect(r.reply).toEqual({ action: 'Run' });
+      expect(r.ms).toBeLessThan(500);
+    }
+    for (const [word, r] of await Promise.all(pending)) {
+      // Oversized output is a block by rule (the output is untrustworthy), the rest are failures of a required hook.
+      const why = word === 'HBIG' ? 'exceeded the 1 MiB cap' : 'required hook';
+      expect(r.reply, word).toMatchObject({ action: { Deny: { reason: expect.stringContaining(why) } } });
+      expect(r.ms, word).toBeLessThan(8000);
+    }
+    // And after all of them, still deciding.
+    expect((await ask('after')).reply).toEqual({ action: 'Run' });
+  });
+});
+
+describe('an audit log that cannot be written', () => {
+  it.each([
+    ['/dev/full (disk full)', () => '/dev/full'],
+    ['a file whose directory was removed', () => {
+      const d = tempDir('cse-gone-');
+      return { dir: d, file: path.join(d, 'audit.jsonl') };
+    }],
+    ['a path in a directory that does not exist', () => '/nonexistent/dir/audit.jsonl'],
+  ])('%s: decisions continue, the error is reported once', async (_name, make) => {
+    const target = make();
+    const file = typeof target === 'string' ? target : target.file;
+    const child = spawn(process.execPath, ['--import', 'tsx', logFixture, file, typeof target === 'string' ? '' : target.dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const code = await new Promise<number | null>((r) => child.once('exit', r));
+    expect(stderr).toBe('');
+    expect(code).toBe(0);
+    const result = JSON.parse(stdout) as { decided: number; wanted: number; stderr: string };
+    expect(result.decided).toBe(result.wanted);
+    expect(result.stderr.match(/audit log .* is not writable/g)).toHaveLength(1);
   });
 });
