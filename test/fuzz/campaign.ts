@@ -141,7 +141,12 @@ export async function slowLoris(t: Target, clients: number, intervalMs: number, 
       for (let i = 0; i < frame.length; i++) {
         if (!(await writeAll(fd, frame.subarray(i, i + 1)))) break;
         await sleep(intervalMs);
-        const got = recvMsg(fd, 4096, 0);
+        let got;
+        try {
+          got = recvMsg(fd, 4096, 0);
+        } catch {
+          break; // reset: the server dropped us with our bytes unread
+        }
         if (got === 'eof') break;
         if (got !== 'again') {
           stats.violations.push({ batch: stats.batches, what: 'a slow-loris request was answered' });
