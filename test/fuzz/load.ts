@@ -13,7 +13,7 @@ import { createDecisionPipeline } from '../../src/policy/decision-pipeline.js';
 import { connectStream, DENY_WORD, ECHO_PROGRAM, encodeFrame, percentile, probeRequest, startTarget, TRUE_PROGRAM, writeAll, type Target } from './harness.js';
 
 /** Reads whole frames from one non-blocking stream, waiting on the event loop. */
-class FrameConn {
+export class FrameConn {
   private readonly reader = new FrameReader();
   private readonly poller: Poller;
   private wake: (() => void) | null = null;
