@@ -23,7 +23,7 @@ export interface BwrapProfile {
 export interface SandboxedLaunch {
   readonly command: string;
   readonly args: string[];
-  /** Fds the launcher must give the child, in order from fd 4 (fd 3 is the escalation socket). */
+  /** Fds the launcher must give the child, in order from fd 3 (the escalation socket sits higher, at SHELL_SOCKET_FD). */
   readonly extraFds: number[];
   /** Release what the launch held (the seccomp program's fd). */
   release(): void;
@@ -76,7 +76,7 @@ export function bwrapLaunch(command: string, args: readonly string[], profile: B
     const fd = openSync(file, 'r');
     unlinkSync(file);
     extraFds.push(fd);
-    a.push('--seccomp', String(3 + extraFds.length));
+    a.push('--seccomp', String(3 + extraFds.length - 1));
     release = () => closeSync(fd);
   } else {
     // Unknown architecture: detach from the terminal instead (no job control, but no injection either).

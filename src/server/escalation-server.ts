@@ -30,8 +30,12 @@ import { ChannelClosedError, safeClose, StreamChannel } from './stream-channel.j
 /** Env var naming the shell the wrapper uses for scripts without `#!` (ENOEXEC), as bash would. */
 export const ESCALATE_SHELL_ENV_VAR = 'CODEX_ESCALATE_SHELL';
 
-/** The fd number the shell finds the escalation socket at (index in its stdio array). */
-export const SHELL_SOCKET_FD = 3;
+/**
+ * The fd number the shell finds the escalation socket at. High, so that
+ * ordinary redirections (`cmd 3>file`, `exec 4<in`) never replace it; bash
+ * itself allocates its own fds from 10 upwards ({var}>file) and 255.
+ */
+export const SHELL_SOCKET_FD = 63;
 
 export interface DecisionRecord {
   readonly request: ResolvedRequest;

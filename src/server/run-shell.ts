@@ -10,10 +10,10 @@ export interface ShellLaunch {
   readonly cwd?: string;
   /** Base environment (default: this process's); the session overlay is merged on top. */
   readonly env?: NodeJS.ProcessEnv;
-  /** stdio for fds 0-2 (default: inherit). The escalation socket is always added as fd 3. */
+  /** stdio for fds 0-2 (default: inherit). The escalation socket is always added as fd SHELL_SOCKET_FD. */
   readonly stdio?: 'inherit' | 'pipe' | 'ignore' | readonly ['inherit' | 'pipe' | 'ignore' | number, 'inherit' | 'pipe' | 'ignore' | number, 'inherit' | 'pipe' | 'ignore' | number];
   readonly sessionId?: string;
-  /** Further fds for the child, placed at 4, 5, ... (e.g. a sandbox's seccomp program). */
+  /** Further fds for the child, placed at 3, 4, ... (e.g. a sandbox's seccomp program). */
   readonly extraFds?: readonly number[];
 }
 
@@ -37,8 +37,11 @@ export async function launchShell(server: EscalationServer, launch: ShellLaunch)
   const session = await server.startSession({ ...(launch.sessionId ? { id: launch.sessionId } : {}), cwd: launch.cwd ?? process.cwd() });
   const base = launch.stdio ?? 'inherit';
   const std = typeof base === 'string' ? [base, base, base] : [...base];
-  const stdio: StdioOptions = [...std, session.clientFd, ...(launch.extraFds ?? [])];
-  if (SHELL_SOCKET_FD !== 3) throw new Error('escalation socket must be fd 3');
+  const extra = launch.extraFds ?? [];
+  if (3 + extra.length > SHELL_SOCKET_FD) throw new Error(`at most ${SHELL_SOCKET_FD - 3} extra fds`);
+  // Fds between the extras and the socket stay closed in the child.
+  const gap = Array.from({ length: SHELL_SOCKET_FD - 3 - extra.length }, () => 'ignore' as const);
+  const stdio: StdioOptions = [...std, ...extra, ...gap, session.clientFd];
   let child: ChildProcess;
   try {
     child = spawn(launch.command, [...launch.args], {

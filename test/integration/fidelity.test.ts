@@ -1,3 +1,4 @@
+import { SHELL_SOCKET_FD } from '../../src/server/escalation-server.js';
 /**
  * Escalate, faithfully (issue 5): with the real patched bash, the real
  * wrapper and the real server, an escalated command sees what it would see
@@ -131,12 +132,8 @@ describe('every inherited fd reaches the escalated command', () => {
     escalatedOnce(r.decisions, 'dash');
   });
 
-  // The server hands the shell its escalation socket at fd 3 (upstream's
-  // choice), so `cmd 3>file` replaces the socket in the command's process and
-  // the wrapper can no longer ask: it refuses (exit 126). Expected to fail
-  // until the socket is moved off the low fds (see the wrapper report); then
-  // drop `.fails`.
-  it.fails('cmd 3>file through the standard launch (socket at fd 3)', async () => {
+  // The standard launch puts the socket at SHELL_SOCKET_FD (63), off the low fds that redirections use.
+  it('cmd 3>file through the standard launch', async () => {
     const cwd = work();
     const { policy } = escalating(isProgram('dash'));
     const r = await runBash(`/bin/sh -c 'echo x >&3' 3>out3; echo "rc=$?"; cat out3`, { policy, cwd });
@@ -165,9 +162,9 @@ describe('every inherited fd reaches the escalated command', () => {
     const [inplace, escalated] = r.stdout.trim().split('\n').map((l) => l.trim().split(' ').map(Number));
     const wanted = [0, 1, 2, ...Array.from({ length: 18 }, (_, i) => i + 4)];
     expect(escalated).toEqual(expect.arrayContaining(wanted));
-    expect(escalated).not.toContain(3); // the escalation socket stays with the shell
-    expect(inplace).toContain(3);
-    expect(escalated).toEqual(inplace!.filter((fd) => fd !== 3));
+    expect(escalated).not.toContain(SHELL_SOCKET_FD); // the escalation socket stays with the shell
+    expect(inplace).toContain(SHELL_SOCKET_FD);
+    expect(escalated).toEqual(inplace!.filter((fd) => fd !== SHELL_SOCKET_FD));
     for (let fd = 4; fd <= 21; fd++) expect(readFileSync(path.join(cwd, `f${fd}`), 'utf8')).toBe(`inplace fd${fd}\nescalated fd${fd}\n`);
     escalatedOnce(r.decisions, 'bash');
   });
