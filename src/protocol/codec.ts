@@ -20,6 +20,23 @@ export function encodeFrame(message: unknown): Buffer {
   return frame;
 }
 
+/** A shared allowance of buffered bytes (e.g. per session), so many half-sent frames cannot add up to an out-of-memory. */
+export class ByteBudget {
+  private used = 0;
+  constructor(readonly limit: number) {}
+  get inUse(): number {
+    return this.used;
+  }
+  reserve(n: number): boolean {
+    if (this.used + n > this.limit) return false;
+    this.used += n;
+    return true;
+  }
+  release(n: number): void {
+    this.used = Math.max(0, this.used - n);
+  }
+}
+
 /**
  * Incremental frame reader. Feed it whatever recv returned; it yields whole
  * payloads. The length is checked against the limit before anything is
@@ -31,7 +48,17 @@ export class FrameReader {
   private payload: Buffer | null = null;
   private payloadFilled = 0;
 
-  constructor(private readonly maxFrameBytes: number = MAX_FRAME_BYTES) {}
+  constructor(
+    private readonly maxFrameBytes: number = MAX_FRAME_BYTES,
+    private readonly budget?: ByteBudget,
+  ) {}
+
+  /** Give back the budget held by a partial frame (call when the connection goes away). */
+  dispose(): void {
+    if (this.payload) this.budget?.release(this.payload.length);
+    this.payload = null;
+    this.headerFilled = 0;
+  }
 
   /** True when no partial frame is buffered (a clean point to see EOF). */
   get idle(): boolean {
@@ -64,6 +91,9 @@ export class FrameReader {
           out.push(Buffer.alloc(0));
           continue;
         }
+        if (this.budget && !this.budget.reserve(length)) {
+          throw new ProtocolError(`frame of ${length} bytes refused: ${this.budget.inUse} bytes of half-received frames already buffered (limit ${this.budget.limit})`);
+        }
         this.payload = Buffer.allocUnsafe(length);
         this.payloadFilled = 0;
       } else {
@@ -72,6 +102,7 @@ export class FrameReader {
         this.payloadFilled += n;
         offset += n;
         if (this.payloadFilled === this.payload.length) {
+          this.budget?.release(this.payload.length);
           out.push(this.payload);
           this.payload = null;
         }

@@ -1,12 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import { fstatSync } from 'node:fs';
-import { encodeFrame, parseJsonPayload, ProtocolError } from '../protocol/codec.js';
+import { ByteBudget, encodeFrame, parseJsonPayload, ProtocolError } from '../protocol/codec.js';
 import {
   ESCALATE_SOCKET_ENV_VAR,
   EXEC_WRAPPER_ENV_VAR,
   HANDSHAKE_BYTE,
   MAX_FDS_PER_MESSAGE,
+  MAX_FRAME_BYTES,
 } from '../protocol/constants.js';
 import {
   EscalateRequestSchema,
@@ -79,7 +80,11 @@ export interface EscalationServerOptions {
   readonly escalationEnv?: EnvFilterOptions;
   /** Check that a request's workdir is the requesting process's real cwd before escalating (default true). */
   readonly verifyWorkdir?: boolean;
+  /** Bytes of half-received frames one session may buffer at once (default 64 MiB; one frame may be up to 16 MiB). */
+  readonly sessionFrameBudgetBytes?: number;
 }
+
+const DEFAULT_SESSION_FRAME_BUDGET = 64 * 1024 * 1024;
 
 /**
  * The escalation server: one per process is typical, with one session per
@@ -172,6 +177,8 @@ export class EscalationSession {
   private readonly escalated = new Set<EscalatedProcess>();
   private readonly abort = new AbortController();
   private decisions = 0;
+  /** Bytes of half-received frames this session may hold at once (a sandbox cannot make the server allocate without bound). */
+  private readonly frameBudget: ByteBudget;
 
   /** The shell's exit status, when known (set by end()). */
   exitCode: number | undefined;
@@ -187,6 +194,7 @@ export class EscalationSession {
     setNonblock(clientFd, false);
     this.serverFd = serverFd;
     this.clientFd = clientFd;
+    this.frameBudget = new ByteBudget(server.options.sessionFrameBudgetBytes ?? DEFAULT_SESSION_FRAME_BUDGET);
     // One listener per in-flight decision (up to maxConnectionsPerSession): not a leak, so no warning.
     setMaxListeners(0, this.abort.signal);
     const env: Record<string, string> = {
@@ -281,7 +289,7 @@ export class EscalationSession {
       // sandbox could send its terminal or a pipe it shares with the user's shell.
       if (!fstatSync(fd).isSocket()) throw new Error('connection fd is not a socket');
       setNonblock(fd, true);
-      channel = new StreamChannel(fd);
+      channel = new StreamChannel(fd, MAX_FRAME_BYTES, this.frameBudget);
     } catch (err) {
       safeClose(fd);
       this.server.logRejected(this.id, `unusable connection fd: ${(err as Error).message}`);

@@ -1,4 +1,4 @@
-import { FrameReader, ProtocolError } from '../protocol/codec.js';
+import { FrameReader, ProtocolError, type ByteBudget } from '../protocol/codec.js';
 import { MAX_FDS_PER_MESSAGE, MAX_FRAME_BYTES } from '../protocol/constants.js';
 import { closeFd, Poller, recvMsg, sendMsg, type Fd } from '../native/index.js';
 
@@ -38,8 +38,9 @@ export class StreamChannel {
   constructor(
     readonly fd: Fd,
     maxFrameBytes: number = MAX_FRAME_BYTES,
+    budget?: ByteBudget,
   ) {
-    this.reader = new FrameReader(maxFrameBytes);
+    this.reader = new FrameReader(maxFrameBytes, budget);
     this.poller = new Poller(fd, (err, events) => {
       if (err || events.disconnect) this.hangup = true;
       const wake = this.wake;
@@ -119,6 +120,7 @@ export class StreamChannel {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.reader.dispose();
     this.poller.close();
     for (const fd of this.pendingFds.splice(0)) safeClose(fd);
     safeClose(this.fd);

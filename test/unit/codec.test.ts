@@ -114,3 +114,21 @@ describe('message schemas', () => {
     expect(EscalateResponseSchema.parse({ action: { Deny: { reason: 'x' } } })).toEqual({ action: { Deny: { reason: 'x' } } });
   });
 });
+
+describe('ByteBudget shared by frame readers', () => {
+  it('refuses a frame that would exceed the budget and gives bytes back on completion and dispose', async () => {
+    const { ByteBudget } = await import('../../src/protocol/codec.js');
+    const budget = new ByteBudget(100);
+    const a = new FrameReader(1000, budget);
+    const b = new FrameReader(1000, budget);
+    a.push(Buffer.from([60, 0, 0, 0]));
+    expect(budget.inUse).toBe(60);
+    expect(() => b.push(Buffer.from([50, 0, 0, 0]))).toThrow(/half-received frames/);
+    a.dispose();
+    expect(budget.inUse).toBe(0);
+    const c = new FrameReader(1000, budget);
+    const frames = c.push(encodeFrame({ ok: 1 }));
+    expect(frames).toHaveLength(1);
+    expect(budget.inUse).toBe(0);
+  });
+});
