@@ -30,7 +30,7 @@ export interface DecisionPipelineOptions {
   readonly denyPrefixes?: readonly string[];
   readonly escalatePrefixes?: readonly string[];
   /** PreToolUse hooks, consulted on every decision. */
-  readonly hooks?: HookEngine;
+  readonly hooks?: Pick<HookEngine, 'preToolUse'>;
   /** The session's working directory, handed to hooks (default: the exec's workdir). */
   readonly sessionCwd?: (sessionId: string) => string | undefined;
   /** Who answers `prompt` / `ask` (default: deny — headless). */
