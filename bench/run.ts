@@ -15,6 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { launchShell } from '../src/server/run-shell.js';
+import { boostServerPriority } from '../src/server/escalation-server.js';
 import { ensurePatchedBash } from '../src/shell/patched-bash.js';
 import { PROTOCOL_ENV_VARS } from '../src/protocol/constants.js';
 import { BENCH_DIR, createBenchServer, POLICY_RULES, type BenchServer, type PolicyKind } from './lib/servers.js';
@@ -176,8 +177,12 @@ async function runIntercepted(bs: BenchServer, shell: string, argv: string[], cw
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   const { child, done } = await launchShell(bs.server, { command: shell, args: argv, cwd, env: cleanEnv(), stdio: ['ignore', 'ignore', 'pipe'] });
+  // As `codex-escalate run` does: once the shell is spawned, decisions go ahead of the workload (when permitted).
+  const base = boostServerPriority(bs.server);
   const stderr = collectStderr(child.stderr);
-  const { exitCode } = await done;
+  const { exitCode } = await done.finally(() => {
+    if (base !== undefined) os.setPriority(0, base);
+  });
   const wallMs = performance.now() - t0;
   const cpu = process.cpuUsage(cpu0);
   if (exitCode !== 0) fail(`intercepted ${argv.join(' ')} exited ${exitCode}: ${stderr()}`);

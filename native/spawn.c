@@ -80,6 +80,8 @@ typedef struct {
   bool setsid;
   bool setpgid;
   int fallback_maxfd; /* only used when close_range is unavailable */
+  bool set_nice;      /* give the program this nice value (the server may run boosted) */
+  int nice;
   pid_t parent;       /* to detect a parent that died before PDEATHSIG was set */
 } child_args_t;
 
@@ -111,6 +113,9 @@ static int child_main(void *arg) {
    * sandbox). Set before exec; survives exec for non-setuid programs. */
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (getppid() != a->parent) _exit(127);
+
+  /* Best effort: raising the nice value (less priority) is always allowed. */
+  if (a->set_nice) setpriority(PRIO_PROCESS, 0, a->nice);
 
   if (a->setsid) {
     if (setsid() < 0) child_fail(a, STAGE_SETSID, errno);
@@ -202,10 +207,10 @@ static void throw_child_error(napi_env env, int stage, int err,
   napi_throw(env, e);
 }
 
-/* spawn(file, argv, env, cwd, fdMap, newProcessGroup, setsid, execFd|-1) */
+/* spawn(file, argv, env, cwd, fdMap, newProcessGroup, setsid, execFd|-1[, nice|null]) */
 static napi_value spawn(napi_env env, napi_callback_info info) {
-  size_t argc = 8;
-  napi_value args[8];
+  size_t argc = 9;
+  napi_value args[9];
   NAPI_CALL(env, napi_get_cb_info(env, info, &argc, args, NULL, NULL));
   if (argc < 8) {
     napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE",
@@ -233,6 +238,16 @@ static napi_value spawn(napi_env env, napi_callback_info info) {
   if (!codex_get_bool(env, args[5], "newProcessGroup", &pgrp)) goto out;
   if (!codex_get_bool(env, args[6], "setsid", &sid)) goto out;
   if (!codex_get_int(env, args[7], "execFd", -1, INT32_MAX, &exec_fd64)) goto out;
+  bool set_nice = false;
+  int64_t nice64 = 0;
+  if (argc >= 9) {
+    napi_valuetype t;
+    NAPI_CALL(env, napi_typeof(env, args[8], &t));
+    if (t != napi_undefined && t != napi_null) {
+      if (!codex_get_int(env, args[8], "nice", -20, 19, &nice64)) goto out;
+      set_nice = true;
+    }
+  }
   if (argvc == 0) {
     napi_throw_range_error(env, "ERR_OUT_OF_RANGE",
                            "argv must hold at least argv[0]");
@@ -324,6 +339,7 @@ static napi_value spawn(napi_env env, napi_callback_info info) {
       .targets = targets, .sources = sources, .temps = temps, .high = high,
       .errfd = errpipe[1], .exec_fd = exec_fd, .setsid = sid,
       .setpgid = pgrp, .fallback_maxfd = fallback_max, .parent = getpid(),
+      .set_nice = set_nice, .nice = (int)nice64,
   };
 
   stack = mmap(NULL, CHILD_STACK_SIZE, PROT_READ | PROT_WRITE,

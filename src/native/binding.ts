@@ -54,6 +54,7 @@ export interface NativeBinding {
     newProcessGroup: boolean,
     setsid: boolean,
     execFd: number,
+    nice: number | null,
   ): { pid: number; pidfd: number };
   waitPidfd(pidfd: number): RawExitStatus | null;
   sendSignal(pidfd: number, signal: number): void;

@@ -145,6 +145,8 @@ export interface SpawnOptions {
    * (the fd is close-on-exec, the kernel reports ENOENT); use `file` for those.
    */
   execFd?: Fd;
+  /** Nice value for the program (best effort); e.g. undo the escalation server's own priority boost. */
+  nice?: number;
 }
 
 function toBytes(v: unknown, name: string): Uint8Array {
@@ -183,6 +185,7 @@ export function spawnProcess(opts: SpawnOptions): { pid: number; pidfd: Fd } {
     opts.newProcessGroup === true,
     opts.setsid === true,
     execFd,
+    opts.nice ?? null,
   );
 }
 

@@ -12,6 +12,8 @@ export interface EscalatedSpawn {
   readonly fdMap: ReadonlyArray<readonly [number, Fd]>;
   /** Exec this O_PATH handle (the exact file decided on) instead of the path. */
   readonly execFd?: Fd;
+  /** Nice value for the command (undoes a priority boost of the server). */
+  readonly nice?: number;
 }
 
 /**
@@ -34,6 +36,7 @@ export class EscalatedProcess {
       fdMap: spec.fdMap,
       setsid: true,
       ...(spec.execFd !== undefined ? { execFd: spec.execFd } : {}),
+      ...(spec.nice !== undefined ? { nice: spec.nice } : {}),
     });
     this.pid = pid;
     this.pidfd = pidfd;

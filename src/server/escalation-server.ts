@@ -1,3 +1,4 @@
+import os from 'node:os';
 import { randomUUID } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import { fstatSync } from 'node:fs';
@@ -84,6 +85,28 @@ export interface EscalationServerOptions {
   readonly sessionFrameBudgetBytes?: number;
 }
 
+/**
+ * Raise the calling (event-loop) thread's scheduling priority by `steps`
+ * nice levels when the OS allows it (root or CAP_SYS_NICE). Decisions are on
+ * the critical path of every exec: under load they should not queue behind
+ * the very workload they serve. Returns the nice value escalated commands
+ * must get back, or undefined when nothing changed. Call after spawning the
+ * shell (children inherit the boosted value).
+ */
+export function boostServerPriority(server: EscalationServer, steps = 10): number | undefined {
+  let base: number;
+  try {
+    base = os.getPriority(0);
+    const target = Math.max(-20, base - steps);
+    if (target === base) return undefined;
+    os.setPriority(0, target);
+  } catch {
+    return undefined; // not permitted: run at the normal priority
+  }
+  server.escalatedNice = base;
+  return base;
+}
+
 const DEFAULT_SESSION_FRAME_BUDGET = 64 * 1024 * 1024;
 
 /**
@@ -100,6 +123,8 @@ export class EscalationServer {
   private readonly rejectLog = new RateLimiter(20);
   /** @internal */
   readonly escalationChecks: EscalationChecks;
+  /** Nice value for escalated commands when the server runs boosted (see boostServerPriority). */
+  escalatedNice: number | undefined;
 
   constructor(readonly options: EscalationServerOptions) {
     this.policy = options.policy;
@@ -440,6 +465,7 @@ export class EscalationSession {
         workdir: plan.workdir,
         fdMap,
         ...(plan.isScript ? {} : { execFd: plan.programFd }),
+        ...(this.server.escalatedNice !== undefined ? { nice: this.server.escalatedNice } : {}),
       });
     } catch (err) {
       const e = err as NodeJS.ErrnoException;

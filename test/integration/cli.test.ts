@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
@@ -57,6 +58,17 @@ describe('codex-escalate run', () => {
     const cwd = await runCli(['run', '--shell', patchedBash(), '--cwd', '/nonexistent/dir', '--', 'true']);
     expect(cwd.code).toBe(2);
     expect(cwd.stderr).toMatch(/--cwd \/nonexistent\/dir: not a directory/);
+  });
+
+  it('the server runs ahead of the workload when permitted; Run and escalated commands keep the normal priority', async () => {
+    const nice = (pidExpr: string) => `$(cut -d" " -f19 /proc/${pidExpr}/stat)`;
+    const script = `echo "server ${nice('$PPID')}"; echo "run ${nice('self')}"; /bin/sh -c 'echo "escalated $(cut -d" " -f19 /proc/self/stat)"'`;
+    const r = await runCli(['run', '--sandbox', 'none', '--shell', patchedBash(), '--log-file', '/dev/null', '--escalate', 'dash -c', '--', script]);
+    const base = os.getPriority(0);
+    const boosted = process.getuid?.() === 0 ? Math.max(-20, base - 10) : base;
+    expect(r.stdout).toBe(`server ${boosted}\nrun ${base}\nescalated ${base}\n`);
+    const off = await runCli(['run', '--no-priority-boost', '--sandbox', 'none', '--shell', patchedBash(), '--log-file', '/dev/null', '--', `echo "server ${nice('$PPID')}"`]);
+    expect(off.stdout).toBe(`server ${base}\n`);
   });
 
   it('--help explains the command', async () => {

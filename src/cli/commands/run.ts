@@ -9,7 +9,7 @@ import { loadHooks } from '../../hooks/config.js';
 import { hooksObserver } from '../../hooks/server-observer.js';
 import type { EscalationPolicy } from '../../policy/types.js';
 import { createAuditLogger, type AuditLogger } from '../../server/audit-log.js';
-import { EscalationServer } from '../../server/escalation-server.js';
+import { boostServerPriority, EscalationServer } from '../../server/escalation-server.js';
 import { launchShell } from '../../server/run-shell.js';
 import { bwrapLaunch, bwrapUsable, type SandboxedLaunch } from '../../sandbox/bwrap.js';
 import { ensurePatchedBash } from '../../shell/patched-bash.js';
@@ -32,6 +32,7 @@ export interface RunOptions {
   network: boolean;
   envAllow: string[];
   envDeny: string[];
+  priorityBoost: boolean;
 }
 
 export function registerRunCommand(program: Command): void {
@@ -58,6 +59,7 @@ export function registerRunCommand(program: Command): void {
     .option('--network', 'keep network access inside the sandbox (default: none; escalated commands always have it)', false)
     .option('--env-allow <name>', 'let this variable reach escalated commands although the default filter drops it (repeatable)', collect, [])
     .option('--env-deny <name>', 'also drop this variable (or NAME* prefix) from escalated commands\' environment (repeatable)', collect, [])
+    .option('--no-priority-boost', 'do not raise the server\'s scheduling priority above the workload (it is raised when permitted: root or CAP_SYS_NICE)')
     .option('--approval <mode>', 'who answers "prompt": deny (headless), tty (ask on the terminal), command:CMD (request JSON on stdin)', 'deny')
     .addHelpText(
       'after',
@@ -114,6 +116,8 @@ export async function runCommand(script: string, args: readonly string[], opts: 
     // The child has its own copies once spawned.
     launch.release();
   }
+  // Now that the shell has been spawned at the normal priority, let decisions go ahead of the workload.
+  if (opts.priorityBoost) boostServerPriority(server);
   // The terminal sends Ctrl-C to the shell too; we wait for the shell to react instead of dying first.
   const forward = (sig: NodeJS.Signals) => () => {
     if (sig !== 'SIGINT') running.child.kill(sig);
