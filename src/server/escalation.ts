@@ -83,7 +83,7 @@ export function prepareEscalation(request: ResolvedRequest, decision: PolicyDeci
     return fail(`working directory ${request.workdir} does not exist`);
   }
   if (checks.verifyWorkdir) {
-    const mismatch = workdirMismatch(workdirBytes, peerFd);
+    const mismatch = peerViewMismatch(workdirBytes, program, programFd, peerFd);
     if (mismatch) return fail(mismatch);
   }
   const { env, dropped } = checks.filterEnv(request.env);
@@ -104,11 +104,16 @@ function startsWithShebang(viaFd: string): boolean {
 }
 
 /**
- * A relative `file` is resolved against the claimed workdir, so a lying
- * client could make one program look like another. The process that made
- * the connection (SO_PEERCRED) must really be in that directory.
+ * The request is resolved in the server's view of the filesystem, but the
+ * requester may see another one (a sandbox's private /tmp, its own mounts).
+ * Two checks through the requesting process (SO_PEERCRED), so neither a lying
+ * client nor a differing view can make one program pass for another:
+ *  - its real cwd must be the claimed workdir (a relative `file` is resolved
+ *    against it);
+ *  - the program path, looked up from its root (/proc/PID/root), must be the
+ *    very file the server decided on and will exec.
  */
-function workdirMismatch(workdir: Buffer, peerFd: Fd): string | null {
+function peerViewMismatch(workdir: Buffer, program: string, programFd: Fd, peerFd: Fd): string | null {
   let pid: number;
   try {
     pid = peerCredentials(peerFd).pid;
@@ -126,6 +131,13 @@ function workdirMismatch(workdir: Buffer, peerFd: Fd): string | null {
   }
   if (!actual.equals(claimed)) {
     return `claimed working directory ${bytesToWireString(claimed)} is not the requesting process's (${bytesToWireString(actual)})`;
+  }
+  try {
+    const seen = statSync(Buffer.concat([Buffer.from(`/proc/${pid}/root`), wireStringToBytes(program)]));
+    const held = fstatSync(programFd);
+    if (seen.dev !== held.dev || seen.ino !== held.ino) return `${program} is not the same file in the requester's view of the filesystem`;
+  } catch {
+    return `${program} does not exist in the requester's view of the filesystem`;
   }
   return null;
 }

@@ -3,7 +3,8 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EscalationServer, type EscalationSession } from '../../src/server/escalation-server.js';
 import { createAuditLogger } from '../../src/server/audit-log.js';
-import { recordingPolicy, runBash, tempDir } from '../helpers/harness.js';
+import { patchedBash, recordingPolicy, runBash, tempDir, wrapperPath } from '../helpers/harness.js';
+import { launchShell } from '../../src/server/run-shell.js';
 import { RawClient } from '../helpers/raw-client.js';
 
 describe('the environment crossing out of the sandbox is filtered', () => {
@@ -69,7 +70,7 @@ describe('the escalated program is the one that was decided on', () => {
     expect(existsSync(marker)).toBe(false);
   });
 
-  it('a binary replaced in place after the decision still runs the decided file', async () => {
+  it('a binary replaced in place during the decision is refused: the path no longer names the decided file', async () => {
     const dir = tempDir();
     const tool = path.join(dir, 'tool');
     copyFileSync('/usr/bin/true', tool);
@@ -81,7 +82,33 @@ describe('the escalated program is the one that was decided on', () => {
       return { action: 'escalate' };
     });
     const r = await runBash(`./tool ${marker}; echo "status=$?"`, { policy, cwd: dir });
-    expect(r.stdout).toBe('status=0\n');
+    expect(r.stdout).toBe('status=126\n');
+    expect(r.stderr).toMatch(/not the same file in the requester's view/);
+    expect(existsSync(marker)).toBe(false);
+  });
+
+  it('a binary replaced after the Escalate answer, before the exec, still runs the decided file (exec from the O_PATH handle)', async () => {
+    const dir = tempDir();
+    const tool = path.join(dir, 'tool');
+    copyFileSync('/usr/bin/true', tool);
+    copyFileSync('/usr/bin/touch', path.join(dir, 'bad'));
+    const marker = path.join(dir, 'marker');
+    const { policy } = recordingPolicy((q) => (q.program === tool ? { action: 'escalate' } : { action: 'run' }));
+    // `decided` runs right after the answer is written and before the wrapper's fds are read and the command spawned.
+    const server = new EscalationServer({
+      policy,
+      wrapperPath,
+      observer: { decided: (d) => d.request.program === tool && renameSync(path.join(dir, 'bad'), tool) },
+    });
+    const running = await launchShell(server, {
+      command: patchedBash(),
+      args: ['-c', `./tool ${marker}; echo "status=$?" > ${dir}/status`],
+      cwd: dir,
+      env: { PATH: '/usr/bin:/bin' },
+      stdio: 'ignore',
+    });
+    await running.done;
+    expect(readFileSync(path.join(dir, 'status'), 'utf8')).toBe('status=0\n');
     expect(existsSync(marker)).toBe(false);
   });
 

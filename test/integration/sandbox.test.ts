@@ -83,6 +83,19 @@ describe('bubblewrap sandbox for Run, escalation outside it', () => {
     });
   });
 
+  it('a program that is a different file in the sandbox\'s view (private /tmp) is never escalated as the host\'s file', async () => {
+    const work = tempDir();
+    // The host has this script; the sandbox writes its own at the same path in its private /tmp.
+    const hostDir = tempDir('cse-view-');
+    const tool = path.join(hostDir, 'tool.sh');
+    writeFileSync(tool, '#!/bin/sh\necho HOST\n', { mode: 0o755 });
+    const rules = path.join(work, 'allow.rules');
+    writeFileSync(rules, `prefix_rule(pattern = [${JSON.stringify(tool)}], decision = "allow")\n`);
+    const r = await run(['--rules', rules, '--', `mkdir -p ${hostDir} && printf '#!/bin/sh\\necho SANDBOX\\n' > ${tool} && chmod +x ${tool} && ${tool}; echo "status=$?"`], work);
+    expect(r.stdout).toBe('status=126\n');
+    expect(r.stderr).toMatch(/not the same file in the requester's view/);
+  });
+
   it('processes see their own pid namespace', async () => {
     const r = await run(['--', 'ps -e -o pid= | wc -l'], tempDir());
     expect(Number(r.stdout.trim())).toBeLessThan(10);
