@@ -88,7 +88,16 @@ async function buildPrerequisites(tmpDir: string): Promise<{ patched: string; wr
   const floor = path.join(tmpDir, 'exec-only');
   const src = path.join(BENCH_DIR, 'floor/exec-only.c');
   try {
-    execFileSync('cc', ['-O2', '-static', '-o', floor, src], { stdio: ['ignore', 'ignore', 'pipe'] });
+    // Built like the real wrapper (wrapper/Makefile): static musl when installed, else static glibc.
+    const musl = (() => {
+      try {
+        execFileSync('musl-gcc', ['--version'], { stdio: 'ignore' });
+        return true;
+      } catch {
+        return false;
+      }
+    })();
+    execFileSync(musl ? 'musl-gcc' : 'cc', ['-O2', '-static', '-o', floor, src], { stdio: ['ignore', 'ignore', 'pipe'] });
   } catch {
     // No static libc: a dynamic build still measures an exec-only wrapper (slightly slower).
     execFileSync('cc', ['-O2', '-o', floor, src], { stdio: ['ignore', 'inherit', 'inherit'] });
