@@ -11,8 +11,7 @@ import { packageRoot } from '../../src/paths.js';
 import type { EscalationPolicy } from '../../src/policy/types.js';
 import { createAuditLogger, type AuditLogger } from '../../src/server/audit-log.js';
 import { EscalationServer, type DecisionRecord, type EscalatedExitRecord, type ServerObserver } from '../../src/server/escalation-server.js';
-import { launchShell } from '../../src/server/run-shell.js';
-import { patchedBash, wrapperPath } from './harness.js';
+import { patchedBash, runInSession, wrapperPath } from './harness.js';
 
 export const e2eFixtures = path.join(packageRoot, 'test', 'fixtures', 'e2e');
 export const cliPath = path.join(packageRoot, 'bin', 'codex-escalate.js');
@@ -88,27 +87,12 @@ export class E2EServer {
 
   /** Run `patched-bash -c script` in a new session with piped stdio; resolves once the session has fully ended. */
   async run(script: string, opts: SessionOptions = {}): Promise<SessionRun> {
-    const bash = patchedBash();
-    const running = await launchShell(this.server, {
-      command: bash,
-      args: ['-c', script, 'bash', ...(opts.args ?? [])],
-      ...(opts.cwd !== undefined ? { cwd: opts.cwd } : {}),
-      env: opts.env ?? baseEnv(),
-      stdio: 'pipe',
-    });
-    let stdout = '';
-    let stderr = '';
-    running.child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    running.child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    const closed = new Promise((r) => running.child.once('close', r));
-    running.child.stdin!.on('error', () => {}).end(opts.stdin ?? '');
-    const result = await running.done;
-    await closed;
-    const id = running.session.id;
+    const r = await runInSession(this.server, script, { ...opts, env: opts.env ?? baseEnv() });
+    const id = r.sessionId;
     return {
-      stdout,
-      stderr,
-      exitCode: result.exitCode,
+      stdout: r.stdout,
+      stderr: r.stderr,
+      exitCode: r.exitCode,
       sessionId: id,
       decisions: this.decisions.filter((d) => d.request.sessionId === id),
       exits: this.exits.filter((e) => e.request.sessionId === id),

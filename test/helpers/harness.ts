@@ -57,11 +57,28 @@ export async function runBash(
     logger: opts.logger ?? createAuditLogger({ level: 'silent' }),
     observer: { decided: (d) => decisions.push(d), escalatedExited: (e) => exits.push(e) },
   });
-  const running = await launchShell(server, {
-    command: bash,
-    args: ['-c', script, 'bash', ...(opts.args ?? [])],
-    cwd: opts.cwd,
+  const r = await runInSession(server, script, {
+    ...opts,
     env: opts.env ?? { PATH: '/usr/local/bin:/usr/bin:/bin', HOME: os.tmpdir(), LC_ALL: 'C' },
+  });
+  return { stdout: r.stdout, stderr: r.stderr, exitCode: r.exitCode, decisions, exits, server };
+}
+
+/**
+ * Launch `patched-bash -c script` in a new session of `server` with piped
+ * stdio, feed stdin, and resolve once the session has ended and stdout and
+ * stderr are fully drained.
+ */
+export async function runInSession(
+  server: EscalationServer,
+  script: string,
+  opts: { cwd?: string; stdin?: string; env: NodeJS.ProcessEnv; args?: readonly string[] },
+): Promise<{ stdout: string; stderr: string; exitCode: number; sessionId: string }> {
+  const running = await launchShell(server, {
+    command: patchedBash(),
+    args: ['-c', script, 'bash', ...(opts.args ?? [])],
+    ...(opts.cwd !== undefined ? { cwd: opts.cwd } : {}),
+    env: opts.env,
     stdio: 'pipe',
   });
   let stdout = '';
@@ -72,8 +89,7 @@ export async function runBash(
   running.child.stdin!.on('error', () => {}).end(opts.stdin ?? '');
   const result = await running.done;
   await closed; // stdout/stderr fully drained
-
-  return { stdout, stderr, exitCode: result.exitCode, decisions, exits, server };
+  return { stdout, stderr, exitCode: result.exitCode, sessionId: running.session.id };
 }
 
 export function openFdCount(): number {
