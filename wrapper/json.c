@@ -572,11 +572,22 @@ static int on_response_key(struct reader *r, int which, void *ctx)
 	static const char *objects[] = { "Deny", "RunRewritten" };
 	int v;
 
-	(void)which; /* only "action" is registered */
-	out->reason = NULL;
-	out->file = NULL;
-	out->argv_packed = NULL;
-	out->argc = 0;
+	if (which == 1) {
+		/* [ext] "shell": decoded in place like the RunRewritten file. */
+		unsigned char *at;
+		size_t len;
+		if (peek(r) != '"')
+			return fail(r, "shell must be a string");
+		at = r->p;
+		if (parse_exec_string(r, at, &len, "NUL byte in shell"))
+			return -1;
+		if (len == 0 || at[0] != '/') {
+			r->p = at;
+			return fail(r, "shell must be an absolute path");
+		}
+		out->shell = (char *)at;
+		return 0;
+	}
 	switch (peek(r)) {
 	case '"':
 		if (parse_key(r, variants, 2, &v))
@@ -614,11 +625,17 @@ const char *json_parse_escalate_response(unsigned char *buf, size_t len,
 					 struct escalate_response *out,
 					 size_t *err_at)
 {
-	static const char *keys[] = { "action" };
+	static const char *keys[] = { "action", "shell" };
 	struct reader r = { buf, buf, buf + len, NULL, 0 };
 	unsigned seen;
 
-	if (parse_top_object(&r, keys, 1, on_response_key, out, &seen) == 0 &&
+	out->reason = NULL;
+	out->reason_len = 0;
+	out->file = NULL;
+	out->argv_packed = NULL;
+	out->argc = 0;
+	out->shell = NULL;
+	if (parse_top_object(&r, keys, 2, on_response_key, out, &seen) == 0 &&
 	    !(seen & 1))
 		fail(&r, "missing \"action\"");
 	*err_at = r.err_at;

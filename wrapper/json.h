@@ -42,6 +42,10 @@ struct escalate_response {
 	char *file;
 	char *argv_packed;
 	size_t argc;
+	/* [ext] Top-level "shell": the absolute path (NUL-terminated, pointing
+	 * into the parsed buffer) of the shell to run scripts without #! with,
+	 * or NULL when absent. Must be a non-empty absolute path without NUL. */
+	char *shell;
 };
 
 /* Both parsers accept exactly one JSON object filling buf[0..len) (JSON

@@ -10,6 +10,7 @@ Env:   WRAPPER_PREFIX="valgrind -q --error-exitcode=99 ..." runs the wrapper
        under a tool; exit 99 then fails the test.
 """
 import ctypes
+import fcntl
 import json
 import os
 import select
@@ -24,6 +25,8 @@ import tempfile
 import threading
 import time
 import unittest
+
+O_PATH = getattr(os, "O_PATH", 0o10000000)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 WRAPPER = os.path.abspath(os.environ.get('WRAPPER') or os.path.join(HERE, '..', 'codex-execve-wrapper'))
@@ -76,6 +79,8 @@ class Peer:
                 pass
         self.script = script
         self.request_raw = None
+        self.request_fd_target = None  # what the fd attached to the request names (readlink), if any
+        self.request_nfds = 0
         self.handshake = None
         self.error = None
         self.done = threading.Event()
@@ -110,9 +115,14 @@ class Peer:
             stream.settimeout(TIMEOUT)
             with stream:
                 try:
-                    self.request_raw = read_frame(stream)
+                    self.request_raw, rfds = read_frame(stream, with_fds=True)
                 except EOFError:
                     return
+                self.request_nfds = len(rfds)
+                for fd in rfds:
+                    self.request_fd_target = os.readlink('/proc/self/fd/%d' % fd)
+                    self.request_fd_flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+                    os.close(fd)
                 self.script(stream, self.request_raw)
         except Exception as e:  # surfaced by the test
             self.error = e
@@ -221,8 +231,36 @@ class TestRun(Base):
         self.assertEqual(req['file'], '/bin/echo')
         self.assertEqual(req['argv'], ['echo', 'hello', 'world'])
         self.assertEqual(req['workdir'], os.path.realpath(self.tmp))
-        self.assertEqual(req['ext'], 1)
+        self.assertEqual(req['ext'], 2)
         self.assertEqual(set(req), {'file', 'argv', 'workdir', 'env', 'ext'})
+        # [ext 2] the program, opened O_PATH by the wrapper in its own view.
+        self.assertEqual(peer.request_nfds, 1)
+        self.assertEqual(peer.request_fd_target, os.path.realpath('/bin/echo'))
+        self.assertTrue(peer.request_fd_flags & O_PATH)
+
+    def test_program_fd_is_the_wrappers_own_view(self):
+        # /proc/self/fd/N and /dev/fd/N name the wrapper's fds: the fd sent is that file, not the server's.
+        r = os.open('/bin/echo', os.O_RDONLY)
+        try:
+            peer = Peer(respond(deny('no')))
+            run_wrapper(['/proc/self/fd/%d' % r, 'x'], peer, pass_fds=[r])
+            self.assertEqual(peer.request_fd_target, os.path.realpath('/bin/echo'))
+            peer = Peer(respond(deny('no')))
+            run_wrapper(['/dev/fd/%d' % r, 'x'], peer, pass_fds=[r])
+            self.assertEqual(peer.request_fd_target, os.path.realpath('/bin/echo'))
+        finally:
+            os.close(r)
+
+    def test_missing_program_sends_no_fd(self):
+        peer = Peer(respond(deny('no')))
+        run_wrapper([self.path('nope'), 'nope'], peer)
+        self.assertEqual(peer.request_nfds, 0)
+        self.assertEqual(peer.request['ext'], 2)
+
+    def test_program_fd_not_inherited_by_the_command(self):
+        peer = Peer(respond(RUN))
+        rc, out, err = run_wrapper(['/bin/sh', 'sh', '-c', 'ls -l /proc/$$/fd | grep -c /bin/sh || true'], peer)
+        self.assertEqual((rc, out.strip()), (0, b'0'), err)
 
     def test_env_strips_protocol_vars_but_command_keeps_them(self):
         env = dict(os.environ, EXEC_WRAPPER='/x/wrapper', BASH_EXEC_WRAPPER='/x/w2', KEEP_ME='a=b=c', EMPTY='')
@@ -1077,17 +1115,44 @@ class TestExecFailures(Base):
         rc, out, err = self.run_ok([s, 'ignored-argv0', 'one', 'two'])
         self.assertEqual((rc, out.decode()), (3, 'script %s [one] [two] 5\n' % s), err)
 
-    def test_script_shell_from_env(self):
+    def test_script_shell_from_the_server(self):
         s = self.write('noshebang', b'echo "$0:$1"\n')
-        env = dict(os.environ, CODEX_ESCALATE_SHELL='/bin/sh')
-        rc, out, err = self.run_ok([s, 'x', 'arg'], env=env)
+        peer = Peer(respond({'action': 'Run', 'shell': '/bin/sh'}))
+        rc, out, err = run_wrapper([s, 'x', 'arg'], peer)
         self.assertEqual((rc, out), (0, ('%s:arg\n' % s).encode()), err)
+
+    def test_script_shell_from_the_server_on_run_rewritten(self):
+        s = self.write('noshebang', b'echo "rw $0:$1"\n')
+        peer = Peer(respond({'shell': '/bin/sh', 'action': {'RunRewritten': {'file': s, 'argv': [s, 'arg']}}}))
+        rc, out, err = run_wrapper(['/bin/false', 'false'], peer)
+        self.assertEqual((rc, out), (0, ('rw %s:arg\n' % s).encode()), err)
+
+    def test_script_shell_never_from_the_environment(self):
+        # The command's own environment must not pick the program that runs undecided.
+        s = self.write('noshebang', b'echo "$0:${BASH_VERSION%%.*}"\n')
+        victim = self.write('victim', b'keep')
+        for env_shell in ('/bin/rm', '/nonexistent/sh'):
+            with self.subTest(env_shell=env_shell):
+                env = dict(os.environ, CODEX_ESCALATE_SHELL=env_shell)
+                rc, out, err = self.run_ok([s, 'x', victim], env=env)  # no "shell" in the reply: /bin/bash
+                self.assertEqual((rc, out), (0, ('%s:5\n' % s).encode()), err)
+                self.assertTrue(os.path.exists(victim))
 
     def test_script_shell_missing(self):
         s = self.write('noshebang', b'echo hi\n')
-        env = dict(os.environ, CODEX_ESCALATE_SHELL='/nonexistent/sh')
-        self.assertRefused(self.run_ok([s, 'x'], env=env),
+        peer = Peer(respond({'action': 'Run', 'shell': '/nonexistent/sh'}))
+        self.assertRefused(run_wrapper([s, 'x'], peer),
                            P + s + ': cannot run the script with /nonexistent/sh: No such file or directory', 127)
+
+    def test_bad_shell_field_is_a_protocol_error(self):
+        for shell, what in [(1, 'shell must be a string'), ('', 'shell must be an absolute path'),
+                            ('sh', 'shell must be an absolute path'), ('/bin/s\u0000h', 'NUL byte in shell')]:
+            with self.subTest(shell=shell):
+                body = ('{"action":"Run","shell":%s}' % json.dumps(shell)).replace('\\\\u0000', '\\u0000').encode()
+                peer = Peer(respond(struct.pack('<I', len(body)) + body))
+                rc, out, err = run_wrapper(['/bin/echo', 'echo', 'ran'], peer)
+                self.assertEqual((rc, out), (126, b''), err)
+                self.assertIn(what.encode(), err)
 
     def test_binary_file_refused(self):
         for name, data in [('nul-first-line', b'abc\x00def\n'), ('elf-ish', b'\x7fELF' + b'\x01' * 20),
