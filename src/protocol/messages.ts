@@ -20,8 +20,10 @@ export const EscalateRequestSchema = z.object({
     noNul('env value'),
   ),
   /**
-   * Extension: set by our wrapper to say it understands extended responses
-   * (e.g. a Run with a rewritten argv). Upstream servers ignore unknown fields.
+   * Extension level of our wrapper (upstream sends none; servers ignore
+   * unknown fields). 1: it understands extended responses (RunRewritten, the
+   * `shell` of a Run). 2: it also attaches an O_PATH fd on the program,
+   * opened in its own view, to the request frame.
    */
   ext: z.number().int().nonnegative().optional(),
 });
@@ -41,7 +43,15 @@ export const EscalateActionSchema = z.union([
 ]);
 export type WireEscalateAction = z.infer<typeof EscalateActionSchema>;
 
-export const EscalateResponseSchema = z.object({ action: EscalateActionSchema });
+export const EscalateResponseSchema = z.object({
+  action: EscalateActionSchema,
+  /**
+   * Extension (sent only to wrappers that declared `ext >= 1`, with Run and
+   * RunRewritten): the absolute path of the shell to run a `#!`-less script
+   * with (ENOEXEC). Fixed by the session; without it the wrapper uses /bin/bash.
+   */
+  shell: z.string().optional(),
+});
 export type EscalateResponse = z.infer<typeof EscalateResponseSchema>;
 
 export const SuperExecMessageSchema = z.object({
@@ -75,10 +85,12 @@ export type Action =
   | { readonly kind: 'escalate' }
   | { readonly kind: 'deny'; readonly reason: string | null };
 
-export function toWireResponse(action: Action): EscalateResponse {
+export function toWireResponse(action: Action, ext: { readonly shell?: string | undefined } = {}): EscalateResponse {
   switch (action.kind) {
-    case 'run':
-      return action.rewrite ? { action: { RunRewritten: { file: action.rewrite.file, argv: [...action.rewrite.argv] } } } : { action: 'Run' };
+    case 'run': {
+      const shell = ext.shell !== undefined ? { shell: ext.shell } : {};
+      return action.rewrite ? { action: { RunRewritten: { file: action.rewrite.file, argv: [...action.rewrite.argv] } }, ...shell } : { action: 'Run', ...shell };
+    }
     case 'escalate':
       return { action: 'Escalate' };
     case 'deny':

@@ -1,4 +1,5 @@
 import os from 'node:os';
+import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import { fstatSync } from 'node:fs';
@@ -20,7 +21,7 @@ import {
 import { createEnvFilter, type EnvFilterOptions } from '../sandbox/escalation-env.js';
 import { prepareEscalation, sameFile, type EscalationChecks, type EscalationPlan } from './escalation.js';
 import type { EscalationPolicy, PolicyDecision } from '../policy/types.js';
-import { Poller, recvMsg, setNonblock, socketPair, type Fd } from '../native/index.js';
+import { openPath, Poller, recvMsg, setNonblock, socketPair, type Fd } from '../native/index.js';
 import { defaultWrapperPath } from '../paths.js';
 import { findPatchedBash } from '../shell/patched-bash.js';
 import { silentLogger, type AuditLogger } from './audit-log.js';
@@ -29,7 +30,11 @@ import { RateLimiter } from './rate-limit.js';
 import { resolveRequest, type ResolvedRequest } from './resolve-request.js';
 import { ChannelClosedError, safeClose, StreamChannel } from './stream-channel.js';
 
-/** Env var naming the shell the wrapper uses for scripts without `#!` (ENOEXEC), as bash would. */
+/**
+ * @deprecated No longer set: a command's own environment must not choose the
+ * program the wrapper runs undecided. The ENOEXEC shell now travels in the
+ * server's Run reply (`shell`, docs/protocol.md). Kept for API compatibility.
+ */
 export const ESCALATE_SHELL_ENV_VAR = 'CODEX_ESCALATE_SHELL';
 
 /**
@@ -67,7 +72,7 @@ export interface EscalationServerOptions {
   readonly policy: EscalationPolicy;
   /** Path of codex-execve-wrapper exported as EXEC_WRAPPER (default: the one built in this package). */
   readonly wrapperPath?: string;
-  /** Shell for `#!`-less scripts (exported as CODEX_ESCALATE_SHELL). */
+  /** Shell for `#!`-less scripts (sent to our wrapper in each Run reply; default: the patched bash when found). */
   readonly shellPath?: string;
   readonly logger?: AuditLogger;
   readonly observer?: ServerObserver;
@@ -189,7 +194,7 @@ export class EscalationServer {
 }
 
 export class EscalationSession {
-  /** Env overlay for the shell: CODEX_ESCALATE_SOCKET, EXEC_WRAPPER (and the ENOEXEC shell when known). */
+  /** Env overlay for the shell: CODEX_ESCALATE_SOCKET, EXEC_WRAPPER. */
   readonly env: Readonly<Record<string, string>>;
   /** The client end to hand to the shell as fd SHELL_SOCKET_FD; closed in this process by shellSpawned(). */
   readonly clientFd: Fd;
@@ -204,6 +209,9 @@ export class EscalationSession {
   private decisions = 0;
   /** Bytes of half-received frames this session may hold at once (a sandbox cannot make the server allocate without bound). */
   private readonly frameBudget: ByteBudget;
+
+  /** The shell our wrapper runs `#!`-less scripts with (undefined: the wrapper's default, /bin/bash). */
+  readonly enoexecShell: string | undefined;
 
   /** The shell's exit status, when known (set by end()). */
   exitCode: number | undefined;
@@ -222,14 +230,15 @@ export class EscalationSession {
     this.frameBudget = new ByteBudget(server.options.sessionFrameBudgetBytes ?? DEFAULT_SESSION_FRAME_BUDGET);
     // One listener per in-flight decision (up to maxConnectionsPerSession): not a leak, so no warning.
     setMaxListeners(0, this.abort.signal);
-    const env: Record<string, string> = {
+    this.env = {
       [ESCALATE_SOCKET_ENV_VAR]: String(SHELL_SOCKET_FD),
       [EXEC_WRAPPER_ENV_VAR]: server.wrapperPath,
     };
     // Scripts without #! must run under the patched bash too, or their execs would escape interception.
-    const shell = server.options.shellPath ?? findPatchedBash();
-    if (shell) env[ESCALATE_SHELL_ENV_VAR] = shell;
-    this.env = env;
+    // Fixed here, per session: the wrapper learns it from our Run reply, never from the command's environment.
+    const shell = server.options.shellPath ?? findPatchedBash() ?? undefined;
+    // The wrapper refuses a relative one (it would be resolved against each command's cwd).
+    this.enoexecShell = shell === undefined ? undefined : path.resolve(shell);
     this.poller = new Poller(serverFd, (err) => {
       if (err) {
         this.server.logger.error({ event: 'session_error', session: this.id, error: err.message }, 'escalation socket failed');
@@ -338,16 +347,23 @@ export class EscalationSession {
     const timeout = this.server.options.frameTimeoutMs ?? 10_000;
     const frame = await channel.readFrame(timeout);
     const started = process.hrtime.bigint();
-    for (const fd of frame.fds) safeClose(fd); // none belong on a request
     const requestId = this.server.nextRequestId();
 
     let request: ResolvedRequest;
+    // At most one fd belongs on a request: the wrapper's O_PATH handle on the program (ext 2). Never polled or fcntl'd: any fd type is safe.
+    let attached: Fd | undefined;
     try {
+      if (frame.fds.length > 1) throw new ProtocolError(`${frame.fds.length} file descriptors attached to a request (at most 1)`);
+      attached = frame.fds.pop();
       const parsed = EscalateRequestSchema.safeParse(parseJsonPayload(frame.payload));
       if (!parsed.success) throw new ProtocolError(`invalid request: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`);
-      request = resolveRequest(parsed.data, { sessionId: this.id, requestId });
+      const fd = attached;
+      attached = undefined; // resolveRequest owns it from here on
+      request = resolveRequest(parsed.data, { sessionId: this.id, requestId }, { peerFd: channel.fd, ...(fd !== undefined ? { attachedFd: fd } : {}) });
       held.request = request;
     } catch (err) {
+      for (const fd of frame.fds) safeClose(fd);
+      if (attached !== undefined) safeClose(attached);
       // Tell the wrapper why before dropping it: it prints the reason and exits 126.
       const reason = (err as Error).message;
       await channel.writeFrame(encodeFrame(toWireResponse({ kind: 'deny', reason }))).catch(() => {});
@@ -364,7 +380,7 @@ export class EscalationSession {
       else action = { kind: 'deny', reason: prepared.reason };
     }
     try {
-      await channel.writeFrame(encodeFrame(toWireResponse(action)));
+      await channel.writeFrame(encodeFrame(toWireResponse(action, request.peerExtensions >= 1 ? { shell: this.enoexecShell } : {})));
     } catch (err) {
       plan?.release();
       throw err;
@@ -385,6 +401,7 @@ export class EscalationSession {
         latency_us: Math.round(latencyUs),
         ...decision.audit,
         ...(plan && plan.envDropped.length ? { env_dropped: plan.envDropped } : {}),
+        ...(plan?.argv0Replaced ? { argv0_replaced: plan.argv0Replaced } : {}),
       },
       `${action.kind} ${request.program}`,
     );
@@ -455,14 +472,17 @@ export class EscalationSession {
 
     const started = Date.now();
     let proc: EscalatedProcess;
+    let cwdFd: Fd | undefined;
     try {
+      // Start in the directory that was checked (by inode), not in whatever the path names by now.
+      cwdFd = workdirHandle(plan.workdirFd, new Set(fdMap.map(([t]) => t)));
       // Scripts must run by path (the kernel cannot hand an O_PATH fd to the interpreter): re-check the path still names the same file.
       if (plan.isScript && !sameFile(plan.program, plan.programFd)) throw Object.assign(new Error(`${plan.program} changed after the decision`), { code: 'ESTALE' });
       proc = new EscalatedProcess({
         program: plan.program,
         argv: plan.argv,
         env: plan.env,
-        workdir: plan.workdir,
+        workdir: `/proc/self/fd/${cwdFd}`,
         fdMap,
         ...(plan.isScript ? {} : { execFd: plan.programFd }),
         ...(this.server.escalatedNice !== undefined ? { nice: this.server.escalatedNice } : {}),
@@ -477,6 +497,7 @@ export class EscalationSession {
     } finally {
       // The child has its own copies now.
       for (const [, fd] of fdMap) safeClose(fd);
+      if (cwdFd !== undefined && cwdFd !== plan.workdirFd) safeClose(cwdFd);
     }
     this.escalated.add(proc);
     // Signals the wrapper relays reach the command; the wrapper's death ends it (it must not run on unattended).
@@ -510,6 +531,28 @@ export class EscalationSession {
       const result = status.signal !== null ? { exit_code: exitCode, signal: status.signal } : { exit_code: exitCode };
       await channel.writeFrame(encodeFrame(result)).catch(() => {});
     }
+  }
+}
+
+/**
+ * A number for the checked workdir the child can chdir to through
+ * /proc/self/fd/N: the child dup2s the forwarded fds onto their targets
+ * before its chdir, so N must not be one of them (a sandbox could otherwise
+ * forward a directory of its own at that number).
+ */
+function workdirHandle(fd: Fd, targets: ReadonlySet<number>): Fd {
+  // Held until the end, so each open gets a new number.
+  const spare: Fd[] = [];
+  let cur = fd;
+  try {
+    while (targets.has(cur)) {
+      if (cur !== fd) spare.push(cur);
+      cur = fd; // not ours to close if the open below throws
+      cur = openPath(`/proc/self/fd/${fd}`);
+    }
+    return cur;
+  } finally {
+    for (const f of spare) safeClose(f);
   }
 }
 

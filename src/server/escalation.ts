@@ -1,4 +1,5 @@
-import { accessSync, closeSync, constants as fsConstants, fstatSync, openSync, readSync, readlinkSync, realpathSync, statSync } from 'node:fs';
+import { accessSync, closeSync, constants as fsConstants, fstatSync, openSync, readSync, statSync, type Stats } from 'node:fs';
+import path from 'node:path';
 import { bytesToWireString, wireStringToBytes } from '../protocol/codec.js';
 import type { PolicyDecision } from '../policy/types.js';
 import { closeFd, openPath, peerCredentials, type Fd } from '../native/index.js';
@@ -8,16 +9,21 @@ import { fdPath, type ResolvedRequest } from './resolve-request.js';
 export interface EscalationPlan {
   /** Absolute, resolved program (wire string). */
   readonly program: string;
+  /** argv as it will run: argv[0] is the basename of `program` unless the requester's already named it (see argv0Replaced). */
   readonly argv: readonly string[];
+  /** Set when the requester's argv[0] named another program than the one matched and run (audited as argv0_replaced). */
+  readonly argv0Replaced?: { readonly from: string; readonly to: string };
   readonly env: Readonly<Record<string, string>>;
   /** Variables removed by the environment filter (audited). */
   readonly envDropped: readonly string[];
   readonly workdir: string;
+  /** O_PATH handle on the checked working directory (same inode as the requester's cwd): the command is started in it, not in whatever the path names later. */
+  readonly workdirFd: Fd;
   /** O_PATH handle on the program: the exact file that was decided on. */
   readonly programFd: Fd;
   /** A `#!` script: the kernel cannot run it from an O_PATH fd, so it is run by path after an identity check. */
   readonly isScript: boolean;
-  /** Release what the plan owns (a rewrite's own program fd). */
+  /** Release what the plan owns (the workdir fd, a rewrite's own program fd). */
   release(): void;
 }
 
@@ -55,9 +61,12 @@ export function prepareEscalation(request: ResolvedRequest, decision: PolicyDeci
       return { ok: false, reason: `cannot escalate: ${program} changed after the decision` };
     }
   }
+  let workdirFd: Fd | undefined;
   const release = () => {
     if (owned !== undefined) closeFd(owned);
+    if (workdirFd !== undefined) closeFd(workdirFd);
     owned = undefined;
+    workdirFd = undefined;
   };
   const fail = (reason: string): Prepared => {
     release();
@@ -68,26 +77,44 @@ export function prepareEscalation(request: ResolvedRequest, decision: PolicyDeci
   if (argv.length === 0) return fail('empty argv (argc 0)');
 
   const viaFd = `/proc/self/fd/${programFd}`;
+  let held: Stats;
   try {
-    if (!fstatSync(programFd).isFile()) return fail(`${program} is not a regular file`);
+    held = fstatSync(programFd);
+    if (!held.isFile()) return fail(`${program} is not a regular file`);
     accessSync(viaFd, fsConstants.X_OK);
   } catch {
     return fail(`${program} is not executable`);
   }
+  // The rules matched the path: in our view it must name the file we hold and will run. A handle
+  // from the requester may be a file of its own mounts (its private /tmp) that only shares the name.
+  if (!sameFile(program, programFd)) return fail(`${program} is not the same file outside the sandbox`);
   const isScript = startsWithShebang(viaFd);
 
   const workdirBytes = wireStringToBytes(request.workdir);
+  let workdirStat: Stats;
   try {
-    if (!statSync(workdirBytes).isDirectory()) return fail(`working directory ${request.workdir} is not a directory`);
+    workdirFd = openPath(workdirBytes);
+    workdirStat = fstatSync(workdirFd);
   } catch {
     return fail(`working directory ${request.workdir} does not exist`);
   }
+  if (!workdirStat.isDirectory()) return fail(`working directory ${request.workdir} is not a directory`);
   if (checks.verifyWorkdir) {
-    const mismatch = peerViewMismatch(workdirBytes, program, programFd, peerFd);
+    const mismatch = peerViewMismatch(workdirStat, request.workdir, program, held, peerFd);
     if (mismatch) return fail(mismatch);
   }
+  // Programs read argv[0] (git-clone, busybox applets, `exec -a`): it must be the name the rules matched.
+  const matchedName = path.posix.basename(program);
+  let argv0Replaced: { from: string; to: string } | undefined;
+  if (path.posix.basename(argv[0]!) !== matchedName) {
+    argv0Replaced = { from: argv[0]!, to: matchedName };
+    argv = [matchedName, ...argv.slice(1)];
+  }
   const { env, dropped } = checks.filterEnv(request.env);
-  return { ok: true, plan: { program, argv, env, envDropped: dropped, workdir: request.workdir, programFd, isScript, release } };
+  return {
+    ok: true,
+    plan: { program, argv, ...(argv0Replaced ? { argv0Replaced } : {}), env, envDropped: dropped, workdir: request.workdir, workdirFd, programFd, isScript, release },
+  };
 }
 
 function startsWithShebang(viaFd: string): boolean {
@@ -104,16 +131,17 @@ function startsWithShebang(viaFd: string): boolean {
 }
 
 /**
- * The request is resolved in the server's view of the filesystem, but the
- * requester may see another one (a sandbox's private /tmp, its own mounts).
- * Two checks through the requesting process (SO_PEERCRED), so neither a lying
- * client nor a differing view can make one program pass for another:
- *  - its real cwd must be the claimed workdir (a relative `file` is resolved
- *    against it);
+ * The requester may see another filesystem than the server (a sandbox's
+ * private /tmp, its own mounts), where a path can name a different file.
+ * Two checks through the requesting process (SO_PEERCRED), by device and
+ * inode, never by text, so neither a lying client nor a differing view can
+ * make one directory or program pass for another:
+ *  - its real cwd (/proc/PID/cwd, which follows into its view) must be the
+ *    directory the command will run in, as the server sees the workdir;
  *  - the program path, looked up from its root (/proc/PID/root), must be the
  *    very file the server decided on and will exec.
  */
-function peerViewMismatch(workdir: Buffer, program: string, programFd: Fd, peerFd: Fd): string | null {
+function peerViewMismatch(workdir: Stats, workdirText: string, program: string, held: Stats, peerFd: Fd): string | null {
   let pid: number;
   try {
     pid = peerCredentials(peerFd).pid;
@@ -121,20 +149,17 @@ function peerViewMismatch(workdir: Buffer, program: string, programFd: Fd, peerF
     return `cannot identify the requesting process (${(err as Error).message})`;
   }
   if (pid <= 0) return 'cannot identify the requesting process';
-  let actual: Buffer;
-  let claimed: Buffer;
+  let actual: Stats;
   try {
-    actual = readlinkSync(`/proc/${pid}/cwd`, { encoding: 'buffer' });
-    claimed = realpathSync(workdir, { encoding: 'buffer' });
+    actual = statSync(`/proc/${pid}/cwd`);
   } catch (err) {
     return `cannot verify the working directory (${(err as NodeJS.ErrnoException).code ?? 'error'})`;
   }
-  if (!actual.equals(claimed)) {
-    return `claimed working directory ${bytesToWireString(claimed)} is not the requesting process's (${bytesToWireString(actual)})`;
+  if (actual.dev !== workdir.dev || actual.ino !== workdir.ino) {
+    return `working directory ${workdirText} is not the same directory outside the sandbox as the requester's cwd`;
   }
   try {
     const seen = statSync(Buffer.concat([Buffer.from(`/proc/${pid}/root`), wireStringToBytes(program)]));
-    const held = fstatSync(programFd);
     if (seen.dev !== held.dev || seen.ino !== held.ino) return `${program} is not the same file in the requester's view of the filesystem`;
   } catch {
     return `${program} does not exist in the requester's view of the filesystem`;
