@@ -159,10 +159,13 @@ describe('a raw client gets exactly the wrapper\'s decisions', () => {
     expect(await raw(req('/usr/bin/touch', ['true', path.join(dir, 'x')]))).toEqual({ action: 'Run' });
     // A symlink named `true` that points at touch.
     expect(await raw(req(path.join(dir, 'bin', 'true'), ['true']))).toEqual({ action: 'Run' });
-    // A relative file with a lying workdir (our cwd is not dir/bin).
-    expect(await raw(req('./mytrue', ['true'], { workdir: path.join(dir, 'bin') }))).toEqual(deny(/claimed working directory .* is not the requesting process's/));
-    // Extra fields and odd ext levels change nothing.
-    expect(await raw(req('/usr/bin/touch', ['touch', 'x'], { action: 'Escalate', escalate: true, program: '/usr/bin/true', ext: 999 }))).toEqual({ action: 'Run' });
+    // A relative file with a lying workdir (our cwd is not dir/bin): it is looked up in our real cwd
+    // (/proc/PID/cwd), where there is no ./mytrue, so it is what we would exec ourselves: Run.
+    expect(await raw(req('./mytrue', ['true'], { workdir: path.join(dir, 'bin') }))).toEqual({ action: 'Run' });
+    // An absolute file with a lying workdir: the workdir is not our cwd (by device and inode).
+    expect(await raw(req('/usr/bin/true', ['true'], { workdir: path.join(dir, 'bin') }))).toEqual(deny(/working directory .* is not the same directory outside the sandbox as the requester's cwd/));
+    // Extra fields and odd ext levels change nothing (ext >= 1 only adds the ENOEXEC shell to a Run).
+    expect(await raw(req('/usr/bin/touch', ['touch', 'x'], { action: 'Escalate', escalate: true, program: '/usr/bin/true', ext: 999 }))).toMatchObject({ action: 'Run' });
     expect(await raw(req('/usr/bin/rm', ['rm', '-rf', '/nonexistent'], { ext: 1 }))).toEqual(deny(/matches --deny "rm -rf"/));
     // Duplicate env keys: the last one counts for the decision, and a dropped variable stays dropped.
     const dup = rawFrame(`{"file":"/usr/bin/env","argv":["env"],"workdir":${JSON.stringify(process.cwd())},"env":{"LD_PRELOAD":"/x.so","LD_PRELOAD":"/y.so","KEEP":"1"}}`);
