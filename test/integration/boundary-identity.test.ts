@@ -279,6 +279,52 @@ describe('4. the program fd on the request frame (raw client: any fd, any count)
     expect(await ask({ file: '/usr/bin/rm', argv: ['rm'] }, [])).toEqual({ action: { Deny: { reason: 'matches --deny "rm"' } } });
   });
 
+  it('the ENOEXEC shell is sent only to a wrapper that declared ext >= 1 (an upstream wrapper gets the plain Run)', async () => {
+    const srv = new EscalationServer({ policy: createStaticPolicy({}), shellPath: '/opt/session/bash' });
+    const s = await srv.startSession();
+    try {
+      for (const [ext, want] of [[undefined, { action: 'Run' }], [1, { action: 'Run', shell: '/opt/session/bash' }]] as const) {
+        const c = RawClient.connect(s.clientFd);
+        try {
+          c.send({ file: '/usr/bin/true', argv: ['true'], workdir: process.cwd(), env: {}, ...(ext !== undefined ? { ext } : {}) });
+          expect(await c.receive(5000)).toStrictEqual(want);
+        } finally {
+          c.close();
+        }
+      }
+      expect(s.env).not.toHaveProperty('CODEX_ESCALATE_SHELL');
+    } finally {
+      await srv.close();
+    }
+  });
+
+  it('the command starts in the checked workdir even when the client forwards its own directory at every fd number', async () => {
+    const srv = new EscalationServer({ policy: createStaticPolicy({ escalate: ['pwd'] }) });
+    const s = await srv.startSession();
+    const dir = tempDir('cse-identity-cwd-');
+    const outFile = path.join(dir, 'pwd.out');
+    const other = openPath(dir); // "the sandbox's" directory
+    const out = openSync(outFile, 'w');
+    const c = RawClient.connect(s.clientFd);
+    try {
+      c.send({ file: '/usr/bin/pwd', argv: ['pwd'], workdir: process.cwd(), env: {}, ext: 1 });
+      expect(await c.receive(5000)).toEqual({ action: 'Escalate' });
+      // Targets 1 and 3..1000: whatever number the server's workdir handle has, a directory of ours lands on it in the child.
+      const targets = [1, ...Array.from({ length: 998 }, (_, i) => i + 3)];
+      for (let i = 0; i < targets.length; i += 16) {
+        const chunk = targets.slice(i, i + 16);
+        c.send({ fds: chunk, ...(i + 16 < targets.length ? { more: true } : {}) }, chunk.map((t) => (t === 1 ? out : other)));
+      }
+      expect(await c.receive(10_000)).toEqual({ exit_code: 0 });
+      expect(readFileSync(outFile, 'utf8')).toBe(`${process.cwd()}\n`);
+    } finally {
+      c.close();
+      closeFd(other);
+      closeSync(out);
+      await srv.close();
+    }
+  });
+
   it('ext 2 without an fd: the wrapper could not open the program, so it is not found (never resolved in the server\'s view)', async () => {
     expect(await ask({ file: '/usr/bin/true', argv: ['true'], ext: 2 }, [])).toEqual({ action: { Deny: { reason: 'cannot escalate: ENOENT: cannot resolve /usr/bin/true' } } });
   });

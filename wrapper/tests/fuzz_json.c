@@ -34,6 +34,8 @@ static const char *seeds[] = {
 	"{\"signal\":null,\"exit_code\":1}",
 	"{\"action\":{\"RunRewritten\":{\"file\":\"/bin/echo\",\"argv\":[\"echo\",\"a\\u00e9\\udcff\",\"\"]}}}",
 	"{\"action\":{\"RunRewritten\":{\"argv\":[\"x\\ud83d\\ude00\", \"\\\"q\\\"\"] , \"file\":\"caf\\udce9\"}}}",
+	"{\"action\":\"Run\",\"shell\":\"/bin/b\\u0061sh\"}",
+	"{\"shell\":\"/x\\udcff\",\"action\":{\"RunRewritten\":{\"file\":\"/f\",\"argv\":[\"f\"]}}}",
 };
 
 static const char alphabet[] = "{}[]\":,\\u0123456789abcdefABCDEF-+.eEtrunlsfa \n\t\x01\x7f\x80\xc3\xa9\xed\xa0\xff";
@@ -141,6 +143,13 @@ int main(int argc, char **argv)
 			    (r.reason < (char *)heap || r.reason + r.reason_len >= (char *)heap + len ||
 			     r.reason[r.reason_len] != '\0')) {
 				fprintf(stderr, "reason escapes the buffer\n");
+				return 1;
+			}
+			/* [ext] shell: absolute, NUL-terminated inside the frame. */
+			if (r.shell && (r.shell < (char *)heap || r.shell >= (char *)heap + len ||
+					r.shell[0] != '/' ||
+					!memchr(r.shell, 0, (size_t)((char *)heap + len - r.shell)))) {
+				fprintf(stderr, "shell escapes the buffer or is not absolute\n");
 				return 1;
 			}
 			if (r.action == ACTION_RUN_REWRITTEN) {
