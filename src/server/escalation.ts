@@ -102,7 +102,7 @@ export function prepareEscalation(request: ResolvedRequest, decision: PolicyDeci
   }
   // The rules matched the path: in our view it must name the file we hold and will run. A handle
   // from the requester may be a file of its own mounts (its private /tmp) that only shares the name.
-  if (!sameFile(program, programFd)) return fail(`${program} is not the same file outside the sandbox`);
+  if (!sameFile(program, programFd)) return fail(`${program} is not the same file in the requester's view of the filesystem as outside the sandbox`);
   // Programs read argv[0] (git-clone, busybox applets, `exec -a`): it must be the name the rules matched.
   const matchedName = path.posix.basename(program);
   let argv0Replaced: { from: string; to: string } | undefined;

@@ -21,8 +21,6 @@ export interface ResolvedRequest extends ExecRequest {
    * server's connection; closed when the request is done.
    */
   readonly programFd?: Fd;
-  /** True when programFd came from the requester (ext 2), false when the server resolved the path itself. */
-  readonly programFdFromPeer: boolean;
   /** Whether the peer understands our protocol extensions. */
   readonly peerExtensions: number;
 }
@@ -103,14 +101,12 @@ export function resolveRequest(wire: EscalateRequest, ids: { sessionId: string; 
       env: wire.env,
       peerExtensions: ext,
     };
-    const unresolved = (code: string): ResolvedRequest => ({ ...base, program: lexical, resolved: false, resolveError: `${code}: cannot resolve ${lexical}`, programFdFromPeer: false });
+    const unresolved = (code: string): ResolvedRequest => ({ ...base, program: lexical, resolved: false, resolveError: `${code}: cannot resolve ${lexical}` });
     let fd: Fd;
-    let fromPeer: boolean;
     if (ext >= EXT_PROGRAM_FD) {
       if (attached === undefined) return unresolved('ENOENT');
       fd = attached;
       attached = undefined;
-      fromPeer = true;
     } else {
       let target = lexical;
       try {
@@ -126,7 +122,6 @@ export function resolveRequest(wire: EscalateRequest, ids: { sessionId: string; 
       } catch (err) {
         return unresolved((err as NodeJS.ErrnoException).code ?? 'error');
       }
-      fromPeer = false;
     }
     try {
       const st = fstatSync(fd);
@@ -135,7 +130,7 @@ export function resolveRequest(wire: EscalateRequest, ids: { sessionId: string; 
       const real = fdPath(fd);
       // pipe:[N], socket:[N], anon_inode:...: not a file with a path (any fd type is safe here: only fstat and readlink touch it).
       if (real[0] !== 0x2f) throw Object.assign(new Error('not a file'), { code: 'EACCES' });
-      return { ...base, program: bytesToWireString(real), resolved: true, programFd: fd, programFdFromPeer: fromPeer };
+      return { ...base, program: bytesToWireString(real), resolved: true, programFd: fd };
     } catch (err) {
       closeQuietly(fd);
       return unresolved((err as NodeJS.ErrnoException).code ?? 'error');

@@ -158,9 +158,9 @@ describe.each(SANDBOXES)('3. the #!-less script shell is the session\'s, not the
 });
 
 describe.each(SANDBOXES)('4. programs are resolved in the requester\'s view (--sandbox %s)', (sandbox) => {
-  it('/proc/self/fd/7, /dev/fd/7, /dev/stdin, ./r -> /proc/self/fd/7, /proc/thread-self/fd/7, a link in /tmp: all decided as rm and denied', async () => {
+  it('/proc/self/fd/7, /dev/fd/7, /dev/stdin, ./r -> /proc/self/fd/7, /proc/thread-self/fd/7, /proc/$$/fd/7, a link in /tmp: all decided as rm and denied', async () => {
     const dir = tempDir('cse-identity-');
-    const victims = ['v1', 'v2', 'v3', 'v4', 'v5', 'v6'];
+    const victims = ['v1', 'v2', 'v3', 'v4', 'v5', 'v6', 'v7'];
     for (const v of victims) writeFileSync(path.join(dir, v), 'keep\n');
     const script = [
       'exec 7</usr/bin/rm',
@@ -169,6 +169,7 @@ describe.each(SANDBOXES)('4. programs are resolved in the requester\'s view (--s
       '/dev/stdin v3 </usr/bin/rm',
       'ln -s /proc/self/fd/7 r; ./r v4',
       '/proc/thread-self/fd/7 v5',
+      '/proc/$$/fd/7 v7',
       'd=$(mktemp -d /tmp/cse-link-XXXX); ln -s /proc/self/fd/7 "$d/rr"; "$d/rr" v6; rm -rf "$d" 2>/dev/null',
       'echo done',
     ].join('\n');
@@ -182,6 +183,7 @@ describe.each(SANDBOXES)('4. programs are resolved in the requester\'s view (--s
       ['/dev/stdin', 'deny'],
       ['./r', 'deny'],
       ['/proc/thread-self/fd/7', 'deny'],
+      [expect.stringMatching(/^\/proc\/\d+\/fd\/7$/), 'deny'],
       [expect.stringMatching(/^\/tmp\/cse-link-.*\/rr$/), 'deny'],
     ]);
     // Nothing was ever decided as one of the server's own fds.
@@ -211,7 +213,7 @@ describe('4. a file of the sandbox\'s private /tmp is never escalated as the hos
     expect(existsSync(p)).toBe(false);
     expect(r.stdout).toBe('rc=126\n');
     const d = r.decisions.find((x) => x.file === `${hostBin}/true`);
-    expect(d).toMatchObject({ program: `${hostBin}/true`, action: 'deny', reason: `cannot escalate: ${hostBin}/true is not the same file outside the sandbox` });
+    expect(d).toMatchObject({ program: `${hostBin}/true`, action: 'deny', reason: `cannot escalate: ${hostBin}/true is not the same file in the requester's view of the filesystem as outside the sandbox` });
   });
 
   it('a program only in the private /tmp is decided on its sandbox path and never escalated', async () => {
