@@ -521,7 +521,9 @@ export class EscalationSession {
     channel.onPeerActivity(null);
     const exitCode = shellExitCode(status);
     const durationMs = Date.now() - started;
-    const target = { ...request, program: plan.program, argv: plan.argv };
+    // Observers (PostToolUse) see the argv that was decided on, as PreToolUse did; a safety replacement of argv[0] is in the audit line.
+    const argv = plan.argv0Replaced ? [plan.argv0Replaced.from, ...plan.argv.slice(1)] : plan.argv;
+    const target = { ...request, program: plan.program, argv };
     this.server.logger.info(
       { event: 'exit', session: this.id, request: request.requestId, program: plan.program, exit_code: exitCode, signal: status.signal, duration_ms: durationMs },
       `exit ${exitCode} ${plan.program}`,
