@@ -14,6 +14,13 @@
  *   (kexec, modules, bpf, perf_event_open, open_by_handle_at, keyrings,
  *   userfaultfd).
  *
+ * - plant a setuid/setgid file where the host will find it (the working
+ *   directory and --writable paths are the host's, and the sandbox's uid is
+ *   the caller's, root included): chmod/fchmod/fchmodat/fchmodat2, and
+ *   open/openat/creat/mknod/mknodat creating a file, with S_ISUID or S_ISGID
+ *   in the mode. openat2 fails with ENOSYS (its mode sits in memory; libc
+ *   and callers fall back to openat).
+ *
  * Refused calls fail with EPERM. clone3 fails with ENOSYS instead: its flags
  * sit in memory a filter cannot read, and ENOSYS makes libc fall back to
  * clone, whose flags the filter checks. The whole x32 ABI is refused (no
@@ -37,11 +44,16 @@ const X32_SYSCALL_BIT = 0x40000000;
 /** CLONE_NEWNS | NEWCGROUP | NEWUTS | NEWIPC | NEWUSER | NEWPID | NEWNET (CLONE_NEWTIME is clone3/unshare only; 0x80 is the exit signal for clone). */
 const CLONE_NEW_MASK = 0x00020000 | 0x02000000 | 0x04000000 | 0x08000000 | 0x10000000 | 0x20000000 | 0x40000000;
 
+const S_ISUID_ISGID = 0o6000;
+/** O_CREAT | __O_TMPFILE: the open flags under which the mode argument is used (same values on x86, arm and generic). */
+const O_CREATING = 0o100 | 0o20000000;
+
 /** seccomp_data offsets: nr, arch, then args[] from byte 16; the low word of each arg comes first on little-endian. */
 const OFF_NR = 0;
 const OFF_ARCH = 4;
 const OFF_ARG0_LO = 16;
 const OFF_ARG1_LO = 24;
+const argLo = (i: number): number => 16 + 8 * i;
 
 /** The refused syscalls, by name; each ABI table gives their numbers. */
 export const REFUSED_SYSCALLS = [
@@ -63,6 +75,27 @@ interface AbiTable {
   readonly refused: Partial<Record<Refused, number>>;
   /** Refuse every syscall number >= this (the x32 half of AUDIT_ARCH_X86_64). */
   readonly refuseFrom?: number;
+  readonly openat2: number;
+  /** Calls whose mode argument (index `mode`) may not carry S_ISUID/S_ISGID; with `flags`, only when those flags create a file. */
+  readonly modeCalls: readonly { readonly nr: number; readonly mode: number; readonly flags?: number }[];
+}
+
+/** chmod(path, mode), fchmod(fd, mode), fchmodat(dfd, path, mode), fchmodat2(dfd, path, mode, flags), creat(path, mode), mknod(path, mode, dev), mknodat(dfd, path, mode, dev), open(path, flags, mode), openat(dfd, path, flags, mode). */
+function modeCalls(n: Partial<Record<'chmod' | 'fchmod' | 'fchmodat' | 'fchmodat2' | 'creat' | 'mknod' | 'mknodat' | 'open' | 'openat', number>>): AbiTable['modeCalls'] {
+  const out: { nr: number; mode: number; flags?: number }[] = [];
+  const add = (nr: number | undefined, mode: number, flags?: number) => {
+    if (nr !== undefined) out.push(flags === undefined ? { nr, mode } : { nr, mode, flags });
+  };
+  add(n.chmod, 1);
+  add(n.fchmod, 1);
+  add(n.fchmodat, 2);
+  add(n.fchmodat2, 2);
+  add(n.creat, 1);
+  add(n.mknod, 1);
+  add(n.mknodat, 2);
+  add(n.open, 2, 1);
+  add(n.openat, 3, 2);
+  return out;
 }
 
 /** Numbers common to every ABI since the 2019 unification (403+). */
@@ -76,6 +109,8 @@ const X86_64: AbiTable = {
   clone: 56,
   clone3: 435,
   refuseFrom: X32_SYSCALL_BIT,
+  openat2: 437,
+  modeCalls: modeCalls({ chmod: 90, fchmod: 91, fchmodat: 268, fchmodat2: 452, creat: 85, mknod: 133, mknodat: 259, open: 2, openat: 257 }),
   refused: {
     ...UNIFIED, mount: 165, umount2: 166, pivot_root: 155, chroot: 161, unshare: 272, setns: 308,
     ptrace: 101, process_vm_readv: 310, process_vm_writev: 311,
@@ -89,6 +124,8 @@ const I386: AbiTable = {
   ioctl: 54,
   clone: 120,
   clone3: 435,
+  openat2: 437,
+  modeCalls: modeCalls({ chmod: 15, fchmod: 94, fchmodat: 306, fchmodat2: 452, creat: 8, mknod: 14, mknodat: 297, open: 5, openat: 295 }),
   refused: {
     ...UNIFIED, mount: 21, umount: 22, umount2: 52, pivot_root: 217, chroot: 61, unshare: 310, setns: 346,
     ptrace: 26, process_vm_readv: 347, process_vm_writev: 348,
@@ -102,6 +139,8 @@ const AARCH64: AbiTable = {
   ioctl: 29,
   clone: 220,
   clone3: 435,
+  openat2: 437,
+  modeCalls: modeCalls({ fchmod: 52, fchmodat: 53, fchmodat2: 452, mknodat: 33, openat: 56 }),
   refused: {
     ...UNIFIED, mount: 40, umount2: 39, pivot_root: 41, chroot: 51, unshare: 97, setns: 268,
     ptrace: 117, process_vm_readv: 270, process_vm_writev: 271,
@@ -115,6 +154,8 @@ const ARM: AbiTable = {
   ioctl: 54,
   clone: 120,
   clone3: 435,
+  openat2: 437,
+  modeCalls: modeCalls({ chmod: 15, fchmod: 94, fchmodat: 333, fchmodat2: 452, creat: 8, mknod: 14, mknodat: 324, open: 5, openat: 322 }),
   refused: {
     ...UNIFIED, mount: 21, umount: 22, umount2: 52, pivot_root: 218, chroot: 61, unshare: 337, setns: 375,
     ptrace: 26, process_vm_readv: 376, process_vm_writev: 377,
@@ -167,9 +208,17 @@ function abiBlock(t: AbiTable): Op[] {
   ops.push({ code: BPF_JEQ_K, k: t.ioctl, jt: `${p}.ioctl` });
   ops.push({ code: BPF_JEQ_K, k: t.clone, jt: `${p}.clone` });
   ops.push({ code: BPF_JEQ_K, k: t.clone3, jt: `${p}.enosys` });
+  ops.push({ code: BPF_JEQ_K, k: t.openat2, jt: `${p}.enosys` });
   for (const nr of new Set(Object.values(t.refused))) ops.push({ code: BPF_JEQ_K, k: nr, jt: `${p}.eperm` });
+  t.modeCalls.forEach((c, i) => ops.push({ code: BPF_JEQ_K, k: c.nr, jt: `${p}.mode${i}` }));
+  ops.push({ code: BPF_RET_K, k: SECCOMP_RET_ALLOW });
+  t.modeCalls.forEach((c, i) => {
+    ops.push({ label: `${p}.mode${i}` });
+    // open/openat ignore the mode unless they create a file.
+    if (c.flags !== undefined) ops.push({ code: BPF_LD_W_ABS, k: argLo(c.flags) }, { code: BPF_JSET_K, k: O_CREATING, jf: `${p}.allow` });
+    ops.push({ code: BPF_LD_W_ABS, k: argLo(c.mode) }, { code: BPF_JSET_K, k: S_ISUID_ISGID, jt: `${p}.eperm`, jf: `${p}.allow` });
+  });
   ops.push(
-    { code: BPF_RET_K, k: SECCOMP_RET_ALLOW },
     { label: `${p}.ioctl` },
     // The kernel truncates the ioctl request to 32 bits, so the low word is what counts.
     { code: BPF_LD_W_ABS, k: OFF_ARG1_LO },

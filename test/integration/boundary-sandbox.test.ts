@@ -208,6 +208,25 @@ for flag in (0x10000000, 0x00020000, 0x10020000):
     }
   });
 
+  it('no setuid/setgid file or file capability can be planted in the working directory (the host\'s, owned by the caller)', async () => {
+    const work = tempDir('cse-bsb-');
+    const r = await bwrap(
+      'cp /bin/sh ./sh; chmod u+s ./sh; echo "chmod u+s=$?"; chmod g+s ./sh; echo "chmod g+s=$?"; chmod 6755 ./sh; echo "chmod 6755=$?"; ' +
+        'install -m 4755 /bin/true ./t; echo "install=$?"; ' +
+        'python3 -c "import os; os.open(\"py\", os.O_CREAT | os.O_WRONLY, 0o4755)"; echo "open=$?"; ' +
+        '/usr/sbin/setcap cap_sys_admin+ep ./sh; echo "setcap=$?"; chmod 755 ./sh; echo "chmod 755=$?"',
+      [],
+      { cwd: work },
+    );
+    expect(r.stdout).toBe('chmod u+s=1\nchmod g+s=1\nchmod 6755=1\ninstall=1\nopen=1\nsetcap=1\nchmod 755=0\n');
+    for (const f of ['sh', 't', 'py']) {
+      const p = path.join(work, f);
+      if (existsSync(p)) expect((statSync(p).mode & 0o6000).toString(8)).toBe('0');
+    }
+    const caps = execFileSync('/usr/sbin/getcap', [path.join(work, 'sh')], { encoding: 'utf8' });
+    expect(caps.trim()).toBe('');
+  });
+
   it('ordinary work still runs: pipes, job control, python3, git, files in the cwd owned by the caller', async () => {
     const work = tempDir('cse-bsb-');
     const r = await bwrap(
@@ -264,24 +283,24 @@ describe('finding 1, defence in depth: the seccomp program, per ABI', () => {
   });
 
   const parse = (out: string) => new Map(out.trim().split('\n').map((l) => { const [abi, name, res] = l.split(' '); return [`${abi} ${name}`, res] as const; }));
-  const refused = ['unshare0', 'setns', 'clone_newns', 'clone_newuser', 'mount', 'umount2', 'pivot_root', 'chroot', 'open_tree', 'fsopen', 'fspick', 'mount_setattr', 'ptrace', 'process_vm_readv', 'pidfd_getfd', 'kexec_load', 'finit_module', 'delete_module', 'bpf', 'perf_event_open', 'open_by_handle_at', 'keyctl', 'add_key', 'userfaultfd', 'ioctl_tiocsti'];
+  const refused = ['unshare0', 'setns', 'clone_newns', 'clone_newuser', 'mount', 'umount2', 'pivot_root', 'chroot', 'open_tree', 'fsopen', 'fspick', 'mount_setattr', 'ptrace', 'process_vm_readv', 'pidfd_getfd', 'kexec_load', 'finit_module', 'delete_module', 'bpf', 'perf_event_open', 'open_by_handle_at', 'keyctl', 'add_key', 'userfaultfd', 'ioctl_tiocsti', 'chmod_suid', 'fchmodat_sgid', 'open_creat_suid', 'openat_creat_sgid', 'mknod_suid'];
+  const allowed = { getpid: 'ok', ioctl_other: 'EBADF', clone_plain: 'ok', chmod_plain: 'ENOENT', open_nocreat_suidmode: 'ENOENT', open_creat_plain: 'ENOENT' };
 
-  it('x86_64 and i386 (int $0x80): each refused call fails with EPERM, clone3 with ENOSYS, while getpid, other ioctls and a plain clone work', async () => {
+  it('x86_64 and i386 (int $0x80): each refused call fails with EPERM, clone3 and openat2 with ENOSYS, while getpid, other ioctls, a plain clone, chmod and open without setuid bits work', async () => {
     const r = await bwrap(`./seccomp-probe`, [], { cwd: work });
     const res = parse(r.stdout);
     for (const abi of ['x86_64', 'i386']) {
       for (const name of refused) expect(`${abi} ${name} ${res.get(`${abi} ${name}`)}`).toBe(`${abi} ${name} EPERM`);
       expect(res.get(`${abi} clone3`)).toBe('ENOSYS');
-      expect(res.get(`${abi} getpid`)).toBe('ok');
-      expect(res.get(`${abi} ioctl_other`)).toBe('EBADF');
-      expect(res.get(`${abi} clone_plain`)).toBe('ok');
+      expect(res.get(`${abi} openat2`)).toBe('ENOSYS');
+      for (const [name, want] of Object.entries(allowed)) expect(`${abi} ${name} ${res.get(`${abi} ${name}`)}`).toBe(`${abi} ${name} ${want}`);
     }
   });
 
   it('x32: every syscall is refused with EPERM', async () => {
     const r = await bwrap(`./seccomp-probe`, [], { cwd: work });
     const x32 = [...parse(r.stdout)].filter(([k]) => k.startsWith('x32 '));
-    expect(x32.length).toBe(refused.length + 4);
+    expect(x32.length).toBe(refused.length + 2 + Object.keys(allowed).length);
     for (const [k, v] of x32) expect(`${k} ${v}`).toBe(`${k} EPERM`);
   });
 
@@ -289,7 +308,7 @@ describe('finding 1, defence in depth: the seccomp program, per ABI', () => {
     const r = await cli(['--sandbox', 'none'], './seccomp-probe', { cwd: work });
     const res = parse(r.stdout);
     for (const abi of ['x86_64', 'i386']) {
-      for (const name of [...refused, 'clone3']) expect(`${abi} ${name} ${res.get(`${abi} ${name}`)}`).not.toMatch(/ (EPERM|undefined)$/);
+      for (const name of [...refused, 'clone3', 'openat2']) expect(`${abi} ${name} ${res.get(`${abi} ${name}`)}`).not.toMatch(/ (EPERM|undefined)$/);
     }
     expect(res.get('x86_64 clone3')).toBe('EINVAL');
   });
