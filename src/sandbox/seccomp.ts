@@ -19,7 +19,8 @@
  *   the caller's, root included): chmod/fchmod/fchmodat/fchmodat2, and
  *   open/openat/creat/mknod/mknodat creating a file, with S_ISUID or S_ISGID
  *   in the mode. openat2 fails with ENOSYS (its mode sits in memory; libc
- *   and callers fall back to openat).
+ *   and callers fall back to openat), and so does io_uring (its operations
+ *   never pass through seccomp; libuv and liburing users fall back).
  *
  * Refused calls fail with EPERM. clone3 fails with ENOSYS instead: its flags
  * sit in memory a filter cannot read, and ENOSYS makes libc fall back to
@@ -76,6 +77,8 @@ interface AbiTable {
   /** Refuse every syscall number >= this (the x32 half of AUDIT_ARCH_X86_64). */
   readonly refuseFrom?: number;
   readonly openat2: number;
+  /** io_uring_setup/enter/register: its operations (an O_CREAT open with any mode, ...) bypass seccomp. */
+  readonly ioUring: readonly number[];
   /** Calls whose mode argument (index `mode`) may not carry S_ISUID/S_ISGID; with `flags`, only when those flags create a file. */
   readonly modeCalls: readonly { readonly nr: number; readonly mode: number; readonly flags?: number }[];
 }
@@ -110,6 +113,7 @@ const X86_64: AbiTable = {
   clone3: 435,
   refuseFrom: X32_SYSCALL_BIT,
   openat2: 437,
+  ioUring: [425, 426, 427],
   modeCalls: modeCalls({ chmod: 90, fchmod: 91, fchmodat: 268, fchmodat2: 452, creat: 85, mknod: 133, mknodat: 259, open: 2, openat: 257 }),
   refused: {
     ...UNIFIED, mount: 165, umount2: 166, pivot_root: 155, chroot: 161, unshare: 272, setns: 308,
@@ -125,6 +129,7 @@ const I386: AbiTable = {
   clone: 120,
   clone3: 435,
   openat2: 437,
+  ioUring: [425, 426, 427],
   modeCalls: modeCalls({ chmod: 15, fchmod: 94, fchmodat: 306, fchmodat2: 452, creat: 8, mknod: 14, mknodat: 297, open: 5, openat: 295 }),
   refused: {
     ...UNIFIED, mount: 21, umount: 22, umount2: 52, pivot_root: 217, chroot: 61, unshare: 310, setns: 346,
@@ -140,6 +145,7 @@ const AARCH64: AbiTable = {
   clone: 220,
   clone3: 435,
   openat2: 437,
+  ioUring: [425, 426, 427],
   modeCalls: modeCalls({ fchmod: 52, fchmodat: 53, fchmodat2: 452, mknodat: 33, openat: 56 }),
   refused: {
     ...UNIFIED, mount: 40, umount2: 39, pivot_root: 41, chroot: 51, unshare: 97, setns: 268,
@@ -155,6 +161,7 @@ const ARM: AbiTable = {
   clone: 120,
   clone3: 435,
   openat2: 437,
+  ioUring: [425, 426, 427],
   modeCalls: modeCalls({ chmod: 15, fchmod: 94, fchmodat: 333, fchmodat2: 452, creat: 8, mknod: 14, mknodat: 324, open: 5, openat: 322 }),
   refused: {
     ...UNIFIED, mount: 21, umount: 22, umount2: 52, pivot_root: 218, chroot: 61, unshare: 337, setns: 375,
@@ -209,6 +216,7 @@ function abiBlock(t: AbiTable): Op[] {
   ops.push({ code: BPF_JEQ_K, k: t.clone, jt: `${p}.clone` });
   ops.push({ code: BPF_JEQ_K, k: t.clone3, jt: `${p}.enosys` });
   ops.push({ code: BPF_JEQ_K, k: t.openat2, jt: `${p}.enosys` });
+  for (const nr of t.ioUring) ops.push({ code: BPF_JEQ_K, k: nr, jt: `${p}.enosys` });
   for (const nr of new Set(Object.values(t.refused))) ops.push({ code: BPF_JEQ_K, k: nr, jt: `${p}.eperm` });
   t.modeCalls.forEach((c, i) => ops.push({ code: BPF_JEQ_K, k: c.nr, jt: `${p}.mode${i}` }));
   ops.push({ code: BPF_RET_K, k: SECCOMP_RET_ALLOW });

@@ -286,13 +286,14 @@ describe('finding 1, defence in depth: the seccomp program, per ABI', () => {
   const refused = ['unshare0', 'setns', 'clone_newns', 'clone_newuser', 'mount', 'umount2', 'pivot_root', 'chroot', 'open_tree', 'fsopen', 'fspick', 'mount_setattr', 'ptrace', 'process_vm_readv', 'pidfd_getfd', 'kexec_load', 'finit_module', 'delete_module', 'bpf', 'perf_event_open', 'open_by_handle_at', 'keyctl', 'add_key', 'userfaultfd', 'ioctl_tiocsti', 'chmod_suid', 'fchmodat_sgid', 'open_creat_suid', 'openat_creat_sgid', 'mknod_suid'];
   const allowed = { getpid: 'ok', ioctl_other: 'EBADF', clone_plain: 'ok', chmod_plain: 'ENOENT', open_nocreat_suidmode: 'ENOENT', open_creat_plain: 'ENOENT' };
 
-  it('x86_64 and i386 (int $0x80): each refused call fails with EPERM, clone3 and openat2 with ENOSYS, while getpid, other ioctls, a plain clone, chmod and open without setuid bits work', async () => {
+  it('x86_64 and i386 (int $0x80): each refused call fails with EPERM, clone3, openat2 and io_uring_setup with ENOSYS, while getpid, other ioctls, a plain clone, chmod and open without setuid bits work', async () => {
     const r = await bwrap(`./seccomp-probe`, [], { cwd: work });
     const res = parse(r.stdout);
     for (const abi of ['x86_64', 'i386']) {
       for (const name of refused) expect(`${abi} ${name} ${res.get(`${abi} ${name}`)}`).toBe(`${abi} ${name} EPERM`);
       expect(res.get(`${abi} clone3`)).toBe('ENOSYS');
       expect(res.get(`${abi} openat2`)).toBe('ENOSYS');
+      expect(res.get(`${abi} io_uring_setup`)).toBe('ENOSYS');
       for (const [name, want] of Object.entries(allowed)) expect(`${abi} ${name} ${res.get(`${abi} ${name}`)}`).toBe(`${abi} ${name} ${want}`);
     }
   });
@@ -300,7 +301,7 @@ describe('finding 1, defence in depth: the seccomp program, per ABI', () => {
   it('x32: every syscall is refused with EPERM', async () => {
     const r = await bwrap(`./seccomp-probe`, [], { cwd: work });
     const x32 = [...parse(r.stdout)].filter(([k]) => k.startsWith('x32 '));
-    expect(x32.length).toBe(refused.length + 2 + Object.keys(allowed).length);
+    expect(x32.length).toBe(refused.length + 3 + Object.keys(allowed).length);
     for (const [k, v] of x32) expect(`${k} ${v}`).toBe(`${k} EPERM`);
   });
 
@@ -308,7 +309,7 @@ describe('finding 1, defence in depth: the seccomp program, per ABI', () => {
     const r = await cli(['--sandbox', 'none'], './seccomp-probe', { cwd: work });
     const res = parse(r.stdout);
     for (const abi of ['x86_64', 'i386']) {
-      for (const name of [...refused, 'clone3', 'openat2']) expect(`${abi} ${name} ${res.get(`${abi} ${name}`)}`).not.toMatch(/ (EPERM|undefined)$/);
+      for (const name of [...refused, 'clone3', 'openat2', 'io_uring_setup']) expect(`${abi} ${name} ${res.get(`${abi} ${name}`)}`).not.toMatch(/ (EPERM|undefined)$/);
     }
     expect(res.get('x86_64 clone3')).toBe('EINVAL');
   });
