@@ -66,7 +66,7 @@ export const REFUSED_SYSCALLS = [
 ] as const;
 type Refused = (typeof REFUSED_SYSCALLS)[number];
 
-interface AbiTable {
+export interface AbiTable {
   readonly name: string;
   readonly auditArch: number;
   readonly ioctl: number;
@@ -176,6 +176,11 @@ const ARCHES: Record<string, readonly AbiTable[]> = {
   x64: [X86_64, I386],
   arm64: [AARCH64, ARM],
 };
+
+/** The syscall tables behind the filter for a Node architecture (for tests and diagnostics). */
+export function seccompAbis(arch: string = process.arch): readonly AbiTable[] {
+  return ARCHES[arch] ?? [];
+}
 
 /** One instruction with symbolic jump targets, resolved by assemble(). */
 type Op =

@@ -13,7 +13,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { markCloexecFrom, setCloexec, socketPair, closeFd } from '../../src/native/index.js';
 import { bwrapUsable } from '../../src/sandbox/bwrap.js';
-import { REFUSED_SYSCALLS, sandboxSeccompFilter } from '../../src/sandbox/seccomp.js';
+import { REFUSED_SYSCALLS, sandboxSeccompFilter, seccompAbis } from '../../src/sandbox/seccomp.js';
 import { packageRoot } from '../../src/paths.js';
 import { cliEnv, cliPath } from '../helpers/e2e.js';
 import { patchedBash, recordingPolicy, runBash, tempDir } from '../helpers/harness.js';
@@ -330,6 +330,65 @@ describe('finding 1, defence in depth: the seccomp program, per ABI', () => {
     expect(sandboxSeccompFilter('arm64')).not.toBeNull();
     expect(sandboxSeccompFilter('riscv64')).toBeNull();
   });
+});
+
+/** A classic-BPF interpreter for the instructions the filter uses, over a synthetic struct seccomp_data. */
+function runFilter(prog: Buffer, data: { arch: number; nr: number; args?: readonly number[] }): number {
+  const mem = Buffer.alloc(64);
+  mem.writeUInt32LE(data.nr >>> 0, 0);
+  mem.writeUInt32LE(data.arch >>> 0, 4);
+  (data.args ?? []).forEach((a, i) => mem.writeUInt32LE(a >>> 0, 16 + 8 * i));
+  let acc = 0;
+  for (let pc = 0; pc < prog.length / 8; ) {
+    const code = prog.readUInt16LE(pc * 8);
+    const jt = prog.readUInt8(pc * 8 + 2);
+    const jf = prog.readUInt8(pc * 8 + 3);
+    const k = prog.readUInt32LE(pc * 8 + 4);
+    pc++;
+    if (code === 0x20) acc = mem.readUInt32LE(k);
+    else if (code === 0x06) return k;
+    else if (code === 0x15) pc += acc === k ? jt : jf;
+    else if (code === 0x35) pc += acc >= k ? jt : jf;
+    else if (code === 0x45) pc += (acc & k) !== 0 ? jt : jf;
+    else throw new Error(`unexpected BPF opcode ${code.toString(16)}`);
+  }
+  throw new Error('fell off the end of the program');
+}
+
+describe('seccomp program logic, every ABI of x64 and arm64 (interpreted)', () => {
+  const ALLOW = 0x7fff0000;
+  const EPERM = 0x00050001;
+  const ENOSYS = 0x00050026;
+  for (const arch of ['x64', 'arm64']) {
+    const prog = sandboxSeccompFilter(arch)!;
+    for (const t of seccompAbis(arch)) {
+      it(`${arch}/${t.name}: refused calls EPERM, clone3/openat2/io_uring ENOSYS, clone by flags, modes by bits, the rest allowed`, () => {
+        const run = (nr: number, args?: number[]) => runFilter(prog, { arch: t.auditArch, nr, ...(args ? { args } : {}) });
+        for (const nr of Object.values(t.refused)) expect(run(nr)).toBe(EPERM);
+        expect(Object.keys(t.refused)).toEqual(expect.arrayContaining(REFUSED_SYSCALLS.filter((n) => !['umount', 'kexec_file_load'].includes(n))));
+        for (const nr of [t.clone3, t.openat2, ...t.ioUring]) expect(run(nr)).toBe(ENOSYS);
+        expect(run(t.clone, [0x10000000 | 17])).toBe(EPERM); // CLONE_NEWUSER | SIGCHLD
+        expect(run(t.clone, [0x00020000])).toBe(EPERM); // CLONE_NEWNS
+        expect(run(t.clone, [0x003d0f00])).toBe(ALLOW); // pthread_create's flags
+        expect(run(t.ioctl, [0, 0x5412])).toBe(EPERM);
+        expect(run(t.ioctl, [0, 0x541c])).toBe(EPERM);
+        expect(run(t.ioctl, [0, 0x5413])).toBe(ALLOW);
+        for (const c of t.modeCalls) {
+          const args = (mode: number, flags: number) => { const a = [0, 0, 0, 0, 0, 0]; a[c.mode] = mode; if (c.flags !== undefined) a[c.flags] = flags; return a; };
+          expect(run(c.nr, args(0o4755, 0o101))).toBe(EPERM);
+          expect(run(c.nr, args(0o2755, 0o101))).toBe(EPERM);
+          expect(run(c.nr, args(0o755, 0o101))).toBe(ALLOW);
+          if (c.flags !== undefined) expect(run(c.nr, args(0o4755, 0))).toBe(ALLOW); // mode unused without O_CREAT
+        }
+        const special = new Set<number>([t.ioctl, t.clone, t.clone3, t.openat2, ...t.ioUring, ...Object.values(t.refused), ...t.modeCalls.map((c) => c.nr)]);
+        for (let nr = 0; nr < 470; nr++) if (!special.has(nr)) expect(run(nr, [0, 0, 0, 0])).toBe(ALLOW);
+        if (t.refuseFrom !== undefined) expect(run(t.refuseFrom + 39)).toBe(EPERM);
+      });
+    }
+    it(`${arch}: a syscall from an unknown audit arch is refused`, () => {
+      expect(runFilter(prog, { arch: 0xdeadbeef, nr: 0 })).toBe(EPERM);
+    });
+  }
 });
 
 describe('finding 2: no stray fd of the caller reaches the sandbox', () => {
