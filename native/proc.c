@@ -1,5 +1,6 @@
 /* Process helpers: reap through a pidfd, signal through a pidfd, O_PATH
- * opens for exec-what-you-checked, and an fd counter for leak tests. */
+ * opens for exec-what-you-checked, an fd counter for leak tests, and
+ * close-on-exec marking of inherited fds before a spawn. */
 #define _GNU_SOURCE
 #include "common.h"
 
@@ -9,6 +10,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -135,12 +137,99 @@ static napi_value count_open_fds(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/* Set FD_CLOEXEC on fd if it lacks it; append it to list when changed.
+ * Returns false (errno set) only on a real failure; a closed fd is skipped. */
+static bool mark_one(int fd, int **list, size_t *n, size_t *cap) {
+  int flags = fcntl(fd, F_GETFD);
+  if (flags < 0) return errno == EBADF;
+  if (flags & FD_CLOEXEC) return true;
+  if (*n == *cap) {
+    size_t ncap = *cap ? *cap * 2 : 16;
+    int *grown = realloc(*list, ncap * sizeof **list);
+    if (!grown) return false;
+    *list = grown;
+    *cap = ncap;
+  }
+  if (fcntl(fd, F_SETFD, flags | FD_CLOEXEC) < 0) return errno == EBADF;
+  (*list)[(*n)++] = fd;
+  return true;
+}
+
+/* markCloexecFrom(minFd) -> number[]: every open fd >= minFd without
+ * FD_CLOEXEC gets it; returns those it changed so the caller can restore
+ * them. Node's spawn closes nothing it did not open itself, so this is how a
+ * child starts with only the fds it is given. Walks /proc/self/fd; without
+ * /proc, probes every number below RLIMIT_NOFILE (capped at 2^20). */
+static napi_value mark_cloexec_from(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "expected (minFd)");
+    return NULL;
+  }
+  int64_t min_fd;
+  if (!codex_get_int(env, argv[0], "minFd", 0, INT32_MAX, &min_fd)) return NULL;
+  int *list = NULL;
+  size_t n = 0, cap = 0;
+  bool ok = true;
+  int err = 0;
+  DIR *d = opendir("/proc/self/fd");
+  if (d) {
+    int self = dirfd(d);
+    struct dirent *de;
+    while (ok && (de = readdir(d)) != NULL) {
+      if (de->d_name[0] < '0' || de->d_name[0] > '9') continue;
+      long fd = strtol(de->d_name, NULL, 10);
+      if (fd < min_fd || fd == self || fd > INT32_MAX) continue;
+      ok = mark_one((int)fd, &list, &n, &cap);
+      if (!ok) err = errno;
+    }
+    closedir(d);
+  } else {
+    struct rlimit rl;
+    rlim_t limit = 1u << 20;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < limit) limit = rl.rlim_cur;
+    for (rlim_t fd = (rlim_t)min_fd; ok && fd < limit; fd++) ok = mark_one((int)fd, &list, &n, &cap);
+    if (!ok) err = errno;
+  }
+  if (!ok) {
+    if (err == 0) err = ENOMEM;
+    /* Undo what we changed: the caller gets an error, not a half-marked process. */
+    for (size_t i = 0; i < n; i++) {
+      int flags = fcntl(list[i], F_GETFD);
+      if (flags >= 0) fcntl(list[i], F_SETFD, flags & ~FD_CLOEXEC);
+    }
+    free(list);
+    codex_throw_errno(env, err, "fcntl");
+    return NULL;
+  }
+  napi_value result;
+  if (napi_create_array_with_length(env, n, &result) != napi_ok) {
+    free(list);
+    codex_throw_napi_failure(env, napi_generic_failure, "markCloexecFrom");
+    return NULL;
+  }
+  for (size_t i = 0; i < n; i++) {
+    napi_value v;
+    if (napi_create_int32(env, list[i], &v) != napi_ok ||
+        napi_set_element(env, result, (uint32_t)i, v) != napi_ok) {
+      free(list);
+      codex_throw_napi_failure(env, napi_generic_failure, "markCloexecFrom");
+      return NULL;
+    }
+  }
+  free(list);
+  return result;
+}
+
 napi_value codex_init_proc(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"waitPidfd", NULL, wait_pidfd, NULL, NULL, NULL, napi_enumerable, NULL},
       {"sendSignal", NULL, send_signal, NULL, NULL, NULL, napi_enumerable, NULL},
       {"openPath", NULL, open_path, NULL, NULL, NULL, napi_enumerable, NULL},
       {"countOpenFds", NULL, count_open_fds, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"markCloexecFrom", NULL, mark_cloexec_from, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   NAPI_CALL(env, napi_define_properties(env, exports,
                                         sizeof props / sizeof props[0], props));

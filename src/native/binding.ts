@@ -60,6 +60,7 @@ export interface NativeBinding {
   sendSignal(pidfd: number, signal: number): void;
   openPath(path: Uint8Array): number;
   countOpenFds(): number;
+  markCloexecFrom(minFd: number): number[];
 }
 
 const ADDON_RELATIVE = path.join('build', 'Release', 'codex_native.node');

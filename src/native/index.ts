@@ -262,3 +262,14 @@ export function peerCredentials(fd: Fd): { pid: number; uid: number; gid: number
 export function countOpenFds(): number {
   return binding.countOpenFds();
 }
+
+/**
+ * Set FD_CLOEXEC on every open fd >= minFd that lacks it; returns the fds it
+ * changed (restore them with setCloexec(fd, false)). Node's spawn passes on
+ * every fd this process inherited without O_CLOEXEC: marking them first is
+ * how a child starts with only the fds it is given. Throws (after undoing its
+ * changes) if an fd cannot be marked.
+ */
+export function markCloexecFrom(minFd: number): Fd[] {
+  return binding.markCloexecFrom(minFd);
+}

@@ -2,6 +2,7 @@ import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process'
 import { constants } from 'node:os';
 import type { EscalationServer, EscalationSession } from './escalation-server.js';
 import { SHELL_SOCKET_FD } from './escalation-server.js';
+import { markCloexecFrom, setCloexec } from '../native/index.js';
 
 export interface ShellLaunch {
   /** Executable to spawn (the patched bash, or a sandbox launcher such as bwrap). */
@@ -32,7 +33,37 @@ export interface RunningShell {
   readonly done: Promise<ShellResult>;
 }
 
-/** Start a session and spawn the shell in it, with the client socket as fd 3. */
+/**
+ * spawn() whose child starts with only the fds in `stdio`. Node's spawn passes
+ * on every fd this process holds without O_CLOEXEC (those it inherited: a
+ * caller's pipe at fd 251, another session's socket): mark them all
+ * close-on-exec for the spawn, then put back what we changed, so this
+ * process's other children still get them. libuv dups the fds named in
+ * `stdio` into place, which clears the flag on the child's copies. spawn()
+ * returns once the child has exec'd (or failed), so restoring is safe then.
+ */
+function spawnOnlyGiven(command: string, args: string[], options: Parameters<typeof spawn>[2]): ChildProcess {
+  let changed: number[];
+  try {
+    changed = markCloexecFrom(3);
+  } catch (err) {
+    // Fail closed: a shell that might inherit stray fds is not started.
+    throw new Error(`cannot mark inherited fds close-on-exec: ${(err as Error).message}`, { cause: err });
+  }
+  try {
+    return spawn(command, args, options);
+  } finally {
+    for (const fd of changed) {
+      try {
+        setCloexec(fd, false);
+      } catch {
+        // Closed meanwhile (another thread): nothing to restore.
+      }
+    }
+  }
+}
+
+/** Start a session and spawn the shell in it, with the client socket as fd SHELL_SOCKET_FD. */
 export async function launchShell(server: EscalationServer, launch: ShellLaunch): Promise<RunningShell> {
   const session = await server.startSession({ ...(launch.sessionId ? { id: launch.sessionId } : {}), cwd: launch.cwd ?? process.cwd() });
   const base = launch.stdio ?? 'inherit';
@@ -44,7 +75,7 @@ export async function launchShell(server: EscalationServer, launch: ShellLaunch)
   const stdio: StdioOptions = [...std, ...extra, ...gap, session.clientFd];
   let child: ChildProcess;
   try {
-    child = spawn(launch.command, [...launch.args], {
+    child = spawnOnlyGiven(launch.command, [...launch.args], {
       cwd: launch.cwd,
       env: { ...(launch.env ?? process.env), ...session.env },
       stdio,

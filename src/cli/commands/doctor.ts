@@ -2,12 +2,32 @@ import { Command } from 'commander';
 import { execFileSync } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import { defaultWrapperPath } from '../../paths.js';
+import { bwrapLaunch, bwrapUsable } from '../../sandbox/bwrap.js';
 import { findPatchedBash, patchedBashCachePath } from '../../shell/patched-bash.js';
 
 interface Check {
   readonly name: string;
   readonly required: boolean;
-  run(): { ok: boolean; detail: string; fix?: string };
+  /** `required` in the result overrides the check's own (a sandbox that works but leaks capabilities is a failure). */
+  run(): { ok: boolean; detail: string; fix?: string; required?: boolean };
+}
+
+/** Printed from inside the sandbox: CapEff and CapBnd of the shell, and whether a new user namespace can be made. */
+const CONFINEMENT_PROBE = [
+  "sed -n 's/^\\(CapEff\\|CapBnd\\):[[:space:]]*/\\1=/p' /proc/self/status",
+  'if ! command -v unshare >/dev/null 2>&1; then echo userns=unknown; elif unshare --user true 2>/dev/null; then echo userns=allowed; else echo userns=refused; fi',
+].join('\n');
+
+/** Launch the probe exactly as `run` launches the shell (same bwrapLaunch profile), in the current directory. */
+function probeConfinement(): { capEff?: string; capBnd?: string; userns?: string } {
+  const launch = bwrapLaunch('/bin/sh', ['-c', CONFINEMENT_PROBE], { cwd: process.cwd() });
+  try {
+    const out = execFileSync(launch.command, launch.args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe', ...launch.extraFds], timeout: 10_000 });
+    const fields = new Map(out.trim().split('\n').map((l) => l.split('=') as [string, string]));
+    return { capEff: fields.get('CapEff'), capBnd: fields.get('CapBnd'), userns: fields.get('userns') };
+  } finally {
+    launch.release();
+  }
 }
 
 const checks: Check[] = [
@@ -64,6 +84,29 @@ const checks: Check[] = [
       }
     },
   },
+  {
+    name: 'sandbox confinement',
+    required: false,
+    run() {
+      const usable = bwrapUsable();
+      if (!usable.ok) return { ok: false, detail: `not checked: bwrap does not work here (${usable.reason})`, fix: 'install bubblewrap 0.8 or later' };
+      let r;
+      try {
+        r = probeConfinement();
+      } catch (err) {
+        return { ok: false, required: true, detail: `the sandbox probe failed: ${firstLine(err)}` };
+      }
+      const zero = /^0+$/;
+      const capsOk = r.capEff !== undefined && zero.test(r.capEff) && r.capBnd !== undefined && zero.test(r.capBnd);
+      const detail = `effective capabilities inside: ${r.capEff ?? '?'} (bounding ${r.capBnd ?? '?'}); user namespace creation: ${r.userns ?? '?'}`;
+      if (!capsOk || r.userns === 'allowed') {
+        return { ok: false, required: true, detail, fix: 'the sandbox must run with no capabilities and no nested user namespaces: use bubblewrap 0.8 or later, and report this' };
+      }
+      // No unshare(1) inside to try with: the capabilities are what count.
+      if (r.userns !== 'refused') return { ok: false, detail, fix: 'install util-linux so the user namespace check can run' };
+      return { ok: true, detail };
+    },
+  },
 ];
 
 function firstLine(err: unknown): string {
@@ -80,12 +123,13 @@ export function registerDoctorCommand(program: Command): void {
       let failed = 0;
       for (const check of checks) {
         const r = check.run();
-        const mark = r.ok ? 'ok  ' : check.required ? 'FAIL' : 'warn';
+        const required = r.required ?? check.required;
+        const mark = r.ok ? 'ok  ' : required ? 'FAIL' : 'warn';
         process.stdout.write(`${mark}  ${check.name}: ${r.detail}\n`);
         if (!r.ok && r.fix) process.stdout.write(`      fix: ${r.fix}\n`);
-        if (!r.ok && check.required) failed++;
+        if (!r.ok && required) failed++;
       }
-      process.stdout.write(failed ? `\n${failed} required component(s) missing\n` : '\nall required components present\n');
+      process.stdout.write(failed ? `\n${failed} required check(s) failed\n` : '\nall required components present\n');
       process.exitCode = failed ? 1 : 0;
     });
 }
