@@ -15,6 +15,9 @@ import { bwrapLaunch, bwrapUsable, type SandboxedLaunch } from '../../sandbox/bw
 import { ensurePatchedBash } from '../../shell/patched-bash.js';
 import { defaultWrapperPath } from '../../paths.js';
 import { CliError, collect } from '../errors.js';
+import { explicitPathWarnings } from '../../policy/boundary-warnings.js';
+import { configExecutingWarnings } from '../../policy/config-executing.js';
+import { describeExposure, sandboxExposure, sandboxWritableRoots } from '../../policy/sandbox-roots.js';
 
 export interface RunOptions {
   cwd?: string;
@@ -98,8 +101,9 @@ export async function runCommand(script: string, args: readonly string[], opts: 
     : await ensurePatchedBash({ onProgress: (line) => process.stderr.write(`[build-bash] ${line}\n`) });
 
   const logger = createAuditLogger({ file: opts.logFile });
+  const boundary = sessionBoundary(cwd, opts.writable, opts.logFile !== undefined ? logger : undefined);
   const hooks = await loadHookEngine(opts.hooks, opts.discoverHooks ? cwd : undefined, logger);
-  const { policy, close } = await buildPolicy(opts, logger, hooks, () => cwd);
+  const { policy, close } = await buildPolicy(opts, logger, hooks, () => cwd, boundary);
   const server = new EscalationServer({
     policy,
     logger,
@@ -138,6 +142,44 @@ export async function runCommand(script: string, args: readonly string[], opts: 
   }
 }
 
+/** What this session's sandbox can write, and how to say so at start (trust-boundary warnings). */
+export interface SessionBoundary {
+  /** Real paths the sandbox can write: cwd, --writable, /tmp, /dev/shm (the same with --sandbox none: the workspace is untrusted either way). */
+  readonly roots: readonly string[];
+  /** One stderr line (and an audit line when logging to a file). */
+  readonly warn: (event: string, message: string) => void;
+}
+
+export function sessionBoundary(cwd: string, writable: readonly string[], fileLogger?: AuditLogger): SessionBoundary {
+  return {
+    roots: sandboxWritableRoots(cwd, writable),
+    warn: (event, message) => {
+      process.stderr.write(`codex-escalate: warning: ${message}\n`);
+      fileLogger?.warn({ event, warning: message }, message);
+    },
+  };
+}
+
+/** Rules files the sandbox can change (inside a writable root, through a symlink there, or hard-linked): read once, never reloaded. */
+function readOnceRules(files: readonly string[], boundary: SessionBoundary | undefined): string[] {
+  if (boundary === undefined) return [];
+  const once: string[] = [];
+  for (const f of files) {
+    const e = sandboxExposure(f, boundary.roots);
+    if (e === undefined) continue;
+    once.push(f);
+    boundary.warn('rules_read_once', `rules file ${describeExposure(f, e)}: read once now, never reloaded this session`);
+  }
+  return once;
+}
+
+/** Say at start what the policy escalates across the boundary on purpose. */
+function policyBoundaryWarnings(rules: RulesStore | undefined, escalate: readonly string[], boundary: SessionBoundary | undefined): void {
+  if (boundary === undefined) return;
+  for (const w of explicitPathWarnings(rules?.current, escalate, boundary.roots)) boundary.warn('escalation_path_writable', w);
+  for (const w of configExecutingWarnings(rules?.current, escalate)) boundary.warn('escalates_config_executing', w);
+}
+
 /** The shell's launch command: bwrap around it, or the shell alone. */
 function sandboxLaunch(opts: RunOptions, shell: string, args: string[], cwd: string, readable: string[]): SandboxedLaunch {
   const none: SandboxedLaunch = { command: shell, args, extraFds: [], release: () => {} };
@@ -171,6 +213,7 @@ export async function buildPolicy(
   logger: AuditLogger,
   hooks?: HookEngine,
   sessionCwd?: (sessionId: string) => string | undefined,
+  boundary?: SessionBoundary,
 ): Promise<{ policy: EscalationPolicy; close: () => void }> {
   let approver;
   try {
@@ -180,8 +223,11 @@ export async function buildPolicy(
   }
   let store: RulesStore | undefined;
   if (opts.rules.length > 0) {
+    const files = opts.rules.map((f) => path.resolve(f));
+    const readOnce = readOnceRules(files, boundary);
     try {
-      store = await RulesStore.open(opts.rules.map((f) => path.resolve(f)), {
+      store = await RulesStore.open(files, {
+        readOnce,
         watch: true,
         reloadOnSighup: true,
         onReload: (r) => {
@@ -193,8 +239,10 @@ export async function buildPolicy(
       throw new CliError(`rules did not load: ${(err as Error).message}`);
     }
   }
+  policyBoundaryWarnings(store, opts.escalate, boundary);
   try {
     const policy = createDecisionPipeline({
+      ...(boundary ? { sandboxWritableRoots: boundary.roots } : {}),
       ...(store ? { rules: store } : {}),
       denyPrefixes: opts.deny,
       escalatePrefixes: opts.escalate,
