@@ -102,7 +102,7 @@ export async function runCommand(script: string, args: readonly string[], opts: 
 
   const logger = createAuditLogger({ file: opts.logFile });
   const boundary = sessionBoundary(cwd, opts.writable, opts.logFile !== undefined ? logger : undefined);
-  const hooks = await loadHookEngine(opts.hooks, opts.discoverHooks ? cwd : undefined, logger);
+  const hooks = await loadHookEngine(opts.hooks, opts.discoverHooks ? cwd : undefined, logger, boundary);
   const { policy, close } = await buildPolicy(opts, logger, hooks, () => cwd, boundary);
   const server = new EscalationServer({
     policy,
@@ -194,14 +194,24 @@ function sandboxLaunch(opts: RunOptions, shell: string, args: string[], cwd: str
 }
 
 /** Load hooks from --hooks files and discovery; null when none are configured (no per-exec cost then). */
-export async function loadHookEngine(files: readonly string[], discoverFrom: string | undefined, logger: AuditLogger): Promise<HookEngine | undefined> {
+export async function loadHookEngine(
+  files: readonly string[],
+  discoverFrom: string | undefined,
+  logger: AuditLogger,
+  boundary?: SessionBoundary,
+): Promise<HookEngine | undefined> {
   let config;
   try {
-    config = await loadHooks({ files, ...(discoverFrom !== undefined ? { discoverFrom } : {}) });
+    config = await loadHooks({ files, ...(discoverFrom !== undefined ? { discoverFrom } : {}), ...(boundary ? { roots: boundary.roots } : {}) });
   } catch (err) {
     throw new CliError(`hooks did not load: ${(err as Error).message}`);
   }
   for (const w of config.warnings) logger.warn({ event: 'hooks_warning', warning: w }, w);
+  // Untrusted discovered files, a distrusted store, hook scripts the sandbox can edit: one clear line each.
+  for (const w of config.trustWarnings ?? []) {
+    if (boundary) boundary.warn('hooks_trust', w);
+    else process.stderr.write(`codex-escalate: warning: ${w}\n`);
+  }
   if (config.hooks.length === 0) return undefined;
   logger.info({ event: 'hooks_loaded', files: config.files.map((f) => f.path), hooks: config.hooks.length }, 'hooks loaded');
   return new HookEngine(config, { logger });
