@@ -3,6 +3,7 @@ import { bytesToWireString, wireStringToBytes } from '../protocol/codec.js';
 import type { PolicyDecision } from '../policy/types.js';
 import { closeFd, openPath, peerCredentials, type Fd } from '../native/index.js';
 import { fdPath, type ResolvedRequest } from './resolve-request.js';
+import { applyGitSafeMode, type GitSafeOptions } from '../sandbox/git-safe-mode.js';
 
 /** Everything needed to run an approved escalation, checked before the wrapper is told "Escalate". */
 export interface EscalationPlan {
@@ -25,6 +26,8 @@ export interface EscalationChecks {
   /** Compare the claimed workdir with the requesting process's real cwd (default true). */
   readonly verifyWorkdir: boolean;
   readonly filterEnv: (env: Readonly<Record<string, string>>) => { env: Record<string, string>; dropped: string[] };
+  /** Neutralise workspace git config and hooks for an escalated git (src/sandbox/git-safe-mode.ts); absent = off. */
+  readonly gitSafe?: GitSafeOptions | undefined;
 }
 
 export type Prepared = { ok: true; plan: EscalationPlan } | { ok: false; reason: string };
@@ -87,7 +90,9 @@ export function prepareEscalation(request: ResolvedRequest, decision: PolicyDeci
     if (mismatch) return fail(mismatch);
   }
   const { env, dropped } = checks.filterEnv(request.env);
-  return { ok: true, plan: { program, argv, env, envDropped: dropped, workdir: request.workdir, programFd, isScript, release } };
+  const safe = checks.gitSafe ? applyGitSafeMode({ program, argv, env, workdir: request.workdir, exec: isScript ? program : viaFd }, checks.gitSafe) : { ok: true as const, env };
+  if (!safe.ok) return fail(safe.reason);
+  return { ok: true, plan: { program, argv, env: safe.env, envDropped: dropped, workdir: request.workdir, programFd, isScript, release } };
 }
 
 function startsWithShebang(viaFd: string): boolean {

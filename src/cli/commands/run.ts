@@ -36,6 +36,7 @@ export interface RunOptions {
   envAllow: string[];
   envDeny: string[];
   priorityBoost: boolean;
+  gitSafe: boolean;
 }
 
 export function registerRunCommand(program: Command): void {
@@ -62,6 +63,7 @@ export function registerRunCommand(program: Command): void {
     .option('--network', 'keep network access inside the sandbox (default: none; escalated commands always have it)', false)
     .option('--env-allow <name>', 'let this variable reach escalated commands although the default filter drops it (repeatable)', collect, [])
     .option('--env-deny <name>', 'also drop this variable (or NAME* prefix) from escalated commands\' environment (repeatable)', collect, [])
+    .option('--no-git-safe', 'let an escalated git use the workspace\'s config and hooks (default: neutralised: core.fsmonitor, hooks, aliases, pager, drivers, helpers; see docs/security.md)')
     .option('--no-priority-boost', 'do not raise the server\'s scheduling priority above the workload (it is raised when permitted: root or CAP_SYS_NICE)')
     .option('--approval <mode>', 'who answers "prompt": deny (headless), tty (ask on the terminal), command:CMD (request JSON on stdin)', 'deny')
     .addHelpText(
@@ -110,6 +112,7 @@ export async function runCommand(script: string, args: readonly string[], opts: 
     wrapperPath,
     shellPath: shell,
     escalationEnv: { allow: opts.envAllow, deny: opts.envDeny },
+    ...(opts.gitSafe !== false ? { gitSafe: { roots: boundary.roots } } : {}),
     ...(hooks ? { observer: hooksObserver(hooks, logger) } : {}),
   });
   const launch = sandboxLaunch(opts, shell, ['-c', script, ...args], cwd, [path.dirname(shell), path.dirname(wrapperPath)]);
