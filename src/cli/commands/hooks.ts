@@ -139,8 +139,8 @@ export function registerHooksCommands(program: Command, io: HooksCommandIO = def
       }
       io.out(`${cfg.hooks.length} hook(s) from ${cfg.files.length} file(s); execution: ${cfg.parallel ? 'parallel' : 'sequential by priority'}\n`);
       for (const f of cfg.files) {
-        const trust = f.trust === 'named' ? 'named with --hooks' : 'trusted';
-        io.out(`\n${f.path}  (${f.format}, ${f.origin}, ${trust}${f.enabled ? '' : ', disabled'})\n`);
+        // An explicit file is trusted because it was named; a discovered one because its content was trusted.
+        io.out(`\n${f.path}  (${f.format}, ${f.origin}${f.trust === 'trusted' ? ', trusted' : ''}${f.enabled ? '' : ', disabled'})\n`);
         for (const h of cfg.hooks.filter((x) => x.source === path.resolve(f.path))) io.out(describeHook(h));
       }
       for (const u of untrusted) {
