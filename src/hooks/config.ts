@@ -140,7 +140,7 @@ export function loadHooksSync(opts: LoadHooksOptions = {}): HooksConfig {
     const bytes = readFileSync(real);
     const format: 'json' | 'toml' = real.endsWith('.toml') ? 'toml' : 'json';
     if (c.origin !== 'explicit') {
-      const state = store?.state(real, sha256(bytes)) ?? 'untrusted';
+      const state = store?.state(path.resolve(c.path), sha256(bytes)) ?? 'untrusted';
       if (state !== 'trusted') {
         untrusted.push({ path: c.path, realPath: real, origin: c.origin, state, format });
         continue;
@@ -170,7 +170,7 @@ export function loadHooksSync(opts: LoadHooksOptions = {}): HooksConfig {
   for (const u of untrusted) {
     if (seen.has(u.realPath)) continue; // also named with --hooks: loaded as named
     trustWarnings.push(
-      `hooks file ${u.path} is ${u.state === 'changed' ? 'changed since it was trusted' : 'not trusted'}: its hooks do not run; trust it with: ${trustCommand(u.realPath)}`,
+      `hooks file ${u.path} is ${u.state === 'changed' ? 'changed since it was trusted' : 'not trusted'}: its hooks do not run; trust it with: ${trustCommand(path.resolve(u.path))}`,
     );
   }
   const sessionDir = path.resolve(opts.discoverFrom ?? process.cwd());

@@ -86,10 +86,14 @@ export class TrustStore {
     return new TrustStore(file, data, distrusted, problem);
   }
 
-  /** Trust state of a file's content, by its real path. */
-  state(realPath: string, digest: string): TrustState {
+  /**
+   * Trust state of a file's content, by the absolute path it is found at (not
+   * its real path: a symlink the sandbox plants at .codex/hooks.json, pointing
+   * to a file trusted elsewhere, is a different, untrusted file).
+   */
+  state(file: string, digest: string): TrustState {
     if (this.distrusted !== undefined) return 'untrusted';
-    const e = Object.hasOwn(this.#data.files, realPath) ? this.#data.files[realPath] : undefined;
+    const e = Object.hasOwn(this.#data.files, file) ? this.#data.files[file] : undefined;
     if (e === undefined) return 'untrusted';
     return e.sha256 === digest ? 'trusted' : 'changed';
   }
@@ -98,13 +102,13 @@ export class TrustStore {
     return Object.entries(this.#data.files).map(([p, e]) => ({ path: p, ...e }));
   }
 
-  trust(realPath: string, digest: string): void {
-    this.#data.files[realPath] = { sha256: digest, trustedAt: new Date().toISOString() };
+  trust(file: string, digest: string): void {
+    this.#data.files[file] = { sha256: digest, trustedAt: new Date().toISOString() };
   }
 
-  untrust(realPath: string): boolean {
-    if (!Object.hasOwn(this.#data.files, realPath)) return false;
-    delete this.#data.files[realPath];
+  untrust(file: string): boolean {
+    if (!Object.hasOwn(this.#data.files, file)) return false;
+    delete this.#data.files[file];
     return true;
   }
 
@@ -117,10 +121,10 @@ export class TrustStore {
   }
 }
 
-/** The real path and digest of a hooks file as it is now (what `hooks trust` records). */
-export function fingerprint(file: string): { realPath: string; sha256: string } {
+/** The absolute path (the trust key), real path and digest of a hooks file as it is now (what `hooks trust` records). */
+export function fingerprint(file: string): { path: string; realPath: string; sha256: string } {
   const realPath = realpathSync(file);
-  return { realPath, sha256: sha256(readFileSync(realPath)) };
+  return { path: path.resolve(file), realPath, sha256: sha256(readFileSync(realPath)) };
 }
 
 /**

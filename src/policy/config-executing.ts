@@ -73,14 +73,16 @@ function ruleText(rule: PrefixRule): string {
  * One warning per allow rule and --escalate prefix that names a program known
  * to execute configuration from its working directory.
  */
-export function configExecutingWarnings(rules: RuleSet | undefined, escalatePrefixes: readonly string[] = []): string[] {
+export function configExecutingWarnings(rules: RuleSet | undefined, escalatePrefixes: readonly string[] = [], opts: { readonly gitSafe?: boolean } = {}): string[] {
   const out: string[] = [];
+  // git is the one tool with switches to neutralise its config: say whether they are on.
+  const note = (name: string) => (opts.gitSafe === true && path.posix.basename(name) === 'git' ? ' (git safe mode is on: workspace config and hooks are neutralised)' : '');
   for (const rule of rules?.rules() ?? []) {
     if (rule.decision !== 'allow') continue;
     const what = configExecuted(rule.program);
     if (what === undefined) continue;
     out.push(
-      `${ruleText(rule)}: allow rule for "${rule.program}" escalates a program that executes ${what} from its working directory: in the workspace, that is code the sandbox wrote running outside it`,
+      `${ruleText(rule)}: allow rule for "${rule.program}" escalates a program that executes ${what} from its working directory: in the workspace, that is code the sandbox wrote running outside it${note(rule.program)}`,
     );
   }
   for (const p of escalatePrefixes) {
@@ -92,7 +94,7 @@ export function configExecutingWarnings(rules: RuleSet | undefined, escalatePref
     }
     const what = first === undefined ? undefined : configExecuted(first);
     if (what === undefined) continue;
-    out.push(`--escalate "${p}": escalates a program that executes ${what} from its working directory: in the workspace, that is code the sandbox wrote running outside it`);
+    out.push(`--escalate "${p}": escalates a program that executes ${what} from its working directory: in the workspace, that is code the sandbox wrote running outside it${note(first!)}`);
   }
   return out;
 }

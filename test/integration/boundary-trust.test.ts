@@ -336,6 +336,18 @@ describe('finding 3: hooks the sandbox planted do not run without explicit trust
     expect(u.stdout).toBe(`untrusted ${file}\n`);
   });
 
+  it('a planted .codex/hooks.json symlink to a hooks file trusted elsewhere is not trusted here', async () => {
+    const s = fresh();
+    const p = proof('symlinked-trust');
+    const other = outsideDir('cse-bt-other-');
+    const trusted = plantHooks(other, p);
+    expect((await runCli(['hooks', 'trust', trusted], { cwd: other, env: s.env })).code).toBe(0);
+    await run(s, [], `mkdir -p .codex && ln -s ${sq(trusted)} .codex/hooks.json`);
+    const r = await run(s, [], 'true');
+    expect(existsSync(p)).toBe(false);
+    expect(r.stderr).toContain(`hooks file ${path.join(s.cwd, '.codex', 'hooks.json')} is not trusted`);
+  });
+
   it('a planted .codex/hooks.toml PreToolUse hook does not run on any exec', async () => {
     const s = fresh();
     const p = proof('toml');

@@ -339,7 +339,7 @@ describe('a hook written for Claude Code works unchanged', () => {
     const storeDir = mkdtempSync('/var/tmp/cse-trust-');
     const trustStore = TrustStore.open(path.join(storeDir, 'trusted-hooks.json'));
     const fp = fingerprint(path.join(project, '.codex/hooks.json'));
-    trustStore.trust(fp.realPath, fp.sha256);
+    trustStore.trust(fp.path, fp.sha256);
     const engine = new HookEngine(await loadHooks({ discoverFrom: project, env: { ...process.env, CODEX_HOME: tmp() }, trustStore }));
     rmSync(storeDir, { recursive: true, force: true });
     engines.push(engine);

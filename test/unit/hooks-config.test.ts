@@ -198,7 +198,7 @@ function trustedStore(files: readonly string[]): TrustStore {
   const store = TrustStore.open(path.join(dir, 'state', 'trusted-hooks.json'));
   for (const f of files) {
     const fp = fingerprint(f);
-    store.trust(fp.realPath, fp.sha256);
+    store.trust(fp.path, fp.sha256);
   }
   store.save();
   return TrustStore.open(store.path);

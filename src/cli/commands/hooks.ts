@@ -144,7 +144,7 @@ export function registerHooksCommands(program: Command, io: HooksCommandIO = def
         for (const h of cfg.hooks.filter((x) => x.source === path.resolve(f.path))) io.out(describeHook(h));
       }
       for (const u of untrusted) {
-        io.out(`\n${u.path}  (${u.format}, ${u.origin}, ${u.state === 'changed' ? 'CHANGED since trusted' : 'NOT TRUSTED'}: not run; trust with: codex-escalate hooks trust ${u.realPath})\n`);
+        io.out(`\n${u.path}  (${u.format}, ${u.origin}, ${u.state === 'changed' ? 'CHANGED since trusted' : 'NOT TRUSTED'}: not run; trust with: codex-escalate hooks trust ${u.path})\n`);
       }
       const servers = Object.values(cfg.mcpServers);
       if (servers.length) {
@@ -181,8 +181,8 @@ export function registerHooksCommands(program: Command, io: HooksCommandIO = def
           process.exitCode = 1;
           return;
         }
-        store.trust(fp.realPath, fp.sha256);
-        io.out(`trusted ${fp.realPath}  sha256:${fp.sha256}\n`);
+        store.trust(fp.path, fp.sha256);
+        io.out(`trusted ${fp.path}  sha256:${fp.sha256}\n`);
       }
       store.save();
     });
@@ -198,16 +198,11 @@ export function registerHooksCommands(program: Command, io: HooksCommandIO = def
       const targets = trustTargets(files, cwd);
       let removed = 0;
       for (const f of targets) {
-        let real = f;
-        try {
-          real = fingerprint(f).realPath;
-        } catch {
-          // Gone already: forget it by the path given.
-        }
-        if (store.untrust(real)) {
+        const key = path.resolve(f);
+        if (store.untrust(key)) {
           removed++;
-          io.out(`untrusted ${real}\n`);
-        } else io.err(`codex-escalate hooks untrust: ${real} was not trusted\n`);
+          io.out(`untrusted ${key}\n`);
+        } else io.err(`codex-escalate hooks untrust: ${key} was not trusted\n`);
       }
       if (removed > 0) store.save();
     });

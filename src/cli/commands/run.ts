@@ -103,7 +103,7 @@ export async function runCommand(script: string, args: readonly string[], opts: 
     : await ensurePatchedBash({ onProgress: (line) => process.stderr.write(`[build-bash] ${line}\n`) });
 
   const logger = createAuditLogger({ file: opts.logFile });
-  const boundary = sessionBoundary(cwd, opts.writable, opts.logFile !== undefined ? logger : undefined);
+  const boundary = sessionBoundary(cwd, opts.writable, opts.gitSafe !== false, opts.logFile !== undefined ? logger : undefined);
   const hooks = await loadHookEngine(opts.hooks, opts.discoverHooks ? cwd : undefined, logger, boundary);
   const { policy, close } = await buildPolicy(opts, logger, hooks, () => cwd, boundary);
   const server = new EscalationServer({
@@ -112,7 +112,7 @@ export async function runCommand(script: string, args: readonly string[], opts: 
     wrapperPath,
     shellPath: shell,
     escalationEnv: { allow: opts.envAllow, deny: opts.envDeny },
-    ...(opts.gitSafe !== false ? { gitSafe: { roots: boundary.roots } } : {}),
+    ...(boundary.gitSafe ? { gitSafe: { roots: boundary.roots } } : {}),
     ...(hooks ? { observer: hooksObserver(hooks, logger) } : {}),
   });
   const launch = sandboxLaunch(opts, shell, ['-c', script, ...args], cwd, [path.dirname(shell), path.dirname(wrapperPath)]);
@@ -149,13 +149,16 @@ export async function runCommand(script: string, args: readonly string[], opts: 
 export interface SessionBoundary {
   /** Real paths the sandbox can write: cwd, --writable, /tmp, /dev/shm (the same with --sandbox none: the workspace is untrusted either way). */
   readonly roots: readonly string[];
+  /** Escalated git runs in safe mode (--git-safe, the default). */
+  readonly gitSafe: boolean;
   /** One stderr line (and an audit line when logging to a file). */
   readonly warn: (event: string, message: string) => void;
 }
 
-export function sessionBoundary(cwd: string, writable: readonly string[], fileLogger?: AuditLogger): SessionBoundary {
+export function sessionBoundary(cwd: string, writable: readonly string[], gitSafe: boolean, fileLogger?: AuditLogger): SessionBoundary {
   return {
     roots: sandboxWritableRoots(cwd, writable),
+    gitSafe,
     warn: (event, message) => {
       process.stderr.write(`codex-escalate: warning: ${message}\n`);
       fileLogger?.warn({ event, warning: message }, message);
@@ -180,7 +183,7 @@ function readOnceRules(files: readonly string[], boundary: SessionBoundary | und
 function policyBoundaryWarnings(rules: RulesStore | undefined, escalate: readonly string[], boundary: SessionBoundary | undefined): void {
   if (boundary === undefined) return;
   for (const w of explicitPathWarnings(rules?.current, escalate, boundary.roots)) boundary.warn('escalation_path_writable', w);
-  for (const w of configExecutingWarnings(rules?.current, escalate)) boundary.warn('escalates_config_executing', w);
+  for (const w of configExecutingWarnings(rules?.current, escalate, { gitSafe: boundary.gitSafe })) boundary.warn('escalates_config_executing', w);
 }
 
 /** The shell's launch command: bwrap around it, or the shell alone. */
