@@ -54,10 +54,10 @@ export function registerRunCommand(program: Command): void {
     .option('--log-file <file>', 'append audit JSON lines here instead of stderr')
     .option('--deny <prefix>', 'deny commands starting with these words, e.g. --deny "git push" (repeatable)', collect, [])
     .option('--escalate <prefix>', 'escalate commands starting with these words (repeatable)', collect, [])
-    .option('--rules <file>', 'codex execpolicy .rules file (repeatable; loaded in order and merged; reloaded on change or SIGHUP)', collect, [])
+    .option('--rules <file>', 'codex execpolicy .rules file (repeatable; loaded in order and merged; reloaded on change or SIGHUP, except a file the sandbox can write: read once)', collect, [])
     .addOption(new Option('--default <action>', 'decision when no rule or prefix matched').choices(['run', 'deny', 'prompt']).default('run'))
     .option('--hooks <file>', 'hooks.json (Codex/Claude Code) or hooks.toml file (repeatable)', collect, [])
-    .option('--no-discover-hooks', 'do not load .codex/hooks.{json,toml} from the working directory and $CODEX_HOME (~/.codex)')
+    .option('--no-discover-hooks', 'do not load .codex/hooks.{json,toml} from the working directory and $CODEX_HOME (~/.codex); discovered files run only once trusted (codex-escalate hooks trust)')
     .addOption(new Option('--sandbox <kind>', 'sandbox for the shell and everything it Runs (default: bwrap when it works here, else none with a warning)').choices(['bwrap', 'none']))
     .option('--writable <path>', 'extra path writable inside the sandbox (repeatable; the working directory always is)', collect, [])
     .option('--network', 'keep network access inside the sandbox (default: none; escalated commands always have it)', false)
@@ -76,7 +76,9 @@ How each exec is decided:
   --escalate prefix, allow rule                    Escalate: the server runs it outside the sandbox
   nothing matched                                  --default (run: exec in place, inside the sandbox)
 
-Prefixes match the basename of the resolved program followed by its arguments: --deny "rm -rf" denies /bin/rm -rf x.
+Prefixes match the basename of the resolved program followed by its arguments: --deny "rm -rf" denies /bin/rm -rf x;
+an absolute first word (--escalate /opt/tool/bin/x) matches that one file. A program the sandbox can write (under
+the working directory, --writable, /tmp, /dev/shm) is never escalated by a name: only a path names it.
 Symlinks are followed (/bin/sh is dash, /usr/bin/python3 is python3.11 on Debian 12); --deny also matches the
 name the command was invoked by, --escalate only the real program.
 
