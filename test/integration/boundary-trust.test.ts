@@ -476,6 +476,15 @@ describe('finding 4: a rules file the sandbox can write is read once, never relo
 });
 
 describe('the shipped examples', () => {
+  it('the example hooks files raise no trust warning in a session (no script the sandbox could edit)', async () => {
+    const s = fresh();
+    const examples = path.join(path.dirname(new URL(import.meta.url).pathname), '..', '..', 'examples');
+    const r = await runCli(['hooks', 'list', '--hooks', path.join(examples, 'hooks.toml'), '--hooks', path.join(examples, 'hooks.json')], { cwd: s.cwd, env: s.env });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('hook(s) from 2 file(s)');
+    expect(r.stderr).toBe('');
+  });
+
   it('no example rules file makes check warn about a config-executing program', async () => {
     const dir = path.join(path.dirname(new URL(import.meta.url).pathname), '..', '..', 'examples', 'rules');
     const files = execFileSync('find', [dir, '-name', '*.rules'], { encoding: 'utf8' }).trim().split('\n');
