@@ -13,7 +13,7 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { patchedBash, tempDir } from '../helpers/harness.js';
-import { cliEnv, readJsonLines, runCli, sq, startCli, waitFor, writeExecutable } from '../helpers/e2e.js';
+import { cliEnv, cliPath, onPty, readJsonLines, runCli, sq, startCli, waitFor, writeExecutable } from '../helpers/e2e.js';
 
 const NARROW = [
   'host_executable(name="git", paths=["/usr/bin/git"])',
@@ -214,11 +214,8 @@ describe('finding 2: an escalated tool does not run workspace configuration', ()
       expect(r.stdout).toContain('status=0\n');
       expect(decisions(s).find((x) => x.program === '/usr/bin/git' && x.action === 'escalate')).toBeDefined();
       expect(r.stderr).toContain(`codex-escalate: warning: ${rules}:4: allow rule for "git" escalates a program that executes repo config`);
-      if (sandbox === 'bwrap') expect(existsSync(p)).toBe(false);
-      else {
-        // Without a sandbox only the escalated git could have run it: the fsmonitor is the one thing that would create it.
-        expect(existsSync(p)).toBe(false);
-      }
+      // With either sandbox only the fsmonitor would create it (the script never touches it itself).
+      expect(existsSync(p)).toBe(false);
     });
   }
 
@@ -266,6 +263,28 @@ describe('finding 2: an escalated tool does not run workspace configuration', ()
     expect(r.stdout).toBe('alias=1\nadd=0\nf\ndashc=126\n');
     expect(r.stderr).toContain('git safe mode: the global option "-c" is not allowed on an escalated git');
     for (const p of [pa, pf, pc]) expect(existsSync(p)).toBe(false);
+  });
+
+  it('a workspace pager (core.pager, pager.log) does not run from an escalated git on a terminal; the control without safe mode does', async () => {
+    const s = fresh();
+    const rules = writeRules(outsideDir(), 'prefix_rule(pattern=["git", "log"], decision="allow")\n');
+    const setup = (p1: string, p2: string) =>
+      [
+        `git init -q . && git ${GIT_ID} commit -q --allow-empty -m first`,
+        `git config core.pager ${sq(`touch ${p1}; cat`)} && git config pager.log ${sq(`touch ${p2}; cat`)}`,
+        'git log --oneline | cat >/dev/null; git log -1 --format=LOGGED-%s; echo "log=$?"',
+      ].join('\n');
+    const [p1, p2] = [proof('core-pager'), proof('pager-log')];
+    const safe = await onPty([process.execPath, cliPath, 'run', '--shell', patchedBash(), '--log-file', s.log, '--rules', rules, '--', setup(p1, p2)], [], { cwd: s.cwd, env: s.env });
+    expect(safe.transcript).toContain('LOGGED-first');
+    expect(safe.transcript).toContain('log=0');
+    expect(existsSync(p1)).toBe(false);
+    expect(existsSync(p2)).toBe(false);
+    const c = fresh();
+    const [q1, q2] = [proof('core-pager-unsafe'), proof('pager-log-unsafe')];
+    const unsafe = await onPty([process.execPath, cliPath, 'run', '--no-git-safe', '--shell', patchedBash(), '--log-file', c.log, '--rules', rules, '--', setup(q1, q2)], [], { cwd: c.cwd, env: c.env });
+    expect(unsafe.transcript).toContain('log=0');
+    expect(existsSync(q2)).toBe(true); // the pager really is invoked on a terminal: the test above can fail
   });
 
   it('config the sandbox writes into a global ~/.gitconfig it can reach (HOME is the cwd) is neutralised too', async () => {
