@@ -7,8 +7,12 @@
 import { lstatSync, readlinkSync, realpathSync } from 'node:fs';
 import path from 'node:path';
 
-/** Always hostile besides the session's own paths: the sandbox's private /tmp and /dev/shm map differently from ours. */
-export const ALWAYS_WRITABLE = ['/tmp', '/dev/shm'] as const;
+/**
+ * Always hostile besides the session's own paths: the sandbox's private /tmp,
+ * /dev/shm and /dev (bwrap's --dev is its own tmpfs) map differently from
+ * ours, and with --sandbox none they are plainly writable.
+ */
+export const ALWAYS_WRITABLE = ['/tmp', '/dev/shm', '/dev'] as const;
 
 /** Real path of `p`, or of its nearest existing ancestor joined with the rest (a path that does not exist yet). */
 export function realpathOrLexical(p: string): string {
