@@ -217,3 +217,32 @@ describe('git safe mode (pure part)', () => {
     expect(other).toEqual({ ok: true, env: { PATH: '.' } });
   });
 });
+
+describe('the hooks trust store', () => {
+  const base = mkdtempSync('/var/tmp/cse-unit-store-');
+  afterAll(() => rmSync(base, { recursive: true, force: true }));
+
+  it('trusts by path and content; a malformed store trusts nothing; a store reached through a writable root is not believed', async () => {
+    const { TrustStore, sha256, trustStorePath } = await import('../../src/hooks/trust.js');
+    expect(trustStorePath({ XDG_STATE_HOME: '/s' })).toBe('/s/codex-shell-escalation/trusted-hooks.json');
+    expect(trustStorePath({ HOME: '/h', XDG_STATE_HOME: 'relative' })).toBe('/h/.local/state/codex-shell-escalation/trusted-hooks.json');
+    const file = path.join(base, 'store.json');
+    const s = TrustStore.open(file);
+    const digest = sha256(Buffer.from('x'));
+    s.trust('/p/.codex/hooks.json', digest);
+    s.save();
+    const again = TrustStore.open(file);
+    expect(again.state('/p/.codex/hooks.json', digest)).toBe('trusted');
+    expect(again.state('/p/.codex/hooks.json', sha256(Buffer.from('y')))).toBe('changed');
+    expect(again.state('/q/.codex/hooks.json', digest)).toBe('untrusted');
+    writeFileSync(file, '{"version":1,"files":{"/p/.codex/hooks.json":{"sha256":"nothex","trustedAt":"t"}}}');
+    const bad = TrustStore.open(file);
+    expect(bad.problem).toContain('malformed');
+    expect(bad.state('/p/.codex/hooks.json', digest)).toBe('untrusted');
+    const root = path.join(base, 'root');
+    mkdirSync(root);
+    symlinkSync(base, path.join(root, 'link'));
+    const viaRoot = TrustStore.open(path.join(root, 'link', 'store.json'), [root]);
+    expect(viaRoot.distrusted).toContain('goes through the symlink');
+  });
+});
