@@ -182,7 +182,7 @@ function readOnceRules(files: readonly string[], boundary: SessionBoundary | und
 }
 
 /** Say at start what the policy escalates across the boundary on purpose. */
-function policyBoundaryWarnings(rules: RulesStore | undefined, escalate: readonly string[], boundary: SessionBoundary | undefined): void {
+function policyBoundaryWarnings(rules: Pick<RulesStore, 'current'> | undefined, escalate: readonly string[], boundary: SessionBoundary | undefined): void {
   if (boundary === undefined) return;
   for (const w of explicitPathWarnings(rules?.current, escalate, boundary.roots)) boundary.warn('escalation_path_writable', w);
   for (const w of configExecutingWarnings(rules?.current, escalate, { gitSafe: boundary.gitSafe })) boundary.warn('escalates_config_executing', w);
@@ -249,8 +249,11 @@ export async function buildPolicy(
         watch: true,
         reloadOnSighup: true,
         onReload: (r) => {
-          if (r.ok) logger.info({ event: 'rules_reload', files: opts.rules, rules: r.rules.size }, 'rules reloaded');
-          else logger.error({ event: 'rules_reload_failed', error: r.error.message }, 'rules did not load; the previous rules stay in force');
+          if (r.ok) {
+            logger.info({ event: 'rules_reload', files: opts.rules, rules: r.rules.size }, 'rules reloaded');
+            // Reloaded rules cross the boundary as knowingly as the first ones: the same warnings.
+            policyBoundaryWarnings({ current: r.rules }, opts.escalate, boundary);
+          } else logger.error({ event: 'rules_reload_failed', error: r.error.message }, 'rules did not load; the previous rules stay in force');
         },
       });
     } catch (err) {
