@@ -4,6 +4,8 @@ import path from 'node:path';
 import { parse as parseToml } from 'smol-toml';
 import { z } from 'zod';
 import { TEMPLATE_KEYS } from './payload.js';
+import { describeExposure, sandboxExposure, sandboxWritableRoots } from '../policy/sandbox-roots.js';
+import { hookPathExposures, sha256, TrustStore, trustCommand, trustStorePath } from './trust.js';
 import {
   HooksConfigError,
   type HookDefinition,
@@ -12,6 +14,7 @@ import {
   type HooksConfig,
   type HooksFileInfo,
   type McpServerConfig,
+  type UntrustedHooksFile,
 } from './types.js';
 
 /**
@@ -65,6 +68,14 @@ export interface LoadHooksOptions {
   readonly discoverFrom?: string;
   /** Environment for `${VAR}` substitution and `$CODEX_HOME` (default process.env). */
   readonly env?: NodeJS.ProcessEnv;
+  /**
+   * The session's sandbox-writable roots (default: those of `discoverFrom`, or
+   * of process.cwd()). Used to distrust a trust store inside them and to warn
+   * about named files and hook scripts the sandbox can change.
+   */
+  readonly roots?: readonly string[];
+  /** Where discovered files' trust is recorded (default: TrustStore at trustStorePath(env)). */
+  readonly trustStore?: TrustStore;
 }
 
 interface Candidate {
@@ -101,6 +112,13 @@ export function loadHooksSync(opts: LoadHooksOptions = {}): HooksConfig {
   }
   for (const f of opts.files ?? []) candidates.push({ path: path.resolve(f), origin: 'explicit' });
 
+  const roots = opts.roots ?? sandboxWritableRoots(opts.discoverFrom ?? process.cwd());
+  // Only discovery needs the store: an explicit --hooks file is trusted as named.
+  const store = candidates.some((c) => c.origin !== 'explicit') ? (opts.trustStore ?? TrustStore.open(trustStorePath(env), roots)) : undefined;
+  const trustWarnings: string[] = [];
+  if (store?.distrusted !== undefined) trustWarnings.push(store.distrusted);
+  if (store?.problem !== undefined) trustWarnings.push(store.problem);
+  const untrusted: UntrustedHooksFile[] = [];
   const seen = new Set<string>();
   const files: HooksFileInfo[] = [];
   const hooks: HookDefinition[] = [];
@@ -117,10 +135,22 @@ export function loadHooksSync(opts: LoadHooksOptions = {}): HooksConfig {
       throw new HooksConfigError(`${c.path}: cannot read hooks file: ${(e as Error).message}`, c.path);
     }
     if (seen.has(real)) continue;
-    seen.add(real);
     if (!statSync(real).isFile()) throw new HooksConfigError(`${c.path}: not a regular file`, c.path);
-    const text = readFileSync(real, 'utf8');
+    // One read: the bytes hashed for trust are the bytes parsed.
+    const bytes = readFileSync(real);
     const format: 'json' | 'toml' = real.endsWith('.toml') ? 'toml' : 'json';
+    if (c.origin !== 'explicit') {
+      const state = store?.state(path.resolve(c.path), sha256(bytes)) ?? 'untrusted';
+      if (state !== 'trusted') {
+        untrusted.push({ path: c.path, realPath: real, origin: c.origin, state, format });
+        continue;
+      }
+    } else {
+      const e = sandboxExposure(real, roots);
+      if (e !== undefined) trustWarnings.push(`hooks file ${describeExposure(c.path, e)}: read once at start and trusted because it was named with --hooks`);
+    }
+    seen.add(real);
+    const text = bytes.toString('utf8');
     const loaded = format === 'toml' ? loadTomlText(text, c.path, env) : loadJsonText(text, c.path, env);
     for (const [name, s] of Object.entries(loaded.mcpServers)) {
       const prev = mcpServers[name];
@@ -135,8 +165,17 @@ export function loadHooksSync(opts: LoadHooksOptions = {}): HooksConfig {
     warnings.push(...loaded.warnings);
     if (!loaded.parallel) parallel = false;
     if (loaded.debug) debug = true;
-    files.push({ path: c.path, format, origin: c.origin, enabled: loaded.enabled, hookCount: loaded.hooks.length });
+    files.push({ path: c.path, format, origin: c.origin, enabled: loaded.enabled, hookCount: loaded.hooks.length, trust: c.origin === 'explicit' ? 'named' : 'trusted' });
   }
+  for (const u of untrusted) {
+    if (seen.has(u.realPath)) continue; // also named with --hooks: loaded as named
+    trustWarnings.push(
+      `hooks file ${u.path} is ${u.state === 'changed' ? 'changed since it was trusted' : 'not trusted'}: its hooks do not run; trust it with: ${trustCommand(path.resolve(u.path))}`,
+    );
+  }
+  const sessionDir = path.resolve(opts.discoverFrom ?? process.cwd());
+  for (const h of hooks) for (const w of hookPathExposures(h, sessionDir, roots)) trustWarnings.push(w);
+  for (const s of Object.values(mcpServers)) for (const w of hookPathExposures(s, sessionDir, roots)) trustWarnings.push(w);
 
   for (const h of hooks) {
     if (h.type === 'mcp_tool' && !Object.hasOwn(mcpServers, h.server)) {
@@ -148,7 +187,7 @@ export function loadHooksSync(opts: LoadHooksOptions = {}): HooksConfig {
       );
     }
   }
-  return { files, hooks, mcpServers, parallel, debug, warnings };
+  return { files, hooks, mcpServers, parallel, debug, warnings, untrusted: untrusted.filter((u) => !seen.has(u.realPath)), trustWarnings };
 }
 
 interface LoadedFile {

@@ -1,6 +1,7 @@
 export * from './types.js';
 export { loadHooks, loadHooksSync, discoveryCandidates, userConfigDir, normalizeEvent, DEFAULT_TIMEOUT_SECONDS, type LoadHooksOptions } from './config.js';
 export { HookEngine, type HookEngineOptions } from './engine.js';
+export { TrustStore, trustStorePath, trustCommand, fingerprint, hookPathExposures, type TrustState } from './trust.js';
 export { aggregate, type HookResult } from './aggregate.js';
 export {
   interpretProcessResult,

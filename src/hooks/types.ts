@@ -89,6 +89,17 @@ export interface HooksFileInfo {
   readonly origin: 'explicit' | 'project' | 'user';
   readonly enabled: boolean;
   readonly hookCount: number;
+  /** Why it runs: named with --hooks, or a discovered file whose content was trusted (`hooks trust`). */
+  readonly trust?: 'named' | 'trusted';
+}
+
+/** A discovered hooks file that was not loaded: never trusted, or changed since it was. */
+export interface UntrustedHooksFile {
+  readonly path: string;
+  readonly realPath: string;
+  readonly origin: 'project' | 'user';
+  readonly state: 'untrusted' | 'changed';
+  readonly format: 'json' | 'toml';
 }
 
 export interface HooksConfig {
@@ -100,6 +111,10 @@ export interface HooksConfig {
   readonly debug: boolean;
   /** Non-fatal findings (e.g. seed events this system never produces). */
   readonly warnings: readonly string[];
+  /** Discovered files skipped for want of trust (see hooks/trust.ts). */
+  readonly untrusted?: readonly UntrustedHooksFile[];
+  /** Trust-boundary warnings: a store not believed, a named file or a hook's script the sandbox can write. */
+  readonly trustWarnings?: readonly string[];
 }
 
 export type HookRunStatus = 'completed' | 'blocked' | 'failed' | 'timed_out';

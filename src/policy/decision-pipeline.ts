@@ -9,6 +9,7 @@
  *   - an explicit allow (rule or --escalate prefix) escalates;
  *   - nothing matched → the configured default.
  */
+import { realpathSync } from 'node:fs';
 import { realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { HookEngine } from '../hooks/engine.js';
@@ -18,6 +19,7 @@ import { createDenyApprover } from './approval/deny.js';
 import { requiresApprovalReason, type ApprovalRequest, type Approver } from './approval/types.js';
 import { toCheckJson } from './rules/check-json.js';
 import { describeRule, evaluationOf, normalizeAbsolute, RuleSet, type MatchedRule, type RuleDecision } from './rules/ruleset.js';
+import { rootContaining } from './sandbox-roots.js';
 import { matchesPrefix, parsePrefix } from './static-policy.js';
 import type { DecisionContext, EscalationPolicy, ExecRequest, PolicyDecision } from './types.js';
 
@@ -37,6 +39,12 @@ export interface DecisionPipelineOptions {
   readonly approver?: Approver;
   /** What to do when nothing matched (default `run`). */
   readonly defaultAction?: DefaultAction;
+  /**
+   * Real paths the sandbox can write (see sandbox-roots.ts). A program under
+   * one is never escalated because of its name, only when a rule or
+   * --escalate names its absolute path. Empty: no such check (library use).
+   */
+  readonly sandboxWritableRoots?: readonly string[];
 }
 
 export interface DecisionPipeline extends EscalationPolicy {
@@ -56,6 +64,8 @@ interface RulesVerdict {
   /** Session-approval memory key: (resolved program, matched prefixes). */
   readonly approvalKey: string;
   readonly audit: Record<string, unknown>;
+  /** The decisive rule or prefix names the program by its absolute path (not by a name any file can have). */
+  readonly namedByPath: boolean;
 }
 
 /**
@@ -86,8 +96,9 @@ export function createDecisionPipeline(opts: DecisionPipelineOptions = {}): Deci
     throw new Error(`invalid default action ${JSON.stringify(defaultAction)}: expected run, deny or prompt`);
   }
   const rules = opts.rules ?? { current: RuleSet.empty() };
-  const deny = (opts.denyPrefixes ?? []).map((p) => ({ text: p, words: parsePrefix(p) }));
-  const escalate = (opts.escalatePrefixes ?? []).map((p) => ({ text: p, words: parsePrefix(p) }));
+  const deny = (opts.denyPrefixes ?? []).map(prefixOf);
+  const escalate = (opts.escalatePrefixes ?? []).map(prefixOf);
+  const roots = opts.sandboxWritableRoots ?? [];
   const approver = opts.approver ?? createDenyApprover();
   const sessionApprovals = new Set<string>();
 
@@ -95,9 +106,14 @@ export function createDecisionPipeline(opts: DecisionPipelineOptions = {}): Deci
     const args = request.argv.slice(1);
     const real = [path.posix.basename(request.program), ...args];
     const invoked = [path.posix.basename(request.file), ...args];
+    // An absolute first word names one file: it matches the resolved program (and, for --deny, the invoked path).
+    const byPath = [request.program, ...args];
+    const invokedPath = request.file.includes('/') ? [normalizeAbsolute(path.posix.resolve(request.workdir, request.file)), ...args] : undefined;
     // --deny also matches the invoked name (a deny for `sh` catches /bin/sh -> dash); --escalate only the real program.
-    const denied = deny.find((p) => matchesPrefix(real, p.words) || matchesPrefix(invoked, p.words));
-    const base = { matchedRules: [], approvalKey: '', justification: undefined } as const;
+    const denied = deny.find((p) =>
+      p.absolute ? matchesPrefix(byPath, p.words) || (invokedPath !== undefined && matchesPrefix(invokedPath, p.words)) : matchesPrefix(real, p.words) || matchesPrefix(invoked, p.words),
+    );
+    const base = { matchedRules: [], approvalKey: '', justification: undefined, namedByPath: false } as const;
     if (denied) {
       const reason = `matches --deny "${denied.text}"`;
       return { ...base, decision: 'forbidden', reason, ruleName: `--deny "${denied.text}"`, matchedPrefix: denied.words, audit: { matched: denied.text } };
@@ -116,9 +132,17 @@ export function createDecisionPipeline(opts: DecisionPipelineOptions = {}): Deci
         }
       : {};
     if (lead === undefined) {
-      const escalated = escalate.find((p) => matchesPrefix(real, p.words));
+      const escalated = escalate.find((p) => matchesPrefix(p.absolute ? byPath : real, p.words));
       if (escalated) {
-        return { ...base, decision: 'allow', reason: `matches --escalate "${escalated.text}"`, ruleName: `--escalate "${escalated.text}"`, matchedPrefix: escalated.words, audit: { matched: escalated.text } };
+        return {
+          ...base,
+          decision: 'allow',
+          reason: `matches --escalate "${escalated.text}"`,
+          ruleName: `--escalate "${escalated.text}"`,
+          matchedPrefix: escalated.words,
+          audit: { matched: escalated.text },
+          namedByPath: escalated.absolute,
+        };
       }
       return { ...base, decision: undefined, reason: undefined, ruleName: 'no rule matched (default: prompt)', matchedPrefix: [request.program], approvalKey: `${request.program}\0*`, audit };
     }
@@ -134,7 +158,20 @@ export function createDecisionPipeline(opts: DecisionPipelineOptions = {}): Deci
       matchedRules: check.matchedRules,
       approvalKey: [request.program, ...decisive.map((m) => m.matchedPrefix.join('\0'))].join('\0\0'),
       audit,
+      namedByPath: decisive.some((m) => namesByPath(rules.current, m, request.program)),
     };
+  }
+
+  /**
+   * Why `request.program` may not be escalated, if it lies where the sandbox
+   * can write and the policy named it only by its basename (or not at all, as
+   * with `--default prompt`). Called only on the way to an Escalate.
+   */
+  function locationBlock(request: Pick<ExecRequest, 'program'>, verdict: RulesVerdict): string | undefined {
+    if (verdict.namedByPath || roots.length === 0) return undefined;
+    const root = rootContaining(request.program, roots);
+    if (root === undefined) return undefined;
+    return `cannot escalate ${request.program} by name: it is in a sandbox-writable location (${root}); name it by path in a host_executable(...) to allow it`;
   }
 
   async function ask(request: ExecRequest, ctx: DecisionContext, verdict: RulesVerdict, rule: string, approved: 'escalate' | 'run', audit: Record<string, unknown>): Promise<PolicyDecision> {
@@ -170,17 +207,28 @@ export function createDecisionPipeline(opts: DecisionPipelineOptions = {}): Deci
     if (verdict.decision === 'forbidden') return { action: 'deny', reason: verdict.reason, audit };
     const hookAsks = hooks?.decision === 'ask';
     const hookAllows = hooks?.decision === 'allow';
+    // Every route to Escalate passes here first (before any approver is bothered): a file the sandbox made is not ours to run.
+    const refused = (): PolicyDecision | undefined => {
+      const reason = locationBlock(request, verdict);
+      return reason === undefined ? undefined : { action: 'deny', reason, audit: { ...audit, refused: 'sandbox-writable-location' } };
+    };
     // What an approval leads to: escalation where the rules allow or prompt, else the default's own action.
     const onApproval: 'escalate' | 'run' = verdict.decision !== undefined || defaultAction === 'prompt' ? 'escalate' : 'run';
     if (verdict.decision === 'prompt') {
+      const r = refused();
+      if (r) return r;
       if (hookAllows) return { action: 'escalate', reason: `approved by hook: ${hooks?.reason ?? verdict.ruleName}`, audit: { ...audit, approval: 'hook' } };
       return ask(request, ctx, verdict, verdict.ruleName, 'escalate', audit);
     }
-    if (hookAsks) return ask(request, ctx, verdict, `hook asks: ${hooks?.reason ?? 'approval required'}`, onApproval, audit);
-    if (verdict.decision === 'allow') return { action: 'escalate', reason: verdict.reason, audit };
+    if (hookAsks) {
+      const r = onApproval === 'escalate' ? refused() : undefined;
+      if (r) return r;
+      return ask(request, ctx, verdict, `hook asks: ${hooks?.reason ?? 'approval required'}`, onApproval, audit);
+    }
+    if (verdict.decision === 'allow') return refused() ?? { action: 'escalate', reason: verdict.reason, audit };
     if (defaultAction === 'run') return { action: 'run', audit };
     if (defaultAction === 'deny') return { action: 'deny', reason: 'no rule matches this command and the default is deny', audit };
-    return ask(request, ctx, verdict, verdict.ruleName, 'escalate', audit);
+    return refused() ?? ask(request, ctx, verdict, verdict.ruleName, 'escalate', audit);
   }
 
   return {
@@ -228,6 +276,35 @@ export function createDecisionPipeline(opts: DecisionPipelineOptions = {}): Deci
       return { ...decision, rewrite: { argv: rewrittenArgv, program } };
     },
   };
+}
+
+interface Prefix {
+  readonly text: string;
+  readonly words: readonly string[];
+  /** The first word is an absolute path: it names one file, not every file of that name. */
+  readonly absolute: boolean;
+}
+
+function prefixOf(text: string): Prefix {
+  const words = parsePrefix(text);
+  const first = words[0]!;
+  if (!first.startsWith('/')) return { text, words, absolute: false };
+  // Programs are compared by real path (python3 -> python3.11): canonicalise once, at start.
+  let real = normalizeAbsolute(first);
+  try {
+    real = realpathSync(real);
+  } catch {
+    // Not there (yet): keep it lexical; it then only matches a program at exactly this path.
+  }
+  return { text, words: [real, ...words.slice(1)], absolute: true };
+}
+
+/** Did this match name the program by its absolute path: an absolute-path pattern, or a host_executable path list that holds it? */
+function namesByPath(rules: RuleSet, m: MatchedRule, program: string): boolean {
+  if (m.rule.program.startsWith('/')) return true;
+  if (m.resolvedProgram === undefined) return false;
+  const listed = rules.hostExecutables().get(m.rule.program);
+  return listed !== undefined && listed.includes(program);
 }
 
 /** PATH search as bash does it, with the exec's own PATH and workdir; the result is absolute and symlink-free. */

@@ -19,6 +19,7 @@ import {
   type Action,
 } from '../protocol/messages.js';
 import { createEnvFilter, type EnvFilterOptions } from '../sandbox/escalation-env.js';
+import type { GitSafeOptions } from '../sandbox/git-safe-mode.js';
 import { prepareEscalation, sameFile, type EscalationChecks, type EscalationPlan } from './escalation.js';
 import type { EscalationPolicy, PolicyDecision } from '../policy/types.js';
 import { openPath, Poller, recvMsg, setNonblock, socketPair, type Fd } from '../native/index.js';
@@ -86,6 +87,8 @@ export interface EscalationServerOptions {
   readonly escalationEnv?: EnvFilterOptions;
   /** Check that a request's workdir is the requesting process's real cwd before escalating (default true). */
   readonly verifyWorkdir?: boolean;
+  /** Git safe mode for escalated git (see sandbox/git-safe-mode.ts); absent = off. */
+  readonly gitSafe?: GitSafeOptions;
   /** Bytes of half-received frames one session may buffer at once (default 64 MiB; one frame may be up to 16 MiB). */
   readonly sessionFrameBudgetBytes?: number;
 }
@@ -133,7 +136,7 @@ export class EscalationServer {
 
   constructor(readonly options: EscalationServerOptions) {
     this.policy = options.policy;
-    this.escalationChecks = { verifyWorkdir: options.verifyWorkdir ?? true, filterEnv: createEnvFilter(options.escalationEnv) };
+    this.escalationChecks = { verifyWorkdir: options.verifyWorkdir ?? true, filterEnv: createEnvFilter(options.escalationEnv), gitSafe: options.gitSafe };
     this.logger = options.logger ?? silentLogger();
     this.wrapperPath = options.wrapperPath ?? defaultWrapperPath();
   }

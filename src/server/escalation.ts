@@ -4,6 +4,7 @@ import { bytesToWireString, wireStringToBytes } from '../protocol/codec.js';
 import type { PolicyDecision } from '../policy/types.js';
 import { closeFd, openPath, peerCredentials, type Fd } from '../native/index.js';
 import { fdPath, type ResolvedRequest } from './resolve-request.js';
+import { applyGitSafeMode, type GitSafeOptions } from '../sandbox/git-safe-mode.js';
 
 /** Everything needed to run an approved escalation, checked before the wrapper is told "Escalate". */
 export interface EscalationPlan {
@@ -31,6 +32,8 @@ export interface EscalationChecks {
   /** Compare the claimed workdir with the requesting process's real cwd (default true). */
   readonly verifyWorkdir: boolean;
   readonly filterEnv: (env: Readonly<Record<string, string>>) => { env: Record<string, string>; dropped: string[] };
+  /** Neutralise workspace git config and hooks for an escalated git (src/sandbox/git-safe-mode.ts); absent = off. */
+  readonly gitSafe?: GitSafeOptions | undefined;
 }
 
 export type Prepared = { ok: true; plan: EscalationPlan } | { ok: false; reason: string };
@@ -111,9 +114,11 @@ export function prepareEscalation(request: ResolvedRequest, decision: PolicyDeci
     argv = [matchedName, ...argv.slice(1)];
   }
   const { env, dropped } = checks.filterEnv(request.env);
+  const safe = checks.gitSafe ? applyGitSafeMode({ program, argv, env, workdir: request.workdir, exec: isScript ? program : viaFd }, checks.gitSafe) : { ok: true as const, env };
+  if (!safe.ok) return fail(safe.reason);
   return {
     ok: true,
-    plan: { program, argv, ...(argv0Replaced ? { argv0Replaced } : {}), env, envDropped: dropped, workdir: request.workdir, workdirFd, programFd, isScript, release },
+    plan: { program, argv, ...(argv0Replaced ? { argv0Replaced } : {}), env: safe.env, envDropped: dropped, workdir: request.workdir, workdirFd, programFd, isScript, release },
   };
 }
 

@@ -1,4 +1,4 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { HookEngine } from '../../src/hooks/engine.js';
@@ -334,7 +334,14 @@ describe('a hook written for Claude Code works unchanged', () => {
     writeFileSync(path.join(project, '.codex/hooks.json'), JSON.stringify(settings));
     const { loadHooks } = await import('../../src/hooks/config.js');
     const { HookEngine } = await import('../../src/hooks/engine.js');
-    const engine = new HookEngine(await loadHooks({ discoverFrom: project, env: { ...process.env, CODEX_HOME: tmp() } }));
+    // A discovered project file runs only once trusted (as `codex-escalate hooks trust` records it), in a store out of the sandbox's reach.
+    const { fingerprint, TrustStore } = await import('../../src/hooks/trust.js');
+    const storeDir = mkdtempSync('/var/tmp/cse-trust-');
+    const trustStore = TrustStore.open(path.join(storeDir, 'trusted-hooks.json'));
+    const fp = fingerprint(path.join(project, '.codex/hooks.json'));
+    trustStore.trust(fp.path, fp.sha256);
+    const engine = new HookEngine(await loadHooks({ discoverFrom: project, env: { ...process.env, CODEX_HOME: tmp() }, trustStore }));
+    rmSync(storeDir, { recursive: true, force: true });
     engines.push(engine);
     const denied = await engine.preToolUse(execInfo(['rm', '-rf', 'build'], { cwd: project }));
     expect(denied).toMatchObject({ decision: 'deny', reason: expect.stringContaining('Blocked: recursive force delete') });

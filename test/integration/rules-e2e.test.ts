@@ -5,7 +5,7 @@
  * live reload. Destructive commands only ever target fresh temp dirs.
  */
 import { execFileSync } from 'node:child_process';
-import { closeSync, constants as fsConstants, copyFileSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { closeSync, constants as fsConstants, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -266,7 +266,9 @@ describe('rules through the real CLI (codex-escalate run --rules)', () => {
 
   it('reload: a broken edit keeps the old policy, a good edit takes effect for the next exec', async () => {
     const t = targets(['t1', 't2', 't3']);
-    const rules = path.join(t.dir, 'live.rules');
+    // Out of the sandbox's reach (not the cwd, not /tmp): a rules file the sandbox can write is never reloaded.
+    const rulesDir = mkdtempSync('/var/tmp/cse-e2e-rules-');
+    const rules = path.join(rulesDir, 'live.rules');
     copyFileSync(policyRules, rules);
     const log = path.join(t.dir, 'audit.jsonl');
     for (const f of ['go1', 'go2']) execFileSync('mkfifo', [path.join(t.dir, f)]);
@@ -319,6 +321,7 @@ describe('rules through the real CLI (codex-escalate run --rules)', () => {
       ['run', null],
     ]);
     expect(readFileSync(rules, 'utf8')).toContain('read-only now');
+    rmSync(rulesDir, { recursive: true, force: true });
   });
 
   it('SIGHUP to `codex-escalate run` reloads the rules and the script keeps running', async () => {

@@ -1,8 +1,9 @@
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { loadHooks } from '../../src/hooks/config.js';
+import { fingerprint, TrustStore } from '../../src/hooks/trust.js';
 import { HooksConfigError } from '../../src/hooks/types.js';
 
 function tmp(): string {
@@ -185,6 +186,24 @@ describe('hooks.json (Codex / Claude Code)', () => {
   });
 });
 
+/** A trust store under /var/tmp (out of every default sandbox-writable root) trusting `files` as they are now. */
+const storeDirs: string[] = [];
+afterAll(() => {
+  for (const d of storeDirs) rmSync(d, { recursive: true, force: true });
+});
+
+function trustedStore(files: readonly string[]): TrustStore {
+  const dir = mkdtempSync(path.join('/var/tmp', 'cse-trust-'));
+  storeDirs.push(dir);
+  const store = TrustStore.open(path.join(dir, 'state', 'trusted-hooks.json'));
+  for (const f of files) {
+    const fp = fingerprint(f);
+    store.trust(fp.path, fp.sha256);
+  }
+  store.save();
+  return TrustStore.open(store.path);
+}
+
 describe('discovery', () => {
   it('loads user dir, then project dir, then explicit files; a file is loaded once', async () => {
     const home = tmp();
@@ -194,7 +213,9 @@ describe('discovery', () => {
     write(home, 'hooks.toml', `[[hooks.exec]]\nevent = "exec.before"\ncommand = "user-toml"\n`);
     write(proj, '.codex/hooks.json', hook('project-json'));
     const explicit = write(proj, 'extra.json', hook('explicit'));
-    const c = await loadHooks({ discoverFrom: proj, files: [explicit, path.join(proj, '.codex/hooks.json')], env: { CODEX_HOME: home } });
+    // Discovered files run only when trusted: trust the three (as `hooks trust` does) in a store out of the sandbox's reach.
+    const trustStore = trustedStore([path.join(home, 'hooks.json'), path.join(home, 'hooks.toml'), path.join(proj, '.codex/hooks.json')]);
+    const c = await loadHooks({ discoverFrom: proj, files: [explicit, path.join(proj, '.codex/hooks.json')], env: { CODEX_HOME: home }, trustStore });
     expect(c.hooks.map((h) => (h.type === 'command' ? h.command : ''))).toEqual(['user-json', 'user-toml', 'project-json', 'explicit']);
     expect(c.files.map((f) => f.origin)).toEqual(['user', 'user', 'project', 'explicit']);
   });
@@ -202,8 +223,28 @@ describe('discovery', () => {
   it('without CODEX_HOME the user dir is ~/.codex', async () => {
     const home = tmp();
     write(home, '.codex/hooks.toml', `[[hooks.session]]\nevent = "session_start"\ncommand = "x"\n`);
-    const c = await loadHooks({ discoverFrom: tmp(), env: { HOME: home } });
+    const trustStore = trustedStore([path.join(home, '.codex/hooks.toml')]);
+    const c = await loadHooks({ discoverFrom: tmp(), env: { HOME: home }, trustStore });
     expect(c.files.map((f) => f.path)).toEqual([path.join(home, '.codex/hooks.toml')]);
+  });
+
+  it('an untrusted or changed discovered file is skipped and reported; a store inside a writable root is not believed', async () => {
+    const home = tmp();
+    const proj = tmp();
+    const a = write(home, 'hooks.toml', `[[hooks.session]]\nevent = "session_start"\ncommand = "a"\n`);
+    const b = write(proj, '.codex/hooks.json', JSON.stringify({ hooks: { SessionStart: [{ hooks: [{ type: 'command', command: 'b' }] }] } }));
+    const trustStore = trustedStore([a, b]);
+    writeFileSync(b, JSON.stringify({ hooks: { SessionStart: [{ hooks: [{ type: 'command', command: 'evil' }] }] } }));
+    const c = await loadHooks({ discoverFrom: proj, env: { CODEX_HOME: home }, trustStore });
+    expect(c.hooks.map((h) => (h.type === 'command' ? h.command : ''))).toEqual(['a']);
+    expect(c.untrusted?.map((u) => [u.path, u.state])).toEqual([[b, 'changed']]);
+    expect(c.trustWarnings?.[0]).toContain(`hooks file ${b} is changed since it was trusted: its hooks do not run`);
+    // The same store, judged as lying in a sandbox-writable root, trusts nothing.
+    const storeDir = path.dirname(path.dirname(trustStore.path));
+    const distrusted = TrustStore.open(trustStore.path, [storeDir]);
+    const d = await loadHooks({ discoverFrom: proj, env: { CODEX_HOME: home }, trustStore: distrusted });
+    expect(d.hooks).toEqual([]);
+    expect(d.trustWarnings?.[0]).toContain('so it is not believed');
   });
 
   it('a missing explicit file is an error naming it', async () => {

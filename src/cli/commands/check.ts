@@ -5,6 +5,7 @@
 import type { Command } from 'commander';
 import { formatCheckJson } from '../../policy/rules/check-json.js';
 import { loadRulesFiles } from '../../policy/rules/compile.js';
+import { configExecutingWarnings } from '../../policy/config-executing.js';
 
 export { toCheckJson, formatCheckJson } from '../../policy/rules/check-json.js';
 
@@ -42,6 +43,8 @@ export async function runCheck(args: CheckArgs, io: CheckIo = processIo): Promis
     io.stderr(`codex-escalate check: rules did not load: ${(err as Error).message}\n`);
     return 1;
   }
+  // Said on every check, so a policy that escalates workspace-configured tools is never written by accident.
+  for (const w of configExecutingWarnings(rules)) io.stderr(`codex-escalate check: warning: ${w}\n`);
   const evaluation = rules.evaluate(args.command, { resolveHostExecutables: args.resolveHostExecutables === true });
   io.stdout(formatCheckJson(evaluation, args.pretty === true) + '\n');
   return 0;

@@ -1,7 +1,10 @@
 import { accessSync, constants } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { loadHooks } from '../../hooks/config.js';
+import { discoveryCandidates, loadHooks, loadJsonText, loadTomlText } from '../../hooks/config.js';
+import { fingerprint, TrustStore, trustStorePath } from '../../hooks/trust.js';
+import { describeExposure, sandboxExposure, sandboxWritableRoots } from '../../policy/sandbox-roots.js';
+import { existsSync, readFileSync } from 'node:fs';
 import { HookEngine } from '../../hooks/engine.js';
 import { normalizeEvent } from '../../hooks/config.js';
 import { CLAUDE_EVENT_NAMES, HooksConfigError, type HookDefinition, type HookRunSummary, type HooksConfig } from '../../hooks/types.js';
@@ -26,15 +29,34 @@ interface CommonOpts {
   json?: boolean;
 }
 
-async function load(o: CommonOpts, io: HooksCommandIO): Promise<HooksConfig | undefined> {
+async function load(o: CommonOpts, io: HooksCommandIO, quietTrust = false): Promise<HooksConfig | undefined> {
   const cwd = path.resolve(o.cwd ?? process.cwd());
   try {
-    return await loadHooks({ files: o.hooks, ...(o.discover ? { discoverFrom: cwd } : {}) });
+    const cfg = await loadHooks({ files: o.hooks, ...(o.discover ? { discoverFrom: cwd } : {}), roots: sandboxWritableRoots(cwd) });
+    if (!quietTrust) for (const w of cfg.trustWarnings ?? []) io.err(`codex-escalate hooks: warning: ${w}\n`);
+    return cfg;
   } catch (e) {
     io.err(`codex-escalate hooks: ${e instanceof HooksConfigError ? e.message : String(e)}\n`);
     process.exitCode = 1;
     return undefined;
   }
+}
+
+/** `hooks trust` / `hooks untrust`: the files named, or every discovered file when none is. */
+function trustTargets(files: readonly string[], cwd: string): string[] {
+  if (files.length > 0) return files.map((f) => path.resolve(cwd, f));
+  return discoveryCandidates(cwd, process.env)
+    .map((c) => c.path)
+    .filter((p) => existsSync(p));
+}
+
+function openStore(cwd: string, io: HooksCommandIO): TrustStore {
+  const store = TrustStore.open(trustStorePath(process.env));
+  // The store must be out of the sandbox's reach; sessions in this directory would not believe it otherwise.
+  const e = sandboxExposure(store.path, sandboxWritableRoots(cwd));
+  if (e !== undefined) io.err(`codex-escalate hooks: warning: the trust store ${describeExposure(store.path, e)}; sessions there will not believe it (set XDG_STATE_HOME elsewhere)\n`);
+  if (store.problem !== undefined) io.err(`codex-escalate hooks: warning: ${store.problem}\n`);
+  return store;
 }
 
 function describeHook(h: HookDefinition): string {
@@ -92,7 +114,7 @@ function resolveProgram(arg0: string, cwd: string): string {
  * Exit status of `hooks test`: 0 = not denied, 2 = denied, 1 = configuration or usage error.
  */
 export function registerHooksCommands(program: Command, io: HooksCommandIO = defaultIO): void {
-  const hooks = program.command('hooks').description('inspect and dry-run lifecycle hooks');
+  const hooks = program.command('hooks').description('inspect, dry-run and trust lifecycle hooks');
 
   hooks
     .command('list')
@@ -104,18 +126,25 @@ export function registerHooksCommands(program: Command, io: HooksCommandIO = def
     .action(async (o: CommonOpts) => {
       const cfg = await load(o, io);
       if (!cfg) return;
+      const untrusted = cfg.untrusted ?? [];
       if (o.json) {
-        io.out(`${JSON.stringify({ files: cfg.files, hooks: cfg.hooks, mcpServers: cfg.mcpServers, parallel: cfg.parallel, warnings: cfg.warnings }, null, 2)}\n`);
+        io.out(
+          `${JSON.stringify({ files: cfg.files, untrusted, hooks: cfg.hooks, mcpServers: cfg.mcpServers, parallel: cfg.parallel, warnings: cfg.warnings, trustWarnings: cfg.trustWarnings ?? [] }, null, 2)}\n`,
+        );
         return;
       }
-      if (cfg.files.length === 0) {
+      if (cfg.files.length === 0 && untrusted.length === 0) {
         io.out('no hooks configured (no --hooks files, nothing discovered)\n');
         return;
       }
       io.out(`${cfg.hooks.length} hook(s) from ${cfg.files.length} file(s); execution: ${cfg.parallel ? 'parallel' : 'sequential by priority'}\n`);
       for (const f of cfg.files) {
-        io.out(`\n${f.path}  (${f.format}, ${f.origin}${f.enabled ? '' : ', disabled'})\n`);
+        // An explicit file is trusted because it was named; a discovered one because its content was trusted.
+        io.out(`\n${f.path}  (${f.format}, ${f.origin}${f.trust === 'trusted' ? ', trusted' : ''}${f.enabled ? '' : ', disabled'})\n`);
         for (const h of cfg.hooks.filter((x) => x.source === path.resolve(f.path))) io.out(describeHook(h));
+      }
+      for (const u of untrusted) {
+        io.out(`\n${u.path}  (${u.format}, ${u.origin}, ${u.state === 'changed' ? 'CHANGED since trusted' : 'NOT TRUSTED'}: not run; trust with: codex-escalate hooks trust ${u.path})\n`);
       }
       const servers = Object.values(cfg.mcpServers);
       if (servers.length) {
@@ -123,6 +152,59 @@ export function registerHooksCommands(program: Command, io: HooksCommandIO = def
         for (const s of servers) io.out(`  ${s.name}: ${[s.command, ...s.args].join(' ')}  (${s.source})\n`);
       }
       for (const w of cfg.warnings) io.out(`\nwarning: ${w}\n`);
+    });
+
+  hooks
+    .command('trust')
+    .description('trust hooks files as they are now (sha256 of their content); discovered files run only when trusted')
+    .argument('[files...]', 'hooks files (default: every discovered .codex/hooks.{json,toml} here and in $CODEX_HOME)')
+    .option('--cwd <dir>', 'directory to discover from (default: current directory)')
+    .action((files: string[], o: { cwd?: string }) => {
+      const cwd = path.resolve(o.cwd ?? process.cwd());
+      const targets = trustTargets(files, cwd);
+      if (targets.length === 0) {
+        io.err('codex-escalate hooks trust: nothing to trust (no file named, none discovered)\n');
+        process.exitCode = 1;
+        return;
+      }
+      const store = openStore(cwd, io);
+      for (const f of targets) {
+        let fp;
+        try {
+          fp = fingerprint(f);
+          // Trust only what loads: a file that would fail at start is not worth a trust entry.
+          const text = readFileSync(fp.realPath, 'utf8');
+          if (fp.realPath.endsWith('.toml')) loadTomlText(text, f, process.env);
+          else loadJsonText(text, f, process.env);
+        } catch (e) {
+          io.err(`codex-escalate hooks trust: ${f}: ${e instanceof HooksConfigError ? e.message : (e as Error).message}\n`);
+          process.exitCode = 1;
+          return;
+        }
+        store.trust(fp.path, fp.sha256);
+        io.out(`trusted ${fp.path}  sha256:${fp.sha256}\n`);
+      }
+      store.save();
+    });
+
+  hooks
+    .command('untrust')
+    .description('forget the trust of hooks files')
+    .argument('[files...]', 'hooks files (default: every discovered file)')
+    .option('--cwd <dir>', 'directory to discover from (default: current directory)')
+    .action((files: string[], o: { cwd?: string }) => {
+      const cwd = path.resolve(o.cwd ?? process.cwd());
+      const store = openStore(cwd, io);
+      const targets = trustTargets(files, cwd);
+      let removed = 0;
+      for (const f of targets) {
+        const key = path.resolve(f);
+        if (store.untrust(key)) {
+          removed++;
+          io.out(`untrusted ${key}\n`);
+        } else io.err(`codex-escalate hooks untrust: ${key} was not trusted\n`);
+      }
+      if (removed > 0) store.save();
     });
 
   hooks

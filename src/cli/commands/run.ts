@@ -15,6 +15,9 @@ import { bwrapLaunch, bwrapUsable, type SandboxedLaunch } from '../../sandbox/bw
 import { ensurePatchedBash } from '../../shell/patched-bash.js';
 import { defaultWrapperPath } from '../../paths.js';
 import { CliError, collect } from '../errors.js';
+import { explicitPathWarnings } from '../../policy/boundary-warnings.js';
+import { configExecutingWarnings } from '../../policy/config-executing.js';
+import { describeExposure, sandboxExposure, sandboxWritableRoots } from '../../policy/sandbox-roots.js';
 
 export interface RunOptions {
   cwd?: string;
@@ -33,6 +36,7 @@ export interface RunOptions {
   envAllow: string[];
   envDeny: string[];
   priorityBoost: boolean;
+  gitSafe: boolean;
 }
 
 export function registerRunCommand(program: Command): void {
@@ -50,15 +54,16 @@ export function registerRunCommand(program: Command): void {
     .option('--log-file <file>', 'append audit JSON lines here instead of stderr')
     .option('--deny <prefix>', 'deny commands starting with these words, e.g. --deny "git push" (repeatable)', collect, [])
     .option('--escalate <prefix>', 'escalate commands starting with these words (repeatable)', collect, [])
-    .option('--rules <file>', 'codex execpolicy .rules file (repeatable; loaded in order and merged; reloaded on change or SIGHUP)', collect, [])
+    .option('--rules <file>', 'codex execpolicy .rules file (repeatable; loaded in order and merged; reloaded on change or SIGHUP, except a file the sandbox can write: read once)', collect, [])
     .addOption(new Option('--default <action>', 'decision when no rule or prefix matched').choices(['run', 'deny', 'prompt']).default('run'))
     .option('--hooks <file>', 'hooks.json (Codex/Claude Code) or hooks.toml file (repeatable)', collect, [])
-    .option('--no-discover-hooks', 'do not load .codex/hooks.{json,toml} from the working directory and $CODEX_HOME (~/.codex)')
+    .option('--no-discover-hooks', 'do not load .codex/hooks.{json,toml} from the working directory and $CODEX_HOME (~/.codex); discovered files run only once trusted (codex-escalate hooks trust)')
     .addOption(new Option('--sandbox <kind>', 'sandbox for the shell and everything it Runs (default: bwrap when it works here, else none with a warning)').choices(['bwrap', 'none']))
     .option('--writable <path>', 'extra path writable inside the sandbox (repeatable; the working directory always is)', collect, [])
     .option('--network', 'keep network access inside the sandbox (default: none; escalated commands always have it)', false)
     .option('--env-allow <name>', 'let this variable reach escalated commands although the default filter drops it (repeatable)', collect, [])
     .option('--env-deny <name>', 'also drop this variable (or NAME* prefix) from escalated commands\' environment (repeatable)', collect, [])
+    .option('--no-git-safe', 'let an escalated git use the workspace\'s config and hooks (default: neutralised: core.fsmonitor, hooks, aliases, pager, drivers, helpers; see docs/security.md)')
     .option('--no-priority-boost', 'do not raise the server\'s scheduling priority above the workload (it is raised when permitted: root or CAP_SYS_NICE)')
     .option('--approval <mode>', 'who answers "prompt": deny (headless), tty (ask on the terminal), command:CMD (request JSON on stdin)', 'deny')
     .addHelpText(
@@ -71,7 +76,9 @@ How each exec is decided:
   --escalate prefix, allow rule                    Escalate: the server runs it outside the sandbox
   nothing matched                                  --default (run: exec in place, inside the sandbox)
 
-Prefixes match the basename of the resolved program followed by its arguments: --deny "rm -rf" denies /bin/rm -rf x.
+Prefixes match the basename of the resolved program followed by its arguments: --deny "rm -rf" denies /bin/rm -rf x;
+an absolute first word (--escalate /opt/tool/bin/x) matches that one file. A program the sandbox can write (under
+the working directory, --writable, /tmp, /dev/shm) is never escalated by a name: only a path names it.
 Symlinks are followed (/bin/sh is dash, /usr/bin/python3 is python3.11 on Debian 12); --deny also matches the
 name the command was invoked by, --escalate only the real program.
 
@@ -98,14 +105,16 @@ export async function runCommand(script: string, args: readonly string[], opts: 
     : await ensurePatchedBash({ onProgress: (line) => process.stderr.write(`[build-bash] ${line}\n`) });
 
   const logger = createAuditLogger({ file: opts.logFile });
-  const hooks = await loadHookEngine(opts.hooks, opts.discoverHooks ? cwd : undefined, logger);
-  const { policy, close } = await buildPolicy(opts, logger, hooks, () => cwd);
+  const boundary = sessionBoundary(cwd, opts.writable, opts.gitSafe !== false, opts.logFile !== undefined ? logger : undefined);
+  const hooks = await loadHookEngine(opts.hooks, opts.discoverHooks ? cwd : undefined, logger, boundary);
+  const { policy, close } = await buildPolicy(opts, logger, hooks, () => cwd, boundary);
   const server = new EscalationServer({
     policy,
     logger,
     wrapperPath,
     shellPath: shell,
     escalationEnv: { allow: opts.envAllow, deny: opts.envDeny },
+    ...(boundary.gitSafe ? { gitSafe: { roots: boundary.roots } } : {}),
     ...(hooks ? { observer: hooksObserver(hooks, logger) } : {}),
   });
   const launch = sandboxLaunch(opts, shell, ['-c', script, ...args], cwd, [path.dirname(shell), path.dirname(wrapperPath)]);
@@ -138,6 +147,47 @@ export async function runCommand(script: string, args: readonly string[], opts: 
   }
 }
 
+/** What this session's sandbox can write, and how to say so at start (trust-boundary warnings). */
+export interface SessionBoundary {
+  /** Real paths the sandbox can write: cwd, --writable, /tmp, /dev/shm (the same with --sandbox none: the workspace is untrusted either way). */
+  readonly roots: readonly string[];
+  /** Escalated git runs in safe mode (--git-safe, the default). */
+  readonly gitSafe: boolean;
+  /** One stderr line (and an audit line when logging to a file). */
+  readonly warn: (event: string, message: string) => void;
+}
+
+export function sessionBoundary(cwd: string, writable: readonly string[], gitSafe: boolean, fileLogger?: AuditLogger): SessionBoundary {
+  return {
+    roots: sandboxWritableRoots(cwd, writable),
+    gitSafe,
+    warn: (event, message) => {
+      process.stderr.write(`codex-escalate: warning: ${message}\n`);
+      fileLogger?.warn({ event, warning: message }, message);
+    },
+  };
+}
+
+/** Rules files the sandbox can change (inside a writable root, through a symlink there, or hard-linked): read once, never reloaded. */
+function readOnceRules(files: readonly string[], boundary: SessionBoundary | undefined): string[] {
+  if (boundary === undefined) return [];
+  const once: string[] = [];
+  for (const f of files) {
+    const e = sandboxExposure(f, boundary.roots);
+    if (e === undefined) continue;
+    once.push(f);
+    boundary.warn('rules_read_once', `rules file ${describeExposure(f, e)}: read once now, never reloaded this session`);
+  }
+  return once;
+}
+
+/** Say at start what the policy escalates across the boundary on purpose. */
+function policyBoundaryWarnings(rules: Pick<RulesStore, 'current'> | undefined, escalate: readonly string[], boundary: SessionBoundary | undefined): void {
+  if (boundary === undefined) return;
+  for (const w of explicitPathWarnings(rules?.current, escalate, boundary.roots)) boundary.warn('escalation_path_writable', w);
+  for (const w of configExecutingWarnings(rules?.current, escalate, { gitSafe: boundary.gitSafe })) boundary.warn('escalates_config_executing', w);
+}
+
 /** The shell's launch command: bwrap around it, or the shell alone. */
 function sandboxLaunch(opts: RunOptions, shell: string, args: string[], cwd: string, readable: string[]): SandboxedLaunch {
   const none: SandboxedLaunch = { command: shell, args, extraFds: [], release: () => {} };
@@ -152,14 +202,24 @@ function sandboxLaunch(opts: RunOptions, shell: string, args: string[], cwd: str
 }
 
 /** Load hooks from --hooks files and discovery; null when none are configured (no per-exec cost then). */
-export async function loadHookEngine(files: readonly string[], discoverFrom: string | undefined, logger: AuditLogger): Promise<HookEngine | undefined> {
+export async function loadHookEngine(
+  files: readonly string[],
+  discoverFrom: string | undefined,
+  logger: AuditLogger,
+  boundary?: SessionBoundary,
+): Promise<HookEngine | undefined> {
   let config;
   try {
-    config = await loadHooks({ files, ...(discoverFrom !== undefined ? { discoverFrom } : {}) });
+    config = await loadHooks({ files, ...(discoverFrom !== undefined ? { discoverFrom } : {}), ...(boundary ? { roots: boundary.roots } : {}) });
   } catch (err) {
     throw new CliError(`hooks did not load: ${(err as Error).message}`);
   }
   for (const w of config.warnings) logger.warn({ event: 'hooks_warning', warning: w }, w);
+  // Untrusted discovered files, a distrusted store, hook scripts the sandbox can edit: one clear line each.
+  for (const w of config.trustWarnings ?? []) {
+    if (boundary) boundary.warn('hooks_trust', w);
+    else process.stderr.write(`codex-escalate: warning: ${w}\n`);
+  }
   if (config.hooks.length === 0) return undefined;
   logger.info({ event: 'hooks_loaded', files: config.files.map((f) => f.path), hooks: config.hooks.length }, 'hooks loaded');
   return new HookEngine(config, { logger });
@@ -171,6 +231,7 @@ export async function buildPolicy(
   logger: AuditLogger,
   hooks?: HookEngine,
   sessionCwd?: (sessionId: string) => string | undefined,
+  boundary?: SessionBoundary,
 ): Promise<{ policy: EscalationPolicy; close: () => void }> {
   let approver;
   try {
@@ -180,21 +241,29 @@ export async function buildPolicy(
   }
   let store: RulesStore | undefined;
   if (opts.rules.length > 0) {
+    const files = opts.rules.map((f) => path.resolve(f));
+    const readOnce = readOnceRules(files, boundary);
     try {
-      store = await RulesStore.open(opts.rules.map((f) => path.resolve(f)), {
+      store = await RulesStore.open(files, {
+        readOnce,
         watch: true,
         reloadOnSighup: true,
         onReload: (r) => {
-          if (r.ok) logger.info({ event: 'rules_reload', files: opts.rules, rules: r.rules.size }, 'rules reloaded');
-          else logger.error({ event: 'rules_reload_failed', error: r.error.message }, 'rules did not load; the previous rules stay in force');
+          if (r.ok) {
+            logger.info({ event: 'rules_reload', files: opts.rules, rules: r.rules.size }, 'rules reloaded');
+            // Reloaded rules cross the boundary as knowingly as the first ones: the same warnings.
+            policyBoundaryWarnings({ current: r.rules }, opts.escalate, boundary);
+          } else logger.error({ event: 'rules_reload_failed', error: r.error.message }, 'rules did not load; the previous rules stay in force');
         },
       });
     } catch (err) {
       throw new CliError(`rules did not load: ${(err as Error).message}`);
     }
   }
+  policyBoundaryWarnings(store, opts.escalate, boundary);
   try {
     const policy = createDecisionPipeline({
+      ...(boundary ? { sandboxWritableRoots: boundary.roots } : {}),
       ...(store ? { rules: store } : {}),
       denyPrefixes: opts.deny,
       escalatePrefixes: opts.escalate,

@@ -293,19 +293,20 @@ export function compileRules(sources: readonly RulesSource[], opts: CompileOptio
   return builder.build();
 }
 
+/** Reads one rules file. Unreadable files are RulesLoadError at 1:1. */
+export async function readRulesFile(file: string): Promise<RulesSource> {
+  try {
+    return { file, source: await readFile(file, 'utf8') };
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory' : (err as Error).message;
+    throw new RulesLoadError(file, { line: 1, column: 1 }, `cannot read rules file: ${why}`);
+  }
+}
+
 /** Reads and merges rules files in order. Unreadable files are RulesLoadError at 1:1. */
 export async function loadRulesFiles(paths: readonly string[], opts: CompileOptions = {}): Promise<RuleSet> {
   const sources: RulesSource[] = [];
-  for (const file of paths) {
-    let source: string;
-    try {
-      source = await readFile(file, 'utf8');
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory' : (err as Error).message;
-      throw new RulesLoadError(file, { line: 1, column: 1 }, `cannot read rules file: ${why}`);
-    }
-    sources.push({ file, source });
-  }
+  for (const file of paths) sources.push(await readRulesFile(file));
   return compileRules(sources, opts);
 }

@@ -16,6 +16,7 @@ export {
   parseRulesSource,
   compileRules,
   loadRulesFiles,
+  readRulesFile,
   RulesBuilder,
   type ParsedRules,
   type Statement,

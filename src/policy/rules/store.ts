@@ -2,10 +2,12 @@
  * Holds the rule set currently in force and swaps it atomically on reload.
  * A reload that fails (file missing, syntax error, failing example) keeps the
  * previous rules and reports the error; a decision never sees a half-loaded set.
+ * Files marked read-once (those the sandbox can write) keep the text read at
+ * open: neither a change nor SIGHUP makes them count again.
  */
 import { watch, type FSWatcher } from 'node:fs';
 import path from 'node:path';
-import { loadRulesFiles, type CompileOptions } from './compile.js';
+import { compileRules, readRulesFile, type CompileOptions, type RulesSource } from './compile.js';
 import { RuleSet } from './ruleset.js';
 
 export type ReloadResult = { readonly ok: true; readonly rules: RuleSet } | { readonly ok: false; readonly error: Error };
@@ -19,10 +21,14 @@ export interface RulesStoreOptions extends CompileOptions {
   readonly debounceMs?: number;
   /** Called after every reload attempt (not after the initial load). */
   readonly onReload?: (result: ReloadResult) => void;
+  /** Files (as given to open) read once at open and never again: not watched, their first text reused on reload. */
+  readonly readOnce?: readonly string[];
 }
 
 export class RulesStore {
   readonly paths: readonly string[];
+  /** The read-once files (resolved) and the text they had at open. */
+  readonly #frozen: ReadonlyMap<string, RulesSource>;
   #current: RuleSet;
   readonly #opts: RulesStoreOptions;
   readonly #watchers: FSWatcher[] = [];
@@ -34,8 +40,9 @@ export class RulesStore {
     void this.reload();
   };
 
-  private constructor(paths: readonly string[], initial: RuleSet, opts: RulesStoreOptions) {
+  private constructor(paths: readonly string[], initial: RuleSet, opts: RulesStoreOptions, frozen: ReadonlyMap<string, RulesSource> = new Map()) {
     this.paths = paths;
+    this.#frozen = frozen;
     this.#current = initial;
     this.#opts = opts;
   }
@@ -43,8 +50,12 @@ export class RulesStore {
   /** Loads the files (throws RulesLoadError if they don't load) and starts watching if asked. */
   static async open(paths: readonly string[], opts: RulesStoreOptions = {}): Promise<RulesStore> {
     const resolved = paths.map((p) => path.resolve(p));
-    const initial = await loadRulesFiles(resolved, opts);
-    const store = new RulesStore(resolved, initial, opts);
+    const once = new Set((opts.readOnce ?? []).map((p) => path.resolve(p)));
+    const sources: RulesSource[] = [];
+    for (const file of resolved) sources.push(await readRulesFile(file));
+    const initial = compileRules(sources, opts);
+    const frozen = new Map(sources.filter((s) => once.has(s.file)).map((s) => [s.file, s] as const));
+    const store = new RulesStore(resolved, initial, opts, frozen);
     if (opts.watch === true) store.#startWatching();
     if (opts.reloadOnSighup === true) process.on('SIGHUP', store.#onSighup);
     return store;
@@ -62,10 +73,13 @@ export class RulesStore {
   /** Re-reads all files; true if the new rules are now in force. Never throws. */
   reload(): Promise<boolean> {
     const run = async (): Promise<boolean> => {
-      if (this.paths.length === 0) return true;
+      // Nothing that may change: the rules in force are the ones there are.
+      if (this.paths.every((p) => this.#frozen.has(p))) return true;
       let result: ReloadResult;
       try {
-        const rules = await loadRulesFiles(this.paths, this.#opts);
+        const sources: RulesSource[] = [];
+        for (const file of this.paths) sources.push(this.#frozen.get(file) ?? (await readRulesFile(file)));
+        const rules = compileRules(sources, this.#opts);
         if (!this.#closed) this.#current = rules;
         result = { ok: true, rules };
       } catch (err) {
@@ -94,6 +108,7 @@ export class RulesStore {
   #startWatching(): void {
     const byDir = new Map<string, Set<string>>();
     for (const p of this.paths) {
+      if (this.#frozen.has(p)) continue;
       const dir = path.dirname(p);
       const names = byDir.get(dir) ?? new Set<string>();
       names.add(path.basename(p));
