@@ -8,7 +8,7 @@ export { createDenyApprover } from './deny.js';
 export { createTtyApprover, terminalSafe, type TtyApproverOptions } from './tty.js';
 export { createCommandApprover, approvalPayload, type CommandApproverOptions } from './command.js';
 export { createCallbackApprover, type ApprovalCallback } from './callback.js';
-export { requiresApprovalReason, type ApprovalRequest, type ApprovalResult, type ApprovalScope, type Approver } from './types.js';
+export { requiresApprovalReason, type ApprovalRequest, type ApprovalResult, type ApprovalScope, type Approver, type ApprovalContext, type SandboxFreezer } from './types.js';
 
 export interface ApproverSpecOptions {
   readonly tty?: TtyApproverOptions;
