@@ -159,6 +159,7 @@ export class SessionContainment implements EscalatedContainment {
       const own = ownCgroup2Path();
       if (own === undefined) return new SessionContainment('signals', undefined, 'no "0::" line in /proc/self/cgroup');
       const safe = label.replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 64);
+      sweepStale(path.join(mount, own));
       dir = path.join(mount, own, `codex-escalate-${process.pid}-${safe}`);
       mkdirSync(dir);
       mkdirSync(path.join(dir, 'sandbox'));
@@ -299,6 +300,30 @@ export class SessionContainment implements EscalatedContainment {
         return Promise.resolve();
       },
     };
+  }
+}
+
+/**
+ * Sessions of servers that died without ending them (SIGKILL): what is still
+ * in there runs unattended, outside the sandbox. End it, remove the cgroup.
+ */
+function sweepStale(parent: string): void {
+  let names: string[];
+  try {
+    names = readdirSync(parent).filter((n) => n.startsWith('codex-escalate-'));
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const owner = Number(/^codex-escalate-(\d+)-/.exec(name)?.[1]);
+    if (!Number.isInteger(owner) || owner <= 0 || owner === process.pid || existsSync(`/proc/${owner}`)) continue;
+    const dir = path.join(parent, name);
+    try {
+      writeFileSync(path.join(dir, 'cgroup.kill'), '1');
+    } catch {
+      // Kernel without cgroup.kill: the members stay; rmdir below then fails and the directory is left.
+    }
+    removeTree(dir);
   }
 }
 
