@@ -284,9 +284,15 @@ export class SessionContainment implements EscalatedContainment {
               kill(p.pid, 'SIGSTOP');
               stopped.add(p.pid);
             }
-            const running = tree.filter((p) => !isStopped(readStat(p.pid)?.state ?? 'X'));
+            const now = tree.map((p) => readStat(p.pid) ?? { ...p, state: 'X' });
+            // A vfork parent (dash uses vfork) sleeps uninterruptibly until its child execs: with the child stopped it cannot run either.
+            const stoppedChild = new Set(now.filter((p) => isStopped(p.state)).map((p) => p.ppid));
+            const running = now.filter((p) => !isStopped(p.state) && !(p.state === 'D' && stoppedChild.has(p.pid)));
             if (fresh.length === 0 && running.length === 0) return;
-            if (Date.now() > deadline) throw new Error(`${running.length} process(es) of the sandbox did not stop within ${FREEZE_TIMEOUT_MS} ms`);
+            if (Date.now() > deadline) {
+              const which = running.slice(0, 5).map((p) => `${p.pid} (${readStat(p.pid)?.state ?? '?'})`);
+              throw new Error(`${running.length} process(es) of the sandbox did not stop within ${FREEZE_TIMEOUT_MS} ms: ${which.join(', ')}`);
+            }
             await sleep(2);
           }
         } catch (err) {
