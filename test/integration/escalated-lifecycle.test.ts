@@ -8,7 +8,7 @@
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { cliEnv, runCli } from '../helpers/e2e.js';
+import { cliEnv, runCli, startCli, waitFor } from '../helpers/e2e.js';
 import { patchedBash, tempDir } from '../helpers/harness.js';
 
 /** Alive = exists and is not a zombie (an orphan killed in a container may wait for a reaping init). */
@@ -86,5 +86,34 @@ describe.each(MODES)('escalated descendants end with the session ($name)', (mode
     expect(took).toBeLessThan(15_000);
     const survivors = Object.entries(pids).filter(([, pid]) => alive(pid) && cmdline(pid).startsWith('sleep 30'));
     expect(survivors).toEqual([]);
+  }, 60_000);
+});
+
+describe('a server that is killed (SIGKILL) cannot end its session', () => {
+  it('the next run ends what was left in the dead session\'s cgroup', async () => {
+    const dir = tempDir('cse-lifecycle-stale-');
+    writeFileSync(path.join(dir, 'Makefile'), 'hold:\n\t@setsid sleep 306 & echo $$! > pid.stale; sleep 307\n');
+    const { child, result } = startCli(['run', '--shell', patchedBash(), '--escalate', 'make', '--log-file', path.join(dir, 'audit.jsonl'), '--', 'make hold'], {
+      cwd: dir,
+      env: cliEnv(),
+      timeoutMs: 30_000,
+    });
+    const pid = await waitFor(() => {
+      try {
+        return Number(readFileSync(path.join(dir, 'pid.stale'), 'utf8').trim()) || undefined;
+      } catch {
+        return undefined;
+      }
+    }, 'the escalated recipe to record its pid', 10_000);
+    started.push(pid);
+    await waitFor(() => cmdline(pid) === 'sleep 306', 'sleep 306 to run');
+    child.kill('SIGKILL');
+    await new Promise((r) => setTimeout(r, 300));
+    // PR_SET_PDEATHSIG ended make itself; the setsid'd grandchild is still running, unattended, outside the sandbox.
+    expect(alive(pid)).toBe(true);
+    const next = await runCli(['run', '--shell', patchedBash(), '--', 'true'], { cwd: dir, env: cliEnv() });
+    expect(next.code).toBe(0);
+    await waitFor(() => !alive(pid), 'the stale session to be ended', 3000);
+    await result; // its stdout pipe closes once the last holder is gone
   }, 60_000);
 });
