@@ -10,6 +10,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { TERMINAL_RESET } from '../../src/policy/approval/index.js';
 import { packageRoot } from '../../src/paths.js';
 import { cliEnv, cliPath, readJsonLines, sq } from '../helpers/e2e.js';
 import { patchedBash, tempDir } from '../helpers/harness.js';
@@ -239,5 +240,30 @@ describe('what "allow for this session" covers (--approval tty, bwrap)', () => {
     expect(count(r2.transcript, QUESTION)).toBe(1);
     expect(existsSync(c) && existsSync(d)).toBe(true);
     expect(decisions(s2.log).map((x) => x.approval)).toEqual(['prefix', 'prefix']);
+  }, 60_000);
+});
+
+describe('the sandbox prepares the terminal before the question (--approval tty, bwrap)', () => {
+  const mode = MODES[0]!;
+
+  it('variant: the sandbox takes the terminal\'s foreground (set -m): the approver takes it back and gets the answer', async () => {
+    const p = proof('setm');
+    const s = setup(mode, `set -m; touch ${sq(p)}; echo "touch=$?"`);
+    const r = await onPty(s.argv, [{ wait: 'Allow?' }, { sleep: 0.3 }, { write: 'a\r' }, { wait: 'touch=' }], { cwd: s.dir, env: s.env, timeoutS: 20 });
+    expect(r.timedOut).toBe(false);
+    expect(r.transcript).toContain('touch=0\n');
+    expect(existsSync(p)).toBe(true);
+  }, 60_000);
+
+  it('variant: concealed text, graphics charset and a scroll region set by the sandbox are reset before the question is drawn', async () => {
+    const p = proof('conceal');
+    // Conceal + black on black, DEC line drawing, a 2-line scroll region at the top.
+    const s = setup(mode, `printf '\\033[8m\\033[30;40m\\033(0\\033[1;2r'; touch ${sq(p)}; echo "touch=$?"`);
+    const r = await onPty(s.argv, [{ wait: 'Allow?' }, { write: 'd\r' }, { wait: 'touch=' }], { cwd: s.dir, env: s.env });
+    const at = r.transcript.indexOf(QUESTION);
+    expect(r.transcript.slice(0, at)).toContain('\x1b[8m');
+    expect(r.transcript.slice(0, at)).toMatch(new RegExp(`${TERMINAL_RESET.replace(/[[\]()?]/g, '\\$&')}\n$`));
+    expect(r.transcript).toContain('touch=126\n');
+    expect(existsSync(p)).toBe(false);
   }, 60_000);
 });

@@ -43,9 +43,16 @@ export function terminalSafe(s: string): string {
   return s.replace(/[\x00-\x1f\x7f-\x9f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
 }
 
+/**
+ * Written before each question: undoes display state the sandbox may have left
+ * to hide or disguise it (concealed or fg=bg text, DEC graphics charset, insert
+ * mode, a tiny scroll region, hidden cursor), then goes to the bottom line.
+ */
+export const TERMINAL_RESET = '\x1b(B\x1b[0m\x1b[4l\x1b[?7h\x1b[?25h\x1b[r\x1b[999;1H';
+
 function question(req: ApprovalRequest): string {
   const lines = [
-    '',
+    TERMINAL_RESET,
     'codex-escalate: approval required',
     `  command:  ${terminalSafe(shlexJoin(req.argv))}`,
     `  program:  ${terminalSafe(req.program)}`,
