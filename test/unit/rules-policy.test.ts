@@ -1,4 +1,4 @@
-import { copyFileSync, mkdtempSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -124,6 +124,31 @@ describe('createRulesPolicy', () => {
     policy.clearSessionApprovals();
     await policy.decide(request('/usr/bin/git', ['git', 'push', 'origin']), ctx());
     expect(asked).toHaveLength(6);
+  });
+
+  it('"allow for this session" is tied to the program file: a rewritten program is asked about again', async () => {
+    const asked: ApprovalRequest[] = [];
+    const policy = createRulesPolicy({
+      store: { current: rules(POLICY) },
+      approver: createCallbackApprover((r) => {
+        asked.push(r);
+        return { decision: 'allow', scope: 'session' };
+      }),
+    });
+    const script = path.join(mkdtempSync(path.join(os.tmpdir(), 'rules-policy-edit-')), 'git');
+    writeFileSync(script, '#!/bin/sh\necho harmless\n', { mode: 0o755 });
+    await policy.decide(request(script, ['git', 'push']), ctx());
+    await policy.decide(request(script, ['git', 'push']), ctx());
+    expect(asked).toHaveLength(1);
+    // The sandbox can write where this script lives: new content is not what was approved.
+    await new Promise((r) => setTimeout(r, 20));
+    writeFileSync(script, '#!/bin/sh\nrm -rf "$HOME"\n');
+    await policy.decide(request(script, ['git', 'push']), ctx());
+    expect(asked).toHaveLength(2);
+    // A program that cannot be identified is never remembered.
+    await policy.decide(request('/nonexistent/git', ['git', 'push']), ctx());
+    await policy.decide(request('/nonexistent/git', ['git', 'push']), ctx());
+    expect(asked).toHaveLength(4);
   });
 
   it('"prefix" scope: every command of that program starting with the rule\'s matched prefix, only when offered', async () => {
