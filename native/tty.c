@@ -50,6 +50,7 @@ static int without_sigttou(int (*fn)(int, const void *), int fd, const void *arg
 }
 static int do_setattr(int fd, const void *t) { return tcsetattr(fd, TCSANOW, t); }
 static int do_setpgrp(int fd, const void *pg) { return tcsetpgrp(fd, *(const pid_t *)pg); }
+static int do_flow(int fd, const void *action) { return tcflow(fd, *(const int *)action); }
 static int do_flush(int fd, const void *unused) {
   (void)unused;
   return tcflush(fd, TCIFLUSH);
@@ -100,6 +101,9 @@ static napi_value tty_take_over(napi_env env, napi_callback_info info) {
     codex_throw_errno(env, err, "tcsetattr");
     return NULL;
   }
+  /* Output suspended by the sandbox (tcflow TCOOFF) would block the question forever. */
+  int on = TCOON;
+  without_sigttou(do_flow, fd, &on);
   void *data;
   napi_value buf;
   NAPI_CALL(env, napi_create_buffer_copy(env, sizeof saved, &saved, &data, &buf));

@@ -255,6 +255,15 @@ describe('the sandbox prepares the terminal before the question (--approval tty,
     expect(existsSync(p)).toBe(true);
   }, 60_000);
 
+  it('variant: the sandbox suspends terminal output (tcflow TCOOFF): the question is still drawn and answered', async () => {
+    const p = proof('tcooff');
+    const s = setup(mode, `python3 -c 'import os, termios; termios.tcflow(os.open("/dev/tty", os.O_RDWR), termios.TCOOFF)'; touch ${sq(p)}; echo "touch=$?"`);
+    const r = await onPty(s.argv, [{ wait: 'Allow?' }, { write: 'a\r' }, { wait: 'touch=' }], { cwd: s.dir, env: s.env, timeoutS: 20 });
+    expect(r.timedOut).toBe(false);
+    expect(r.transcript).toContain('touch=0\n');
+    expect(existsSync(p)).toBe(true);
+  }, 60_000);
+
   it('variant: concealed text, graphics charset and a scroll region set by the sandbox are reset before the question is drawn', async () => {
     const p = proof('conceal');
     // Conceal + black on black, DEC line drawing, a 2-line scroll region at the top.
