@@ -7,7 +7,8 @@
         "native/fdpass.c",
         "native/poller.c",
         "native/spawn.c",
-        "native/proc.c"
+        "native/proc.c",
+        "native/tty.c"
       ],
       "cflags!": ["-O3"],
       "cflags": ["-Wall", "-Wextra", "-Werror", "-O2", "-std=gnu11"]

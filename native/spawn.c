@@ -49,6 +49,7 @@ enum stage {
   STAGE_NONE = 0,
   STAGE_SETSID,
   STAGE_SETPGID,
+  STAGE_CGROUP,
   STAGE_DUP,
   STAGE_CHDIR,
   STAGE_EXEC,
@@ -58,6 +59,7 @@ static const char *stage_syscall(int stage) {
   switch (stage) {
   case STAGE_SETSID: return "setsid";
   case STAGE_SETPGID: return "setpgid";
+  case STAGE_CGROUP: return "cgroup";
   case STAGE_DUP: return "dup2";
   case STAGE_CHDIR: return "chdir";
   case STAGE_EXEC: return "execve";
@@ -83,6 +85,7 @@ typedef struct {
   bool set_nice;      /* give the program this nice value (the server may run boosted) */
   int nice;
   pid_t parent;       /* to detect a parent that died before PDEATHSIG was set */
+  int cgroup_fd;      /* -1, or an open cgroup.procs the child joins before exec */
 } child_args_t;
 
 static void child_fail(const child_args_t *a, int stage, int err) {
@@ -121,6 +124,18 @@ static int child_main(void *arg) {
     if (setsid() < 0) child_fail(a, STAGE_SETSID, errno);
   } else if (a->setpgid) {
     if (setpgid(0, 0) < 0) child_fail(a, STAGE_SETPGID, errno);
+  }
+
+  /* Join the cgroup before anything of the program runs: every descendant
+   * (setsid, double forks, nohup) is born inside it and can be found and
+   * killed as one. Writing "0" moves the writer. Failure is fatal: the
+   * caller asked for tracking, an untracked program must not start. */
+  if (a->cgroup_fd >= 0) {
+    ssize_t w;
+    do {
+      w = write(a->cgroup_fd, "0", 1);
+    } while (w < 0 && errno == EINTR);
+    if (w != 1) child_fail(a, STAGE_CGROUP, w < 0 ? errno : EIO);
   }
 
   /* Everything becomes close-on-exec; only the dup2 targets below survive. */
@@ -207,10 +222,10 @@ static void throw_child_error(napi_env env, int stage, int err,
   napi_throw(env, e);
 }
 
-/* spawn(file, argv, env, cwd, fdMap, newProcessGroup, setsid, execFd|-1[, nice|null]) */
+/* spawn(file, argv, env, cwd, fdMap, newProcessGroup, setsid, execFd|-1[, nice|null[, cgroupFd|-1]]) */
 static napi_value spawn(napi_env env, napi_callback_info info) {
-  size_t argc = 9;
-  napi_value args[9];
+  size_t argc = 10;
+  napi_value args[10];
   NAPI_CALL(env, napi_get_cb_info(env, info, &argc, args, NULL, NULL));
   if (argc < 8) {
     napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE",
@@ -247,6 +262,14 @@ static napi_value spawn(napi_env env, napi_callback_info info) {
       if (!codex_get_int(env, args[8], "nice", -20, 19, &nice64)) goto out;
       set_nice = true;
     }
+  }
+  int64_t cgroup_fd64 = -1;
+  if (argc >= 10) {
+    napi_valuetype t;
+    NAPI_CALL(env, napi_typeof(env, args[9], &t));
+    if (t != napi_undefined && t != napi_null &&
+        !codex_get_int(env, args[9], "cgroupFd", -1, INT32_MAX, &cgroup_fd64))
+      goto out;
   }
   if (argvc == 0) {
     napi_throw_range_error(env, "ERR_OUT_OF_RANGE",
@@ -339,7 +362,7 @@ static napi_value spawn(napi_env env, napi_callback_info info) {
       .targets = targets, .sources = sources, .temps = temps, .high = high,
       .errfd = errpipe[1], .exec_fd = exec_fd, .setsid = sid,
       .setpgid = pgrp, .fallback_maxfd = fallback_max, .parent = getpid(),
-      .set_nice = set_nice, .nice = (int)nice64,
+      .set_nice = set_nice, .nice = (int)nice64, .cgroup_fd = (int)cgroup_fd64,
   };
 
   stack = mmap(NULL, CHILD_STACK_SIZE, PROT_READ | PROT_WRITE,

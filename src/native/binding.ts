@@ -55,7 +55,11 @@ export interface NativeBinding {
     setsid: boolean,
     execFd: number,
     nice: number | null,
+    cgroupFd: number,
   ): { pid: number; pidfd: number };
+  ttyFlushInput(fd: number): void;
+  ttyTakeOver(fd: number): Buffer;
+  ttyGiveBack(fd: number, saved: Uint8Array): void;
   waitPidfd(pidfd: number): RawExitStatus | null;
   sendSignal(pidfd: number, signal: number): void;
   openPath(path: Uint8Array): number;

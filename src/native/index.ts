@@ -147,6 +147,12 @@ export interface SpawnOptions {
   execFd?: Fd;
   /** Nice value for the program (best effort); e.g. undo the escalation server's own priority boost. */
   nice?: number;
+  /**
+   * An open (O_WRONLY) `cgroup.procs` of a cgroup v2: the child joins that
+   * cgroup before exec, so all its descendants are born inside it. A failed
+   * join fails the spawn (`.syscall` 'cgroup'); the program never runs.
+   */
+  cgroupFd?: Fd;
 }
 
 function toBytes(v: unknown, name: string): Uint8Array {
@@ -165,7 +171,7 @@ function toBytesArray(v: unknown, name: string): Uint8Array[] {
  * empty signal mask and default dispositions, and is SIGKILLed if this
  * process dies (PR_SET_PDEATHSIG; its own descendants are not). Failures before exec throw an
  * Error with .code and .syscall ('execve' | 'chdir' | 'dup2' | 'setsid' |
- * 'setpgid'); the failed child is already reaped. On success the caller owns
+ * 'setpgid' | 'cgroup'); the failed child is already reaped. On success the caller owns
  * the pidfd (close it, or let waitForExit do so).
  */
 export function spawnProcess(opts: SpawnOptions): { pid: number; pidfd: Fd } {
@@ -175,6 +181,10 @@ export function spawnProcess(opts: SpawnOptions): { pid: number; pidfd: Fd } {
   const execFd = opts.execFd ?? -1;
   if (opts.execFd !== undefined && (typeof opts.execFd !== 'number' || opts.execFd < 0)) {
     throw new RangeError('execFd must be a non-negative fd number');
+  }
+  const cgroupFd = opts.cgroupFd ?? -1;
+  if (opts.cgroupFd !== undefined && (typeof opts.cgroupFd !== 'number' || !Number.isInteger(opts.cgroupFd) || opts.cgroupFd < 0)) {
+    throw new RangeError('cgroupFd must be a non-negative fd number');
   }
   return binding.spawn(
     toBytes(opts.file, 'file'),
@@ -186,6 +196,7 @@ export function spawnProcess(opts: SpawnOptions): { pid: number; pidfd: Fd } {
     opts.setsid === true,
     execFd,
     opts.nice ?? null,
+    cgroupFd,
   );
 }
 
@@ -272,4 +283,23 @@ export function countOpenFds(): number {
  */
 export function markCloexecFrom(minFd: number): Fd[] {
   return binding.markCloexecFrom(minFd);
+}
+
+/** tcflush(fd, TCIFLUSH): discard what was typed on the terminal but not read yet. */
+export function ttyFlushInput(fd: Fd): void {
+  binding.ttyFlushInput(fd);
+}
+
+/**
+ * For one question on the terminal `fd`: our process group in the foreground
+ * and canonical mode with echo (CR->NL, signals) on, undoing what a sandbox
+ * sharing the terminal may have set (`set -m` jobs, `stty -echo -icanon`).
+ * Returns what ttyGiveBack restores. SIGTTOU is blocked around the calls.
+ */
+export function ttyTakeOver(fd: Fd): Buffer {
+  return binding.ttyTakeOver(fd);
+}
+
+export function ttyGiveBack(fd: Fd, saved: Uint8Array): void {
+  binding.ttyGiveBack(fd, saved);
 }

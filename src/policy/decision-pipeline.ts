@@ -16,7 +16,7 @@ import type { HookEngine } from '../hooks/engine.js';
 import type { PreToolUseVerdict } from '../hooks/types.js';
 import { bytesToWireString, wireStringToBytes } from '../protocol/codec.js';
 import { createDenyApprover } from './approval/deny.js';
-import { requiresApprovalReason, type ApprovalRequest, type Approver } from './approval/types.js';
+import { requiresApprovalReason, type ApprovalRequest, type Approver, type SandboxFreezer } from './approval/types.js';
 import { toCheckJson } from './rules/check-json.js';
 import { describeRule, evaluationOf, normalizeAbsolute, RuleSet, type MatchedRule, type RuleDecision } from './rules/ruleset.js';
 import { rootContaining } from './sandbox-roots.js';
@@ -45,11 +45,13 @@ export interface DecisionPipelineOptions {
    * --escalate names its absolute path. Empty: no such check (library use).
    */
   readonly sandboxWritableRoots?: readonly string[];
+  /** The session's freezer, handed to the approver (the tty approver freezes the sandbox while it asks). */
+  readonly sessionFreezer?: (sessionId: string) => SandboxFreezer | undefined;
 }
 
 export interface DecisionPipeline extends EscalationPolicy {
-  /** Forget every "allow for this session" answer. */
-  clearSessionApprovals(): void;
+  /** Forget the "allow for this session" answers of one session, or of all. */
+  clearSessionApprovals(sessionId?: string): void;
 }
 
 /** What the rules (and prefixes) say about one command, before hooks and approvals. */
@@ -61,8 +63,8 @@ interface RulesVerdict {
   readonly matchedPrefix: readonly string[];
   readonly justification: string | undefined;
   readonly matchedRules: ReturnType<typeof toCheckJson>['matchedRules'];
-  /** Session-approval memory key: (resolved program, matched prefixes). */
-  readonly approvalKey: string;
+  /** The prompt rule's matched prefix, when a rule (not the default or a hook) asks: what a `prefix` approval covers. */
+  readonly prefixScope: readonly string[] | undefined;
   readonly audit: Record<string, unknown>;
   /** The decisive rule or prefix names the program by its absolute path (not by a name any file can have). */
   readonly namedByPath: boolean;
@@ -100,7 +102,8 @@ export function createDecisionPipeline(opts: DecisionPipelineOptions = {}): Deci
   const escalate = (opts.escalatePrefixes ?? []).map(prefixOf);
   const roots = opts.sandboxWritableRoots ?? [];
   const approver = opts.approver ?? createDenyApprover();
-  const sessionApprovals = new Set<string>();
+  /** sessionId -> approval keys answered "for this session" (exact command, or a rule's prefix). */
+  const sessionApprovals = new Map<string, Set<string>>();
 
   function evaluate(request: Pick<ExecRequest, 'program' | 'argv' | 'file' | 'workdir'>): RulesVerdict {
     const args = request.argv.slice(1);
@@ -113,7 +116,7 @@ export function createDecisionPipeline(opts: DecisionPipelineOptions = {}): Deci
     const denied = deny.find((p) =>
       p.absolute ? matchesPrefix(byPath, p.words) || (invokedPath !== undefined && matchesPrefix(invokedPath, p.words)) : matchesPrefix(real, p.words) || matchesPrefix(invoked, p.words),
     );
-    const base = { matchedRules: [], approvalKey: '', justification: undefined, namedByPath: false } as const;
+    const base = { matchedRules: [], prefixScope: undefined, justification: undefined, namedByPath: false } as const;
     if (denied) {
       const reason = `matches --deny "${denied.text}"`;
       return { ...base, decision: 'forbidden', reason, ruleName: `--deny "${denied.text}"`, matchedPrefix: denied.words, audit: { matched: denied.text } };
@@ -144,7 +147,7 @@ export function createDecisionPipeline(opts: DecisionPipelineOptions = {}): Deci
           namedByPath: escalated.absolute,
         };
       }
-      return { ...base, decision: undefined, reason: undefined, ruleName: 'no rule matched (default: prompt)', matchedPrefix: [request.program], approvalKey: `${request.program}\0*`, audit };
+      return { ...base, decision: undefined, reason: undefined, ruleName: 'no rule matched (default: prompt)', matchedPrefix: [request.program], audit };
     }
     const ruleName = describeRule(lead.rule);
     const reason =
@@ -156,7 +159,7 @@ export function createDecisionPipeline(opts: DecisionPipelineOptions = {}): Deci
       matchedPrefix: lead.matchedPrefix,
       justification: lead.justification,
       matchedRules: check.matchedRules,
-      approvalKey: [request.program, ...decisive.map((m) => m.matchedPrefix.join('\0'))].join('\0\0'),
+      prefixScope: evaluation.decision === 'prompt' ? lead.matchedPrefix : undefined,
       audit,
       namedByPath: decisive.some((m) => namesByPath(rules.current, m, request.program)),
     };
@@ -175,8 +178,21 @@ export function createDecisionPipeline(opts: DecisionPipelineOptions = {}): Deci
   }
 
   async function ask(request: ExecRequest, ctx: DecisionContext, verdict: RulesVerdict, rule: string, approved: 'escalate' | 'run', audit: Record<string, unknown>): Promise<PolicyDecision> {
-    const key = `${verdict.approvalKey}\0${rule}`;
-    if (sessionApprovals.has(key)) return { action: approved, reason: `approved earlier for this session: ${rule}`, audit: { ...audit, approval: 'session' } };
+    // "For this session" covers what the question showed, in this session only, and only while the program is the
+    // same file (a sandbox-writable script edited after the approval is asked about again). No identity: no memory.
+    const identity = await fileIdentity(request.program);
+    const remembered = sessionApprovals.get(request.sessionId);
+    const prefixScope = rule === verdict.ruleName ? verdict.prefixScope : undefined;
+    const exactKey = identity === undefined ? undefined : JSON.stringify(['exact', request.program, identity, request.workdir, request.argv, rule]);
+    const prefixKey = identity === undefined || prefixScope === undefined ? undefined : JSON.stringify(['prefix', request.program, identity, rule, prefixScope.slice(1)]);
+    if (remembered !== undefined) {
+      if (exactKey !== undefined && remembered.has(exactKey)) {
+        return { action: approved, reason: `approved earlier for this session (this exact command): ${rule}`, audit: { ...audit, approval: 'session' } };
+      }
+      if (prefixKey !== undefined && remembered.has(prefixKey)) {
+        return { action: approved, reason: `approved earlier for this session (all ${JSON.stringify(prefixScope!.join(' ') + ' …')} commands): ${rule}`, audit: { ...audit, approval: 'prefix' } };
+      }
+    }
     const req: ApprovalRequest = {
       sessionId: request.sessionId,
       requestId: request.requestId,
@@ -187,16 +203,24 @@ export function createDecisionPipeline(opts: DecisionPipelineOptions = {}): Deci
       matchedPrefix: verdict.matchedPrefix,
       justification: verdict.justification,
       matchedRules: verdict.matchedRules,
+      ...(prefixKey !== undefined ? { prefixScope } : {}),
     };
     let result;
     try {
-      result = await approver.approve(req, ctx.signal);
+      result = await approver.approve(req, ctx.signal, { freezer: opts.sessionFreezer?.(request.sessionId) });
     } catch (err) {
       result = { decision: 'deny' as const, reason: requiresApprovalReason(req, `approver failed: ${(err as Error)?.message ?? String(err)}`) };
     }
     if (result.decision === 'allow' && !ctx.signal.aborted) {
-      if (result.scope === 'session') sessionApprovals.add(key);
-      return { action: approved, reason: result.reason ?? `approved: ${rule}`, audit: { ...audit, approval: result.scope ?? 'once' } };
+      // A scope that was not offered (prefix without a rule's prefix) counts as once.
+      const key = result.scope === 'session' ? exactKey : result.scope === 'prefix' ? prefixKey : undefined;
+      const scope = key !== undefined ? result.scope : 'once';
+      if (key !== undefined) {
+        const set = remembered ?? new Set<string>();
+        set.add(key);
+        sessionApprovals.set(request.sessionId, set);
+      }
+      return { action: approved, reason: result.reason ?? `approved: ${rule}`, audit: { ...audit, approval: scope } };
     }
     const reason = result.decision === 'deny' ? result.reason : requiresApprovalReason(req, 'request cancelled');
     return { action: 'deny', reason, audit: { ...audit, approval: 'denied' } };
@@ -232,8 +256,9 @@ export function createDecisionPipeline(opts: DecisionPipelineOptions = {}): Deci
   }
 
   return {
-    clearSessionApprovals() {
-      sessionApprovals.clear();
+    clearSessionApprovals(sessionId?: string) {
+      if (sessionId === undefined) sessionApprovals.clear();
+      else sessionApprovals.delete(sessionId);
     },
 
     async decide(request: ExecRequest, ctx: DecisionContext): Promise<PolicyDecision> {
@@ -305,6 +330,16 @@ function namesByPath(rules: RuleSet, m: MatchedRule, program: string): boolean {
   if (m.resolvedProgram === undefined) return false;
   const listed = rules.hostExecutables().get(m.rule.program);
   return listed !== undefined && listed.includes(program);
+}
+
+/** dev:ino:ctime of the program (bigint ns): changes when the file is replaced or written. */
+async function fileIdentity(program: string): Promise<string | undefined> {
+  try {
+    const st = await stat(wireStringToBytes(program), { bigint: true });
+    return `${st.dev}:${st.ino}:${st.ctimeNs}`;
+  } catch {
+    return undefined;
+  }
 }
 
 /** PATH search as bash does it, with the exec's own PATH and workdir; the result is absolute and symlink-free. */

@@ -14,12 +14,16 @@ export interface EscalatedSpawn {
   readonly execFd?: Fd;
   /** Nice value for the command (undoes a priority boost of the server). */
   readonly nice?: number;
+  /** Open cgroup.procs the command joins before exec: its descendants stay findable (setsid, double forks). */
+  readonly cgroupFd?: Fd;
 }
 
 /**
  * A command running outside the sandbox on behalf of a wrapper. It gets its
  * own session (setsid): it keeps the caller's terminal as its stdio without
  * job-control stops, and the whole tree can be signalled as one group.
+ * Descendants that leave the group (setsid) are ended through the session's
+ * containment (cgroup) when the session ends.
  */
 export class EscalatedProcess {
   readonly pid: number;
@@ -37,6 +41,7 @@ export class EscalatedProcess {
       setsid: true,
       ...(spec.execFd !== undefined ? { execFd: spec.execFd } : {}),
       ...(spec.nice !== undefined ? { nice: spec.nice } : {}),
+      ...(spec.cgroupFd !== undefined ? { cgroupFd: spec.cgroupFd } : {}),
     });
     this.pid = pid;
     this.pidfd = pidfd;

@@ -18,6 +18,7 @@ import {
   toWireResponse,
   type Action,
 } from '../protocol/messages.js';
+import type { EscalatedContainment } from '../sandbox/cgroup.js';
 import { createEnvFilter, type EnvFilterOptions } from '../sandbox/escalation-env.js';
 import type { GitSafeOptions } from '../sandbox/git-safe-mode.js';
 import { prepareEscalation, sameFile, type EscalationChecks, type EscalationPlan } from './escalation.js';
@@ -91,6 +92,11 @@ export interface EscalationServerOptions {
   readonly gitSafe?: GitSafeOptions;
   /** Bytes of half-received frames one session may buffer at once (default 64 MiB; one frame may be up to 16 MiB). */
   readonly sessionFrameBudgetBytes?: number;
+  /**
+   * Where a session's escalated commands live (see src/sandbox/cgroup.ts): they join its cgroup before exec,
+   * and whatever of them is left when the session ends is killed. Default: none (process group only).
+   */
+  readonly containment?: (sessionId: string) => EscalatedContainment | undefined;
 }
 
 /**
@@ -212,6 +218,7 @@ export class EscalationSession {
   private decisions = 0;
   /** Bytes of half-received frames this session may hold at once (a sandbox cannot make the server allocate without bound). */
   private readonly frameBudget: ByteBudget;
+  private readonly containment: EscalatedContainment | undefined;
 
   /** The shell our wrapper runs `#!`-less scripts with (undefined: the wrapper's default, /bin/bash). */
   readonly enoexecShell: string | undefined;
@@ -231,6 +238,7 @@ export class EscalationSession {
     this.serverFd = serverFd;
     this.clientFd = clientFd;
     this.frameBudget = new ByteBudget(server.options.sessionFrameBudgetBytes ?? DEFAULT_SESSION_FRAME_BUDGET);
+    this.containment = server.options.containment?.(id);
     // One listener per in-flight decision (up to maxConnectionsPerSession): not a leak, so no warning.
     setMaxListeners(0, this.abort.signal);
     this.env = {
@@ -278,6 +286,8 @@ export class EscalationSession {
     this.shellSpawned();
     const grace = this.server.options.terminateGraceMs ?? 1000;
     await Promise.all([...this.escalated].map((p) => p.terminate(grace)));
+    // Descendants that left the leaders' process groups (setsid, double forks, nohup): the whole session cgroup.
+    if (this.containment) await this.containment.end();
     for (const c of this.connections) c.close();
     this.connections.clear();
     this.server.forget(this);
@@ -481,6 +491,8 @@ export class EscalationSession {
       cwdFd = workdirHandle(plan.workdirFd, new Set(fdMap.map(([t]) => t)));
       // Scripts must run by path (the kernel cannot hand an O_PATH fd to the interpreter): re-check the path still names the same file.
       if (plan.isScript && !sameFile(plan.program, plan.programFd)) throw Object.assign(new Error(`${plan.program} changed after the decision`), { code: 'ESTALE' });
+      // Ending: its containment is going away, and nothing may start outside it.
+      if (this.ended) throw new Error('session ended');
       proc = new EscalatedProcess({
         program: plan.program,
         argv: plan.argv,
@@ -489,7 +501,9 @@ export class EscalationSession {
         fdMap,
         ...(plan.isScript ? {} : { execFd: plan.programFd }),
         ...(this.server.escalatedNice !== undefined ? { nice: this.server.escalatedNice } : {}),
+        ...(this.containment?.escalatedCgroupFd !== undefined ? { cgroupFd: this.containment.escalatedCgroupFd } : {}),
       });
+      this.containment?.escalatedStarted(proc.pid);
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
       const exitCode = e.code === 'ENOENT' ? 127 : 126;

@@ -83,6 +83,15 @@ describe('command approver (real scripts)', () => {
     });
   });
 
+  it('"scope":"prefix" counts only when the request offers a prefix (prefix_scope in the payload); else it is once', async () => {
+    const seen = path.join(dir, 'prefix-stdin.json');
+    const cmd = await script('prefix.sh', `cat > '${seen}'; echo '{"decision":"allow","scope":"prefix"}'`);
+    expect(await createCommandApprover(cmd).approve(req, live())).toMatchObject({ decision: 'allow', scope: 'once' });
+    expect(JSON.parse(await readFile(seen, 'utf8')).prefix_scope).toBeNull();
+    expect(await createCommandApprover(cmd).approve({ ...req, prefixScope: ['git', 'push'] }, live())).toMatchObject({ decision: 'allow', scope: 'prefix' });
+    expect(JSON.parse(await readFile(seen, 'utf8')).prefix_scope).toEqual(['git', 'push']);
+  });
+
   it('"scope":"session" is passed through', async () => {
     const cmd = await script('session.sh', `cat >/dev/null; echo '{"decision":"allow","scope":"session"}'`);
     expect(await createCommandApprover(cmd).approve(req, live())).toMatchObject({ decision: 'allow', scope: 'session' });

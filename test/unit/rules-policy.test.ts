@@ -1,3 +1,6 @@
+import { copyFileSync, mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { createCallbackApprover, type ApprovalRequest } from '../../src/policy/approval/index.js';
 import { compileRules, type RuleSet } from '../../src/policy/rules/index.js';
@@ -14,6 +17,10 @@ prefix_rule(pattern = ["python3"], decision = "forbidden", justification = "no p
 prefix_rule(pattern = ["node"], decision = "allow")
 host_executable(name = "node", paths = ["/usr/local/bin/node"])
 `;
+
+/** Another real file named git (session approvals are tied to the program file). */
+const otherGit = path.join(mkdtempSync(path.join(os.tmpdir(), 'rules-policy-')), 'git');
+copyFileSync('/bin/true', otherGit);
 
 let n = 0;
 function request(program: string, argv: string[], file = program): ExecRequest {
@@ -82,7 +89,7 @@ describe('createRulesPolicy', () => {
     });
   });
 
-  it('prompt → approver; "allow for this session" is remembered per (program, matched prefix)', async () => {
+  it('prompt → approver; "allow for this session" covers exactly the command shown (program file, argv, workdir)', async () => {
     const asked: ApprovalRequest[] = [];
     const policy = createRulesPolicy({
       store: { current: rules(POLICY) },
@@ -98,18 +105,74 @@ describe('createRulesPolicy', () => {
       program: '/usr/bin/git',
       argv: ['git', 'push', 'origin'],
       matchedPrefix: ['git', 'push'],
+      prefixScope: ['git', 'push'],
       justification: 'publishes commits',
       workdir: '/work',
     });
-    // Same program and prefix: no new question.
-    expect((await policy.decide(request('/usr/bin/git', ['git', 'push', 'upstream']), ctx())).action).toBe('escalate');
+    // The same command again: no new question.
+    expect(await policy.decide(request('/usr/bin/git', ['git', 'push', 'origin']), ctx())).toMatchObject({ action: 'escalate', audit: { approval: 'session' } });
     expect(asked).toHaveLength(1);
-    // Another binary named git is a different key.
-    expect((await policy.decide(request('/opt/git', ['git', 'push']), ctx())).action).toBe('escalate');
+    // Other arguments, another workdir, another binary, another session: each is asked.
+    await policy.decide(request('/usr/bin/git', ['git', 'push', 'upstream']), ctx());
     expect(asked).toHaveLength(2);
-    policy.clearSessionApprovals();
-    await policy.decide(request('/usr/bin/git', ['git', 'push']), ctx());
+    await policy.decide({ ...request('/usr/bin/git', ['git', 'push', 'origin']), workdir: '/elsewhere' }, ctx());
     expect(asked).toHaveLength(3);
+    await policy.decide(request(otherGit, ['git', 'push', 'origin']), ctx());
+    expect(asked).toHaveLength(4);
+    await policy.decide({ ...request('/usr/bin/git', ['git', 'push', 'origin']), sessionId: 's2' }, ctx());
+    expect(asked).toHaveLength(5);
+    policy.clearSessionApprovals();
+    await policy.decide(request('/usr/bin/git', ['git', 'push', 'origin']), ctx());
+    expect(asked).toHaveLength(6);
+  });
+
+  it('"allow for this session" is tied to the program file: a rewritten program is asked about again', async () => {
+    const asked: ApprovalRequest[] = [];
+    const policy = createRulesPolicy({
+      store: { current: rules(POLICY) },
+      approver: createCallbackApprover((r) => {
+        asked.push(r);
+        return { decision: 'allow', scope: 'session' };
+      }),
+    });
+    const script = path.join(mkdtempSync(path.join(os.tmpdir(), 'rules-policy-edit-')), 'git');
+    writeFileSync(script, '#!/bin/sh\necho harmless\n', { mode: 0o755 });
+    await policy.decide(request(script, ['git', 'push']), ctx());
+    await policy.decide(request(script, ['git', 'push']), ctx());
+    expect(asked).toHaveLength(1);
+    // The sandbox can write where this script lives: new content is not what was approved.
+    await new Promise((r) => setTimeout(r, 20));
+    writeFileSync(script, '#!/bin/sh\nrm -rf "$HOME"\n');
+    await policy.decide(request(script, ['git', 'push']), ctx());
+    expect(asked).toHaveLength(2);
+    // A program that cannot be identified is never remembered.
+    await policy.decide(request('/nonexistent/git', ['git', 'push']), ctx());
+    await policy.decide(request('/nonexistent/git', ['git', 'push']), ctx());
+    expect(asked).toHaveLength(4);
+  });
+
+  it('"prefix" scope: every command of that program starting with the rule\'s matched prefix, only when offered', async () => {
+    const asked: ApprovalRequest[] = [];
+    const policy = createRulesPolicy({
+      store: { current: rules(POLICY) },
+      defaultAction: 'prompt',
+      approver: createCallbackApprover((r) => {
+        asked.push(r);
+        return { decision: 'allow', scope: 'prefix' };
+      }),
+    });
+    expect(await policy.decide(request('/usr/bin/git', ['git', 'push', 'origin']), ctx())).toMatchObject({ action: 'escalate', audit: { approval: 'prefix' } });
+    expect(await policy.decide(request('/usr/bin/git', ['git', 'push', 'upstream', '--force']), ctx())).toMatchObject({ action: 'escalate', audit: { approval: 'prefix' } });
+    expect(asked).toHaveLength(1);
+    // Another binary under the same name is not covered.
+    await policy.decide(request(otherGit, ['git', 'push']), ctx());
+    expect(asked).toHaveLength(2);
+    // No rule matched (--default prompt): no prefix is offered, so a "prefix" answer counts once.
+    const ls = await policy.decide(request('/usr/bin/ls', ['ls', '-l']), ctx());
+    expect(ls).toMatchObject({ action: 'escalate', audit: { approval: 'once' } });
+    expect(asked[2]?.prefixScope).toBeUndefined();
+    await policy.decide(request('/usr/bin/ls', ['ls', '-l']), ctx());
+    expect(asked).toHaveLength(4);
   });
 
   it('"allow once" is not remembered; an approver deny is a deny with its reason', async () => {

@@ -1,7 +1,8 @@
 import { Command, Option } from 'commander';
+import { randomUUID } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { createApprover } from '../../policy/approval/index.js';
+import { createApprover, type SandboxFreezer } from '../../policy/approval/index.js';
 import { RulesStore } from '../../policy/rules/index.js';
 import { createDecisionPipeline } from '../../policy/decision-pipeline.js';
 import { HookEngine } from '../../hooks/engine.js';
@@ -12,6 +13,7 @@ import { createAuditLogger, type AuditLogger } from '../../server/audit-log.js';
 import { boostServerPriority, EscalationServer } from '../../server/escalation-server.js';
 import { launchShell } from '../../server/run-shell.js';
 import { bwrapLaunch, bwrapUsable, type SandboxedLaunch } from '../../sandbox/bwrap.js';
+import { SessionContainment } from '../../sandbox/cgroup.js';
 import { ensurePatchedBash } from '../../shell/patched-bash.js';
 import { defaultWrapperPath } from '../../paths.js';
 import { CliError, collect } from '../errors.js';
@@ -107,7 +109,16 @@ export async function runCommand(script: string, args: readonly string[], opts: 
   const logger = createAuditLogger({ file: opts.logFile });
   const boundary = sessionBoundary(cwd, opts.writable, opts.gitSafe !== false, opts.logFile !== undefined ? logger : undefined);
   const hooks = await loadHookEngine(opts.hooks, opts.discoverHooks ? cwd : undefined, logger, boundary);
-  const { policy, close } = await buildPolicy(opts, logger, hooks, () => cwd, boundary);
+  // One session: its containment (cgroup v2, else signals) holds the shell and every escalated command,
+  // is frozen while the tty approver asks, and is emptied when the session ends.
+  let containment: SessionContainment | undefined;
+  const contain = (sessionId: string): SessionContainment => {
+    if (containment) return containment;
+    containment = SessionContainment.create(sessionId, { forceFallback: process.env['CODEX_ESCALATE_CGROUP'] === 'off' });
+    logger.info({ event: 'containment', session: sessionId, ...containment.describe() }, `containment: ${containment.kind}`);
+    return containment;
+  };
+  const { policy, close } = await buildPolicy(opts, logger, hooks, () => cwd, boundary, () => containment?.freezer);
   const server = new EscalationServer({
     policy,
     logger,
@@ -115,12 +126,17 @@ export async function runCommand(script: string, args: readonly string[], opts: 
     shellPath: shell,
     escalationEnv: { allow: opts.envAllow, deny: opts.envDeny },
     ...(boundary.gitSafe ? { gitSafe: { roots: boundary.roots } } : {}),
+    containment: contain,
     ...(hooks ? { observer: hooksObserver(hooks, logger) } : {}),
   });
   const launch = sandboxLaunch(opts, shell, ['-c', script, ...args], cwd, [path.dirname(shell), path.dirname(wrapperPath)]);
   let running;
   try {
-    running = await launchShell(server, { command: launch.command, args: launch.args, cwd, extraFds: launch.extraFds });
+    const sessionId = randomUUID();
+    // The shell joins the session's cgroup before it runs anything (a /bin/sh trampoline; fds pass through).
+    const wrapped = contain(sessionId).wrapLaunch(launch.command, launch.args);
+    running = await launchShell(server, { sessionId, command: wrapped.command, args: wrapped.args, cwd, extraFds: launch.extraFds });
+    if (running.child.pid !== undefined) containment?.shellStarted(running.child.pid);
   } finally {
     // The child has its own copies once spawned.
     launch.release();
@@ -232,6 +248,7 @@ export async function buildPolicy(
   hooks?: HookEngine,
   sessionCwd?: (sessionId: string) => string | undefined,
   boundary?: SessionBoundary,
+  sessionFreezer?: (sessionId: string) => SandboxFreezer | undefined,
 ): Promise<{ policy: EscalationPolicy; close: () => void }> {
   let approver;
   try {
@@ -271,6 +288,7 @@ export async function buildPolicy(
       approver,
       ...(hooks ? { hooks } : {}),
       ...(sessionCwd ? { sessionCwd } : {}),
+      ...(sessionFreezer ? { sessionFreezer } : {}),
     });
     return { policy, close: () => store?.close() };
   } catch (err) {

@@ -29,6 +29,8 @@ export function approvalPayload(req: ApprovalRequest): Record<string, unknown> {
     matched_prefix: req.matchedPrefix,
     justification: req.justification ?? null,
     matched_rules: req.matchedRules,
+    // The words a {"scope":"prefix"} answer covers; null: only "once" and "session" (this exact command) are offered.
+    prefix_scope: req.prefixScope ?? null,
   };
 }
 
@@ -99,7 +101,8 @@ export function createCommandApprover(command: string, opts: CommandApproverOpti
       const o = parsed as { decision?: unknown; reason?: unknown; scope?: unknown };
       const reason = typeof o.reason === 'string' && o.reason.trim() !== '' ? o.reason : undefined;
       if (o.decision === 'allow') {
-        return { decision: 'allow', scope: o.scope === 'session' ? 'session' : 'once', reason };
+        const scope = o.scope === 'session' ? 'session' : o.scope === 'prefix' && req.prefixScope !== undefined ? 'prefix' : 'once';
+        return { decision: 'allow', scope, reason };
       }
       if (o.decision === 'deny') return deny(reason !== undefined ? `denied by approval command: ${reason}` : 'denied by approval command');
       return deny(`approval command returned decision ${JSON.stringify(o.decision ?? null)}: expected "allow" or "deny"`);

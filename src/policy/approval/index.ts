@@ -5,10 +5,10 @@ import { createTtyApprover, type TtyApproverOptions } from './tty.js';
 import type { Approver } from './types.js';
 
 export { createDenyApprover } from './deny.js';
-export { createTtyApprover, terminalSafe, type TtyApproverOptions } from './tty.js';
+export { createTtyApprover, terminalSafe, SETTLE_MS, TERMINAL_RESET, type TtyApproverOptions } from './tty.js';
 export { createCommandApprover, approvalPayload, type CommandApproverOptions } from './command.js';
 export { createCallbackApprover, type ApprovalCallback } from './callback.js';
-export { requiresApprovalReason, type ApprovalRequest, type ApprovalResult, type ApprovalScope, type Approver } from './types.js';
+export { requiresApprovalReason, type ApprovalRequest, type ApprovalResult, type ApprovalScope, type Approver, type ApprovalContext, type SandboxFreezer } from './types.js';
 
 export interface ApproverSpecOptions {
   readonly tty?: TtyApproverOptions;
