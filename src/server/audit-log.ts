@@ -12,6 +12,41 @@ export interface AuditLogOptions {
   readonly level?: pino.LevelWithSilent | undefined;
 }
 
+// C0/C1 controls (newline, ESC...), DEL, Unicode line breaks and bidi overrides, lone surrogates (escaped non-UTF-8 bytes).
+const UNSAFE = /[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+const UNSAFE_ALL = new RegExp(UNSAFE.source, 'g');
+const NAMED: Readonly<Record<string, string>> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
+
+/**
+ * A message as one visible line: a program named "x\n[12:00] INFO: ..." or
+ * carrying terminal escapes cannot print fake log lines or repaint the
+ * terminal. Escaped bytes (\udcXX) show as \xXX.
+ */
+export function escapeForTerminal(s: string): string {
+  if (!UNSAFE.test(s)) return s;
+  return s.replace(UNSAFE_ALL, (c) => {
+    const named = NAMED[c];
+    if (named) return named;
+    const code = c.charCodeAt(0);
+    if (code >= 0xdc80 && code <= 0xdcff) return `\\x${(code - 0xdc00).toString(16).padStart(2, '0')}`;
+    return code < 0x100 ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u{${code.toString(16)}}`;
+  });
+}
+
+/**
+ * Every message goes through here, for every destination: the human-readable
+ * text is escaped in one place; structured fields are left alone (JSON and
+ * pino-pretty already print them escaped).
+ */
+const hooks: pino.LoggerOptions['hooks'] = {
+  logMethod(args, method) {
+    const out: unknown[] = args.map((a) => (typeof a === 'string' ? escapeForTerminal(a) : a));
+    // logger.error(err) takes err.message as the message: pass it explicitly so it is escaped too.
+    if (out.length === 1 && out[0] instanceof Error) out.push(escapeForTerminal(out[0].message));
+    method.apply(this, out as Parameters<typeof method>);
+  },
+};
+
 /**
  * One structured line per decision (plus lifecycle and error lines). A log
  * file that cannot be written must not stop decisions: the error is reported
@@ -19,7 +54,7 @@ export interface AuditLogOptions {
  */
 export function createAuditLogger(opts: AuditLogOptions = {}): AuditLogger {
   const level = opts.level ?? 'info';
-  const base = { base: null, timestamp: pino.stdTimeFunctions.isoTime, level } as const;
+  const base = { base: null, timestamp: pino.stdTimeFunctions.isoTime, level, hooks } as const;
   if (opts.file) {
     const stream = createWriteStream(opts.file, { flags: 'a' });
     let reported = false;

@@ -77,7 +77,7 @@ export interface EscalationServerOptions {
   readonly maxConnectionsPerSession?: number;
   /** Grace between SIGTERM and SIGKILL when ending escalated commands (default 1000 ms). */
   readonly terminateGraceMs?: number;
-  /** Which environment variables may cross out of the sandbox (default: loader/interpreter injection variables dropped). */
+  /** Which environment variables may cross out of the sandbox (an allow list; see sandbox/escalation-env.ts). */
   readonly escalationEnv?: EnvFilterOptions;
   /** Check that a request's workdir is the requesting process's real cwd before escalating (default true). */
   readonly verifyWorkdir?: boolean;

@@ -12,6 +12,7 @@ import { createAuditLogger, type AuditLogger } from '../../server/audit-log.js';
 import { boostServerPriority, EscalationServer } from '../../server/escalation-server.js';
 import { launchShell } from '../../server/run-shell.js';
 import { bwrapLaunch, bwrapUsable, type SandboxedLaunch } from '../../sandbox/bwrap.js';
+import { parseAssignment, parseInherit, shellEnvironment, shellEnvNotice, type ShellEnvInherit } from '../../sandbox/shell-env.js';
 import { ensurePatchedBash } from '../../shell/patched-bash.js';
 import { defaultWrapperPath } from '../../paths.js';
 import { CliError, collect } from '../errors.js';
@@ -32,6 +33,9 @@ export interface RunOptions {
   network: boolean;
   envAllow: string[];
   envDeny: string[];
+  shellEnv?: string;
+  shellEnvExclude: string[];
+  shellEnvSet: string[];
   priorityBoost: boolean;
 }
 
@@ -57,8 +61,11 @@ export function registerRunCommand(program: Command): void {
     .addOption(new Option('--sandbox <kind>', 'sandbox for the shell and everything it Runs (default: bwrap when it works here, else none with a warning)').choices(['bwrap', 'none']))
     .option('--writable <path>', 'extra path writable inside the sandbox (repeatable; the working directory always is)', collect, [])
     .option('--network', 'keep network access inside the sandbox (default: none; escalated commands always have it)', false)
-    .option('--env-allow <name>', 'let this variable reach escalated commands although the default filter drops it (repeatable)', collect, [])
-    .option('--env-deny <name>', 'also drop this variable (or NAME* prefix) from escalated commands\' environment (repeatable)', collect, [])
+    .option('--env-allow <name>', 'let this variable (or NAME* prefix) of the sandbox reach escalated commands; by default only locale, terminal and TZ variables do (repeatable)', collect, [])
+    .option('--env-deny <name>', 'drop this variable (or NAME* prefix) from escalated commands\' environment, even a default one (repeatable)', collect, [])
+    .option('--shell-env <inherit=MODE>', 'environment of the sandboxed shell: inherit=default (all but secret-looking names), all, core (PATH, HOME, USER... and locale) or none')
+    .option('--shell-env-exclude <pattern>', 'also withhold these variables from the sandboxed shell (glob, case-insensitive; repeatable)', collect, [])
+    .option('--shell-env-set <NAME=VALUE>', 'set this variable in the sandboxed shell (repeatable)', collect, [])
     .option('--no-priority-boost', 'do not raise the server\'s scheduling priority above the workload (it is raised when permitted: root or CAP_SYS_NICE)')
     .option('--approval <mode>', 'who answers "prompt": deny (headless), tty (ask on the terminal), command:CMD (request JSON on stdin)', 'deny')
     .addHelpText(
@@ -77,6 +84,14 @@ name the command was invoked by, --escalate only the real program.
 
 Every decision is one JSON line in the audit log (--log-file, else stderr): time, session, request, program,
 file, argv, workdir, action, reason, latency_us, matched rules, hook runs, env_dropped.
+
+Environments:
+  the sandboxed shell   this environment minus names matching *KEY* *SECRET* *TOKEN* *PASSWORD* *PASSWD*
+                        *PASSPHRASE* *CREDENTIAL* *COOKIE* and the word AUTH (--shell-env, --shell-env-exclude,
+                        --shell-env-set); a one-line notice on stderr says how many were withheld
+  escalated commands    PATH HOME USER LOGNAME SHELL TMPDIR XDG_* from this environment; from the sandbox only
+                        LANG LANGUAGE LC_* TERM COLORTERM NO_COLOR FORCE_COLOR CLICOLOR* TZ COLUMNS LINES (values
+                        checked) and --env-allow names
 
 Examples:
   codex-escalate run -- 'echo hello | tr a-z A-Z'
@@ -97,21 +112,29 @@ export async function runCommand(script: string, args: readonly string[], opts: 
     ? path.resolve(opts.shell)
     : await ensurePatchedBash({ onProgress: (line) => process.stderr.write(`[build-bash] ${line}\n`) });
 
+  const shellEnv = sandboxShellEnv(opts);
   const logger = createAuditLogger({ file: opts.logFile });
   const hooks = await loadHookEngine(opts.hooks, opts.discoverHooks ? cwd : undefined, logger);
   const { policy, close } = await buildPolicy(opts, logger, hooks, () => cwd);
-  const server = new EscalationServer({
-    policy,
-    logger,
-    wrapperPath,
-    shellPath: shell,
-    escalationEnv: { allow: opts.envAllow, deny: opts.envDeny },
-    ...(hooks ? { observer: hooksObserver(hooks, logger) } : {}),
-  });
+  let server: EscalationServer;
+  try {
+    server = new EscalationServer({
+      policy,
+      logger,
+      wrapperPath,
+      shellPath: shell,
+      escalationEnv: { allow: opts.envAllow, deny: opts.envDeny },
+      ...(hooks ? { observer: hooksObserver(hooks, logger) } : {}),
+    });
+  } catch (err) {
+    close();
+    await hooks?.close();
+    throw new CliError((err as Error).message);
+  }
   const launch = sandboxLaunch(opts, shell, ['-c', script, ...args], cwd, [path.dirname(shell), path.dirname(wrapperPath)]);
   let running;
   try {
-    running = await launchShell(server, { command: launch.command, args: launch.args, cwd, extraFds: launch.extraFds });
+    running = await launchShell(server, { command: launch.command, args: launch.args, cwd, env: shellEnv, extraFds: launch.extraFds });
   } finally {
     // The child has its own copies once spawned.
     launch.release();
@@ -136,6 +159,25 @@ export async function runCommand(script: string, args: readonly string[], opts: 
     await hooks?.close();
     logger.flush();
   }
+}
+
+/** The sandboxed shell's environment (--shell-env*), with the one-line notice of what was withheld. */
+function sandboxShellEnv(opts: RunOptions): Record<string, string> {
+  let inherit: ShellEnvInherit = 'default';
+  const set: Record<string, string> = {};
+  try {
+    if (opts.shellEnv !== undefined) inherit = parseInherit(opts.shellEnv);
+    for (const spec of opts.shellEnvSet) {
+      const [name, value] = parseAssignment(spec);
+      set[name] = value;
+    }
+  } catch (err) {
+    throw new CliError((err as Error).message);
+  }
+  const { env, dropped } = shellEnvironment(process.env, { inherit, exclude: opts.shellEnvExclude, set });
+  const notice = shellEnvNotice(dropped, inherit);
+  if (notice) process.stderr.write(notice);
+  return env;
 }
 
 /** The shell's launch command: bwrap around it, or the shell alone. */
