@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { wireByteLength } from './codec.js';
 
 /**
  * Wire messages, shaped exactly as the upstream Rust crate serialises them
@@ -26,6 +27,64 @@ export const EscalateRequestSchema = z.object({
   ext: z.number().int().nonnegative().optional(),
 });
 export type EscalateRequest = z.infer<typeof EscalateRequestSchema>;
+
+/**
+ * What one request may carry: exactly what Linux execve accepts (fs/exec.c),
+ * so nothing a real exec could pass is refused, and nothing bigger costs us
+ * anything past this check.
+ *  - each argv string, and each env `NAME=VALUE`, is at most MAX_ARG_STRLEN
+ *    (32 pages = 131072 bytes) including its NUL;
+ *  - argv + env strings (with NULs) plus one 8-byte pointer each are at most
+ *    3/4 of _STK_LIM = 6 MiB (the kernel's cap on stack-rlimit/4), hence at
+ *    most 699050 strings;
+ *  - `file` and `workdir` are single strings: at most MAX_ARG_STRLEN too.
+ */
+export const MAX_ARG_STRLEN = 32 * 4096;
+export const MAX_EXEC_BYTES = 6 * 1024 * 1024;
+const POINTER_BYTES = 8;
+export const MAX_EXEC_STRINGS = Math.floor(MAX_EXEC_BYTES / (POINTER_BYTES + 1));
+
+/**
+ * Check a parsed (not yet validated) request against the execve bounds,
+ * cheapest test first, so an impossible element count is refused without
+ * looking at the elements. Returns the reason, or null when within bounds.
+ * Wrong types are left for the schema to report.
+ */
+export function requestBoundsError(raw: unknown): string | null {
+  if (typeof raw !== 'object' || raw === null) return null;
+  const { argv, env, file, workdir } = raw as Record<string, unknown>;
+  const argc = Array.isArray(argv) ? argv.length : 0;
+  const envNames = typeof env === 'object' && env !== null && !Array.isArray(env) ? Object.keys(env) : [];
+  if (argc + envNames.length > MAX_EXEC_STRINGS) {
+    return `request too large: ${argc} argv + ${envNames.length} env strings, over the ${MAX_EXEC_STRINGS} execve can take (${MAX_EXEC_BYTES} bytes of arguments)`;
+  }
+  for (const [what, v] of [['file', file], ['workdir', workdir]] as const) {
+    if (typeof v === 'string' && wireByteLength(v) + 1 > MAX_ARG_STRLEN) {
+      return `request too large: ${what} is ${wireByteLength(v) + 1} bytes, over execve's per-string limit of ${MAX_ARG_STRLEN} (MAX_ARG_STRLEN, with the NUL)`;
+    }
+  }
+  let total = (argc + envNames.length) * POINTER_BYTES;
+  const size = (s: string) => wireByteLength(s) + 1;
+  if (Array.isArray(argv)) {
+    for (let i = 0; i < argc; i++) {
+      const a: unknown = argv[i];
+      if (typeof a !== 'string') continue;
+      const n = size(a);
+      if (n > MAX_ARG_STRLEN) return `request too large: argv[${i}] is ${n} bytes, over execve's per-string limit of ${MAX_ARG_STRLEN} (MAX_ARG_STRLEN, with the NUL)`;
+      total += n;
+    }
+  }
+  const values = env as Record<string, unknown>;
+  for (const name of envNames) {
+    const v = values[name];
+    if (typeof v !== 'string') continue;
+    const n = size(name) + size(v) - 1; // NAME=VALUE\0
+    if (n > MAX_ARG_STRLEN) return `request too large: env ${name.slice(0, 64)} is ${n} bytes as NAME=VALUE, over execve's per-string limit of ${MAX_ARG_STRLEN}`;
+    total += n;
+  }
+  if (total > MAX_EXEC_BYTES) return `request too large: argv + env are ${total} bytes with pointers, over execve's limit of ${MAX_EXEC_BYTES} (E2BIG)`;
+  return null;
+}
 
 export const EscalateActionSchema = z.union([
   z.literal('Run'),

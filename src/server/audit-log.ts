@@ -1,6 +1,8 @@
+import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import pino, { type Logger } from 'pino';
 import pretty from 'pino-pretty';
+import { wireStringToBytes } from '../protocol/codec.js';
 
 export type AuditLogger = Logger;
 
@@ -75,4 +77,82 @@ export function createAuditLogger(opts: AuditLogOptions = {}): AuditLogger {
 /** A logger that writes nothing (library default when the caller passes none). */
 export function silentLogger(): AuditLogger {
   return pino({ level: 'silent' });
+}
+
+/**
+ * Bounds on what one audit line repeats of a request: an element longer than
+ * AUDIT_ELEMENT_CHARS is cut, and elements stop once AUDIT_TOTAL_CHARS have
+ * been shown. The line then carries `<key>_truncated` with the exact size and
+ * sha256 of the whole list and of each cut element, so the log stays small
+ * while still identifying exactly what ran.
+ */
+export const AUDIT_ELEMENT_CHARS = 4096;
+export const AUDIT_TOTAL_CHARS = 64 * 1024;
+
+export interface TruncationNote {
+  /** Elements in the list, and how many the line shows. */
+  readonly elements: number;
+  readonly shown: number;
+  /** Bytes of the list as execve sees it: each element followed by a NUL. */
+  readonly bytes: number;
+  /** sha256 of those bytes. */
+  readonly sha256: string;
+  /** Elements shown cut short: index, full size in bytes, sha256 of the element. */
+  readonly cut: readonly { readonly index: number; readonly bytes: number; readonly sha256: string }[];
+}
+
+function exactBytes(s: string): Buffer {
+  try {
+    return wireStringToBytes(s);
+  } catch {
+    return Buffer.from(s, 'utf8'); // unproducible (lone high surrogate): hash what we can
+  }
+}
+
+/** Cut at n UTF-16 units without splitting a surrogate pair. */
+function clipChars(s: string, n: number): string {
+  if (s.length <= n) return s;
+  const c = s.charCodeAt(n - 1);
+  return s.slice(0, c >= 0xd800 && c <= 0xdbff ? n - 1 : n);
+}
+
+/** `{ [key]: items }` when small (the usual case: one pass over the lengths), else the bounded form. */
+export function boundedList(key: string, items: readonly string[]): Record<string, unknown> {
+  let total = 0;
+  let over = false;
+  for (const s of items) {
+    total += s.length;
+    if (s.length > AUDIT_ELEMENT_CHARS || total > AUDIT_TOTAL_CHARS) {
+      over = true;
+      break;
+    }
+  }
+  if (!over) return { [key]: items };
+  const shown: string[] = [];
+  const cut: { index: number; bytes: number; sha256: string }[] = [];
+  let used = 0;
+  for (let i = 0; i < items.length && used < AUDIT_TOTAL_CHARS; i++) {
+    const s = items[i]!;
+    const room = Math.min(AUDIT_ELEMENT_CHARS, AUDIT_TOTAL_CHARS - used);
+    if (s.length > room) {
+      const b = exactBytes(s);
+      cut.push({ index: i, bytes: b.length, sha256: createHash('sha256').update(b).digest('hex') });
+      shown.push(`${clipChars(s, room)}…`);
+      used += room;
+    } else {
+      shown.push(s);
+      used += s.length;
+    }
+  }
+  // One conversion of the whole list (NUL cannot occur inside an element), not one per element.
+  const all = exactBytes(items.length ? `${items.join('\0')}\0` : '');
+  const note: TruncationNote = { elements: items.length, shown: shown.length, bytes: all.length, sha256: createHash('sha256').update(all).digest('hex'), cut };
+  return { [key]: shown, [`${key}_truncated`]: note };
+}
+
+/** A single string field (file, workdir) bounded the same way. */
+export function boundedString(key: string, s: string): Record<string, unknown> {
+  if (s.length <= AUDIT_ELEMENT_CHARS) return { [key]: s };
+  const b = exactBytes(s);
+  return { [key]: `${clipChars(s, AUDIT_ELEMENT_CHARS)}…`, [`${key}_truncated`]: { bytes: b.length, sha256: createHash('sha256').update(b).digest('hex') } };
 }

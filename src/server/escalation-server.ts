@@ -11,7 +11,6 @@ import {
   MAX_FRAME_BYTES,
 } from '../protocol/constants.js';
 import {
-  EscalateRequestSchema,
   RelaySignalSchema,
   SuperExecMessageSchema,
   toWireResponse,
@@ -23,7 +22,8 @@ import type { EscalationPolicy, PolicyDecision } from '../policy/types.js';
 import { Poller, recvMsg, setNonblock, socketPair, type Fd } from '../native/index.js';
 import { defaultWrapperPath } from '../paths.js';
 import { findPatchedBash } from '../shell/patched-bash.js';
-import { silentLogger, type AuditLogger } from './audit-log.js';
+import { boundedList, boundedString, silentLogger, type AuditLogger } from './audit-log.js';
+import { clipReason, parseRequest } from './parse-request.js';
 import { EscalatedProcess, relayableSignal, shellExitCode } from './escalated-process.js';
 import { RateLimiter } from './rate-limit.js';
 import { resolveRequest, type ResolvedRequest } from './resolve-request.js';
@@ -166,7 +166,7 @@ export class EscalationServer {
     this.safeObserve(() => this.options.observer?.protocolError?.({ sessionId, error }));
     const dropped = this.rejectLog.take();
     if (dropped === null) return;
-    this.logger.warn({ event: 'rejected', session: sessionId, error, ...(dropped > 0 ? { suppressed: dropped } : {}) }, 'rejected client input');
+    this.logger.warn({ event: 'rejected', session: sessionId, error: clipReason(error), ...(dropped > 0 ? { suppressed: dropped } : {}) }, 'rejected client input');
   }
 
   /** @internal */
@@ -342,14 +342,17 @@ export class EscalationSession {
     const requestId = this.server.nextRequestId();
 
     let request: ResolvedRequest;
+    let auditArgv: Record<string, unknown> | undefined;
     try {
-      const parsed = EscalateRequestSchema.safeParse(parseJsonPayload(frame.payload));
-      if (!parsed.success) throw new ProtocolError(`invalid request: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`);
-      request = resolveRequest(parsed.data, { sessionId: this.id, requestId });
+      // Large frames are decoded off the event loop (see parse-request.ts).
+      const parsed = await parseRequest(frame.payload, this.id);
+      if (this.abort.signal.aborted) throw new ChannelClosedError('session ended');
+      auditArgv = parsed.auditArgv;
+      request = resolveRequest(parsed.request, { sessionId: this.id, requestId });
       held.request = request;
     } catch (err) {
       // Tell the wrapper why before dropping it: it prints the reason and exits 126.
-      const reason = (err as Error).message;
+      const reason = clipReason((err as Error).message);
       await channel.writeFrame(encodeFrame(toWireResponse({ kind: 'deny', reason }))).catch(() => {});
       throw err;
     }
@@ -377,14 +380,15 @@ export class EscalationSession {
         session: this.id,
         request: request.requestId,
         program: request.program,
-        file: request.file,
-        argv: request.argv,
-        workdir: request.workdir,
+        // Bounded: a request may carry 6 MiB of argv; the line shows at most 64 KiB of it, plus sizes and sha256.
+        ...boundedString('file', request.file),
+        ...(auditArgv ?? boundedList('argv', request.argv)),
+        ...boundedString('workdir', request.workdir),
         action: action.kind,
         reason: action.kind === 'deny' ? action.reason : (decision.reason ?? null),
         latency_us: Math.round(latencyUs),
         ...decision.audit,
-        ...(plan && plan.envDropped.length ? { env_dropped: plan.envDropped } : {}),
+        ...(plan && plan.envDropped.length ? boundedList('env_dropped', plan.envDropped) : {}),
       },
       `${action.kind} ${request.program}`,
     );
