@@ -3,7 +3,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { parseJsonPayload, ProtocolError } from '../protocol/codec.js';
-import { EscalateRequestSchema, requestBoundsError, type EscalateRequest } from '../protocol/messages.js';
+import { EscalateRequestSchema, precheckRequest, type EscalateRequest } from '../protocol/messages.js';
 import { packageRoot } from '../paths.js';
 import { boundedList } from './audit-log.js';
 
@@ -17,8 +17,8 @@ import { boundedList } from './audit-log.js';
  * with the audit line's argv already bounded.
  */
 
-/** Frames up to this size are decoded on the loop (well under a millisecond). */
-export const OFF_LOOP_BYTES = 256 * 1024;
+/** Frames up to this size are decoded on the loop (a few ms at most: the schema costs ~0.1 µs per element). */
+export const OFF_LOOP_BYTES = 64 * 1024;
 /** Large frames one session may have waiting for the worker (4 maximal frames); more are refused at once. */
 export const MAX_QUEUED_BYTES_PER_SESSION = 64 * 1024 * 1024;
 /** A worker that has not answered by then is replaced, and its request denied. */
@@ -39,8 +39,8 @@ export function clipReason(s: string): string {
 /** Decode, bound-check (before the schema walks millions of elements) and validate one frame. Throws ProtocolError. */
 export function decodeRequest(payload: Buffer): EscalateRequest {
   const raw = parseJsonPayload(payload);
-  const bound = requestBoundsError(raw);
-  if (bound) throw new ProtocolError(bound);
+  const early = precheckRequest(raw);
+  if (early) throw new ProtocolError(early);
   const parsed = EscalateRequestSchema.safeParse(raw);
   if (!parsed.success) {
     const issues = parsed.error.issues;
@@ -141,6 +141,7 @@ export class OffLoopParser {
       this.restart(new ProtocolError(`request parser gave no answer within ${WORKER_TIMEOUT_MS} ms`));
     }, WORKER_TIMEOUT_MS);
     this.timer.unref();
+    worker.ref(); // a request in hand keeps the process alive until it is answered
     worker.postMessage({ buf }, [buf as ArrayBuffer]);
   }
 
@@ -150,10 +151,11 @@ export class OffLoopParser {
     if (!existsSync(file)) throw new Error(`${file} is missing (run "npx tsc -p tsconfig.build.json")`);
     // Bounded heap: a frame built to exhaust memory kills the worker (its request is denied), not the server.
     const w = new Worker(file, { resourceLimits: { maxOldGenerationSizeMb: 512 } });
-    w.unref();
     w.on('message', (reply: WorkerReply) => this.answered(w, reply));
     w.on('error', (err) => this.crashed(w, err));
     w.on('exit', (code) => this.crashed(w, new Error(`exited with code ${code}`)));
+    // After the listeners (adding a 'message' listener refs the port again): an idle parser must not keep the process alive.
+    w.unref();
     this.worker = w;
     return w;
   }
@@ -168,6 +170,7 @@ export class OffLoopParser {
       if (reply.ok) job.resolve({ request: reply.request, auditArgv: reply.auditArgv });
       else job.reject(new ProtocolError(reply.error));
     });
+    w.unref();
     this.next();
   }
 
