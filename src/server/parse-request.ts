@@ -107,6 +107,15 @@ export class OffLoopParser {
     });
   }
 
+  /** Start the worker now rather than at the first large frame (its fds then exist from the start; errors wait for a request to report them). */
+  warm(): void {
+    try {
+      this.ensureWorker();
+    } catch {
+      // Reported, as a Deny, by the first large request.
+    }
+  }
+
   /** Stop the worker (pending requests are denied). */
   async close(): Promise<void> {
     const w = this.worker;
@@ -206,6 +215,12 @@ export class OffLoopParser {
 }
 
 let shared: OffLoopParser | undefined;
+
+/** Start the shared parser's worker (idempotent): called when a server is created, so its thread is part of the server's steady state. */
+export function warmRequestParser(): void {
+  shared ??= new OffLoopParser();
+  shared.warm();
+}
 
 /** Parse a request frame: inline when small, in the shared worker when large. `key` groups requests for fairness (the session id). */
 export async function parseRequest(payload: Buffer, key: string): Promise<ParsedRequest> {
