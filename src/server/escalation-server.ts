@@ -23,7 +23,7 @@ import { Poller, recvMsg, setNonblock, socketPair, type Fd } from '../native/ind
 import { defaultWrapperPath } from '../paths.js';
 import { findPatchedBash } from '../shell/patched-bash.js';
 import { boundedList, boundedString, silentLogger, type AuditLogger } from './audit-log.js';
-import { clipReason, parseRequest, warmRequestParser } from './parse-request.js';
+import { clipReason, parseRequest } from './parse-request.js';
 import { EscalatedProcess, relayableSignal, shellExitCode } from './escalated-process.js';
 import { RateLimiter } from './rate-limit.js';
 import { resolveRequest, type ResolvedRequest } from './resolve-request.js';
@@ -131,7 +131,6 @@ export class EscalationServer {
     this.escalationChecks = { verifyWorkdir: options.verifyWorkdir ?? true, filterEnv: createEnvFilter(options.escalationEnv) };
     this.logger = options.logger ?? silentLogger();
     this.wrapperPath = options.wrapperPath ?? defaultWrapperPath();
-    warmRequestParser();
   }
 
   /** Open a session: spawn the shell with `session.env` merged in and `session.clientFd` as fd 3, then call `session.shellSpawned()`. */

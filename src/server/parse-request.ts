@@ -21,6 +21,8 @@ import { boundedList } from './audit-log.js';
 export const OFF_LOOP_BYTES = 64 * 1024;
 /** Large frames one session may have waiting for the worker (4 maximal frames); more are refused at once. */
 export const MAX_QUEUED_BYTES_PER_SESSION = 64 * 1024 * 1024;
+/** An idle worker is stopped after this long (its thread, fds and heap are only held while large frames arrive). */
+const WORKER_IDLE_MS = 500;
 /** A worker that has not answered by then is replaced, and its request denied. */
 const WORKER_TIMEOUT_MS = 10_000;
 const MAX_REASON_CHARS = 1024;
@@ -89,6 +91,7 @@ export class OffLoopParser {
   private worker: Worker | null = null;
   private current: Job | null = null;
   private timer: NodeJS.Timeout | undefined;
+  private idleTimer: NodeJS.Timeout | undefined;
   private readonly queues = new Map<string, Job[]>();
   private readonly queuedBytes = new Map<string, number>();
 
@@ -107,17 +110,9 @@ export class OffLoopParser {
     });
   }
 
-  /** Start the worker now rather than at the first large frame (its fds then exist from the start; errors wait for a request to report them). */
-  warm(): void {
-    try {
-      this.ensureWorker();
-    } catch {
-      // Reported, as a Deny, by the first large request.
-    }
-  }
-
   /** Stop the worker (pending requests are denied). */
   async close(): Promise<void> {
+    clearTimeout(this.idleTimer);
     const w = this.worker;
     this.worker = null;
     this.fail(new ProtocolError('request parser stopped'));
@@ -129,7 +124,11 @@ export class OffLoopParser {
   private next(): void {
     if (this.current) return;
     const first = this.queues.entries().next();
-    if (first.done) return;
+    if (first.done) {
+      this.idleSoon();
+      return;
+    }
+    clearTimeout(this.idleTimer);
     const [key, jobs] = first.value;
     const job = jobs.shift()!;
     this.queues.delete(key);
@@ -140,6 +139,7 @@ export class OffLoopParser {
       worker = this.ensureWorker();
     } catch (err) {
       this.fail(new ProtocolError(clipReason(`request parser unavailable: ${(err as Error).message}`), { cause: err }));
+      this.next(); // deny the rest the same way, each with the reason
       return;
     }
     const p = job.payload;
@@ -152,6 +152,18 @@ export class OffLoopParser {
     this.timer.unref();
     worker.ref(); // a request in hand keeps the process alive until it is answered
     worker.postMessage({ buf }, [buf as ArrayBuffer]);
+  }
+
+  private idleSoon(): void {
+    clearTimeout(this.idleTimer);
+    if (!this.worker) return;
+    this.idleTimer = setTimeout(() => {
+      const w = this.worker;
+      if (!w || this.current || this.queues.size) return;
+      this.worker = null;
+      void w.terminate();
+    }, WORKER_IDLE_MS);
+    this.idleTimer.unref();
   }
 
   private ensureWorker(): Worker {
@@ -215,12 +227,6 @@ export class OffLoopParser {
 }
 
 let shared: OffLoopParser | undefined;
-
-/** Start the shared parser's worker (idempotent): called when a server is created, so its thread is part of the server's steady state. */
-export function warmRequestParser(): void {
-  shared ??= new OffLoopParser();
-  shared.warm();
-}
 
 /** Parse a request frame: inline when small, in the shared worker when large. `key` groups requests for fairness (the session id). */
 export async function parseRequest(payload: Buffer, key: string): Promise<ParsedRequest> {
