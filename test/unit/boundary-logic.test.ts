@@ -1,7 +1,9 @@
 /** Pure logic behind the boundary fixes: env allow list, shell env policy, terminal escaping, audit bounds, request pre-checks. */
 import { createHash } from 'node:crypto';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { MAX_ARG_STRLEN, MAX_EXEC_BYTES, MAX_EXEC_STRINGS, precheckRequest } from '../../src/protocol/messages.js';
+import { EscalateRequestSchema, MAX_ARG_STRLEN, MAX_EXEC_BYTES, MAX_EXEC_STRINGS, precheckRequest } from '../../src/protocol/messages.js';
+import { decodeRequest } from '../../src/server/parse-request.js';
 import { createEnvFilter } from '../../src/sandbox/escalation-env.js';
 import { globToRegExp, parseAssignment, parseInherit, shellEnvironment, shellEnvNotice } from '../../src/sandbox/shell-env.js';
 import { AUDIT_ELEMENT_CHARS, AUDIT_TOTAL_CHARS, boundedList, boundedString, escapeForTerminal } from '../../src/server/audit-log.js';
@@ -122,5 +124,38 @@ describe('request pre-check = execve bounds', () => {
     expect(precheckRequest(req([], { 'A=B': 'x' }))).toBe('invalid request: env.A=B: invalid env name');
     expect(precheckRequest(req([], { A: 'x\0' }))).toBe('invalid request: env.A: env value contains a NUL byte');
     expect(precheckRequest({ fds: [0] })).toBeNull(); // shape errors are the schema's
+  });
+});
+
+describe('decodeRequest = the full schema (pre-check + shallow schema)', () => {
+  it('accepts and rejects exactly what EscalateRequestSchema does, with the same data', () => {
+    const str = fc.oneof(fc.string({ maxLength: 6 }), fc.constantFrom('a\0b', '', '=', 'x=y', '\udcff'));
+    const val = fc.oneof(str, fc.integer(), fc.constant(null), fc.boolean());
+    const request = fc.record(
+      {
+        file: fc.oneof(str, fc.constant('/usr/bin/true')),
+        argv: fc.oneof(fc.array(val, { maxLength: 5 }), fc.array(str, { maxLength: 5 }), val),
+        workdir: fc.oneof(str, fc.constant('/')),
+        env: fc.oneof(fc.dictionary(str, val, { maxKeys: 4 }), fc.dictionary(str, str, { maxKeys: 4 }), fc.array(str, { maxLength: 2 }), val),
+        ext: fc.oneof(fc.nat(3), fc.constant(-1), str),
+        extra: val,
+      },
+      { requiredKeys: [] },
+    );
+    fc.assert(
+      fc.property(request, (r) => {
+        let ours: unknown;
+        try {
+          ours = decodeRequest(Buffer.from(JSON.stringify(r)));
+        } catch {
+          ours = undefined;
+        }
+        // JSON round trip first, as on the wire.
+        const wire = EscalateRequestSchema.safeParse(JSON.parse(JSON.stringify(r)));
+        expect(ours !== undefined, JSON.stringify(r)).toBe(wire.success);
+        if (wire.success) expect(ours).toEqual(wire.data);
+      }),
+      { numRuns: 3000 },
+    );
   });
 });
