@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import { LENGTH_PREFIX_SIZE, MAX_FRAME_BYTES } from './constants.js';
 
 /**
@@ -114,9 +115,10 @@ export class FrameReader {
 
 /** Parse a frame payload as JSON, with a protocol-level error on failure. */
 export function parseJsonPayload(payload: Buffer): unknown {
-  const text = payload.toString('utf8');
   // Invalid UTF-8 would be silently replaced by U+FFFD: refuse it instead, since the wrapper escapes such bytes as \udcXX.
-  if (!Buffer.from(text, 'utf8').equals(payload)) throw new ProtocolError('frame is not valid UTF-8');
+  // isUtf8 is strict (no overlongs, no encoded surrogates) and far cheaper than a decode/encode round trip.
+  if (!isUtf8(payload)) throw new ProtocolError('frame is not valid UTF-8');
+  const text = payload.toString('utf8');
   try {
     return JSON.parse(text) as unknown;
   } catch (err) {
@@ -151,6 +153,16 @@ export function wireStringToBytes(s: string): Buffer {
   }
   parts.push(Buffer.from(s.slice(start), 'utf8'));
   return Buffer.concat(parts);
+}
+
+/** How many bytes the wire string stands for (escaped bytes count one each), without building them in the usual case. */
+export function wireByteLength(s: string): number {
+  if (!hasEscapedBytes(s)) return Buffer.byteLength(s, 'utf8');
+  try {
+    return wireStringToBytes(s).length;
+  } catch {
+    return Buffer.byteLength(s, 'utf8'); // not producible at all: the schema and resolve refuse it later
+  }
 }
 
 /** The inverse of wireStringToBytes: exact bytes to a wire string. */

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { wireByteLength } from './codec.js';
 
 /**
  * Wire messages, shaped exactly as the upstream Rust crate serialises them
@@ -28,6 +29,71 @@ export const EscalateRequestSchema = z.object({
   ext: z.number().int().nonnegative().optional(),
 });
 export type EscalateRequest = z.infer<typeof EscalateRequestSchema>;
+
+/**
+ * What one request may carry: exactly what Linux execve accepts (fs/exec.c),
+ * so nothing a real exec could pass is refused, and nothing bigger costs us
+ * anything past this check.
+ *  - each argv string, and each env `NAME=VALUE`, is at most MAX_ARG_STRLEN
+ *    (32 pages = 131072 bytes) including its NUL;
+ *  - argv + env strings (with NULs) plus one 8-byte pointer each are at most
+ *    3/4 of _STK_LIM = 6 MiB (the kernel's cap on stack-rlimit/4), hence at
+ *    most 699050 strings;
+ *  - `file` and `workdir` are single strings: at most MAX_ARG_STRLEN too.
+ */
+export const MAX_ARG_STRLEN = 32 * 4096;
+export const MAX_EXEC_BYTES = 6 * 1024 * 1024;
+const POINTER_BYTES = 8;
+export const MAX_EXEC_STRINGS = Math.floor(MAX_EXEC_BYTES / (POINTER_BYTES + 1));
+
+/**
+ * Check a parsed (not yet validated) request against the execve bounds and
+ * its elements' types, cheapest test first and stopping at the first problem:
+ * an impossible element count is refused without looking at the elements, and
+ * the schema (which would build one issue per bad element, ~5 µs each) only
+ * ever sees well-typed lists. Returns the reason, or null. The top-level shape
+ * is left to the schema.
+ */
+export function precheckRequest(raw: unknown): string | null {
+  if (typeof raw !== 'object' || raw === null) return null;
+  const { argv, env, file, workdir } = raw as Record<string, unknown>;
+  const argc = Array.isArray(argv) ? argv.length : 0;
+  const envNames = typeof env === 'object' && env !== null && !Array.isArray(env) ? Object.keys(env) : [];
+  if (argc + envNames.length > MAX_EXEC_STRINGS) {
+    return `request too large: ${argc} argv + ${envNames.length} env strings, over the ${MAX_EXEC_STRINGS} execve can take (${MAX_EXEC_BYTES} bytes of arguments)`;
+  }
+  for (const [what, v] of [['file', file], ['workdir', workdir]] as const) {
+    if (typeof v === 'string' && wireByteLength(v) + 1 > MAX_ARG_STRLEN) {
+      return `request too large: ${what} is ${wireByteLength(v) + 1} bytes, over execve's per-string limit of ${MAX_ARG_STRLEN} (MAX_ARG_STRLEN, with the NUL)`;
+    }
+  }
+  const invalid = (where: string, message: string) => `invalid request: ${where}: ${message}`;
+  let total = (argc + envNames.length) * POINTER_BYTES;
+  if (Array.isArray(argv)) {
+    for (let i = 0; i < argc; i++) {
+      const a: unknown = argv[i];
+      if (typeof a !== 'string') return invalid(`argv.${i}`, `Expected string, received ${a === null ? 'null' : typeof a}`);
+      if (a.includes('\0')) return invalid(`argv.${i}`, 'argv element contains a NUL byte');
+      const n = wireByteLength(a) + 1;
+      if (n > MAX_ARG_STRLEN) return `request too large: argv[${i}] is ${n} bytes, over execve's per-string limit of ${MAX_ARG_STRLEN} (MAX_ARG_STRLEN, with the NUL)`;
+      total += n;
+    }
+  }
+  const values = env as Record<string, unknown>;
+  for (const name of envNames) {
+    const v = values[name];
+    const where = `env.${name.slice(0, 64)}`;
+    if (name.includes('\0')) return invalid(where, 'env name contains a NUL byte');
+    if (name.length === 0 || name.includes('=')) return invalid(where, 'invalid env name');
+    if (typeof v !== 'string') return invalid(where, `Expected string, received ${v === null ? 'null' : typeof v}`);
+    if (v.includes('\0')) return invalid(where, 'env value contains a NUL byte');
+    const n = wireByteLength(name) + 1 + wireByteLength(v) + 1; // NAME=VALUE and its NUL
+    if (n > MAX_ARG_STRLEN) return `request too large: env ${name.slice(0, 64)} is ${n} bytes as NAME=VALUE, over execve's per-string limit of ${MAX_ARG_STRLEN}`;
+    total += n;
+  }
+  if (total > MAX_EXEC_BYTES) return `request too large: argv + env are ${total} bytes with pointers, over execve's limit of ${MAX_EXEC_BYTES} (E2BIG)`;
+  return null;
+}
 
 export const EscalateActionSchema = z.union([
   z.literal('Run'),

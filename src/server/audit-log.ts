@@ -1,6 +1,8 @@
+import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import pino, { type Logger } from 'pino';
 import pretty from 'pino-pretty';
+import { wireStringToBytes } from '../protocol/codec.js';
 
 export type AuditLogger = Logger;
 
@@ -12,6 +14,41 @@ export interface AuditLogOptions {
   readonly level?: pino.LevelWithSilent | undefined;
 }
 
+// C0/C1 controls (newline, ESC...), DEL, Unicode line breaks and bidi overrides, lone surrogates (escaped non-UTF-8 bytes).
+const UNSAFE = /[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+const UNSAFE_ALL = new RegExp(UNSAFE.source, 'g');
+const NAMED: Readonly<Record<string, string>> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
+
+/**
+ * A message as one visible line: a program named "x\n[12:00] INFO: ..." or
+ * carrying terminal escapes cannot print fake log lines or repaint the
+ * terminal. Escaped bytes (\udcXX) show as \xXX.
+ */
+export function escapeForTerminal(s: string): string {
+  if (!UNSAFE.test(s)) return s;
+  return s.replace(UNSAFE_ALL, (c) => {
+    const named = NAMED[c];
+    if (named) return named;
+    const code = c.charCodeAt(0);
+    if (code >= 0xdc80 && code <= 0xdcff) return `\\x${(code - 0xdc00).toString(16).padStart(2, '0')}`;
+    return code < 0x100 ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u{${code.toString(16)}}`;
+  });
+}
+
+/**
+ * Every message goes through here, for every destination: the human-readable
+ * text is escaped in one place; structured fields are left alone (JSON and
+ * pino-pretty already print them escaped).
+ */
+const hooks: pino.LoggerOptions['hooks'] = {
+  logMethod(args, method) {
+    const out: unknown[] = args.map((a) => (typeof a === 'string' ? escapeForTerminal(a) : a));
+    // logger.error(err) takes err.message as the message: pass it explicitly so it is escaped too.
+    if (out.length === 1 && out[0] instanceof Error) out.push(escapeForTerminal(out[0].message));
+    method.apply(this, out as Parameters<typeof method>);
+  },
+};
+
 /**
  * One structured line per decision (plus lifecycle and error lines). A log
  * file that cannot be written must not stop decisions: the error is reported
@@ -19,7 +56,7 @@ export interface AuditLogOptions {
  */
 export function createAuditLogger(opts: AuditLogOptions = {}): AuditLogger {
   const level = opts.level ?? 'info';
-  const base = { base: null, timestamp: pino.stdTimeFunctions.isoTime, level } as const;
+  const base = { base: null, timestamp: pino.stdTimeFunctions.isoTime, level, hooks } as const;
   if (opts.file) {
     const stream = createWriteStream(opts.file, { flags: 'a' });
     let reported = false;
@@ -40,4 +77,82 @@ export function createAuditLogger(opts: AuditLogOptions = {}): AuditLogger {
 /** A logger that writes nothing (library default when the caller passes none). */
 export function silentLogger(): AuditLogger {
   return pino({ level: 'silent' });
+}
+
+/**
+ * Bounds on what one audit line repeats of a request: an element longer than
+ * AUDIT_ELEMENT_CHARS is cut, and elements stop once AUDIT_TOTAL_CHARS have
+ * been shown. The line then carries `<key>_truncated` with the exact size and
+ * sha256 of the whole list and of each cut element, so the log stays small
+ * while still identifying exactly what ran.
+ */
+export const AUDIT_ELEMENT_CHARS = 4096;
+export const AUDIT_TOTAL_CHARS = 64 * 1024;
+
+export interface TruncationNote {
+  /** Elements in the list, and how many the line shows. */
+  readonly elements: number;
+  readonly shown: number;
+  /** Bytes of the list as execve sees it: each element followed by a NUL. */
+  readonly bytes: number;
+  /** sha256 of those bytes. */
+  readonly sha256: string;
+  /** Elements shown cut short: index, full size in bytes, sha256 of the element. */
+  readonly cut: readonly { readonly index: number; readonly bytes: number; readonly sha256: string }[];
+}
+
+function exactBytes(s: string): Buffer {
+  try {
+    return wireStringToBytes(s);
+  } catch {
+    return Buffer.from(s, 'utf8'); // unproducible (lone high surrogate): hash what we can
+  }
+}
+
+/** Cut at n UTF-16 units without splitting a surrogate pair. */
+function clipChars(s: string, n: number): string {
+  if (s.length <= n) return s;
+  const c = s.charCodeAt(n - 1);
+  return s.slice(0, c >= 0xd800 && c <= 0xdbff ? n - 1 : n);
+}
+
+/** `{ [key]: items }` when small (the usual case: one pass over the lengths), else the bounded form. */
+export function boundedList(key: string, items: readonly string[]): Record<string, unknown> {
+  let total = 0;
+  let over = false;
+  for (const s of items) {
+    total += s.length;
+    if (s.length > AUDIT_ELEMENT_CHARS || total > AUDIT_TOTAL_CHARS) {
+      over = true;
+      break;
+    }
+  }
+  if (!over) return { [key]: items };
+  const shown: string[] = [];
+  const cut: { index: number; bytes: number; sha256: string }[] = [];
+  let used = 0;
+  for (let i = 0; i < items.length && used < AUDIT_TOTAL_CHARS; i++) {
+    const s = items[i]!;
+    const room = Math.min(AUDIT_ELEMENT_CHARS, AUDIT_TOTAL_CHARS - used);
+    if (s.length > room) {
+      const b = exactBytes(s);
+      cut.push({ index: i, bytes: b.length, sha256: createHash('sha256').update(b).digest('hex') });
+      shown.push(`${clipChars(s, room)}…`);
+      used += room;
+    } else {
+      shown.push(s);
+      used += s.length;
+    }
+  }
+  // One conversion of the whole list (NUL cannot occur inside an element), not one per element.
+  const all = exactBytes(items.length ? `${items.join('\0')}\0` : '');
+  const note: TruncationNote = { elements: items.length, shown: shown.length, bytes: all.length, sha256: createHash('sha256').update(all).digest('hex'), cut };
+  return { [key]: shown, [`${key}_truncated`]: note };
+}
+
+/** A single string field (file, workdir) bounded the same way. */
+export function boundedString(key: string, s: string): Record<string, unknown> {
+  if (s.length <= AUDIT_ELEMENT_CHARS) return { [key]: s };
+  const b = exactBytes(s);
+  return { [key]: `${clipChars(s, AUDIT_ELEMENT_CHARS)}…`, [`${key}_truncated`]: { bytes: b.length, sha256: createHash('sha256').update(b).digest('hex') } };
 }

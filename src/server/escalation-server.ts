@@ -12,7 +12,6 @@ import {
   MAX_FRAME_BYTES,
 } from '../protocol/constants.js';
 import {
-  EscalateRequestSchema,
   RelaySignalSchema,
   SuperExecMessageSchema,
   toWireResponse,
@@ -26,7 +25,8 @@ import type { EscalationPolicy, PolicyDecision } from '../policy/types.js';
 import { openPath, Poller, recvMsg, setNonblock, socketPair, type Fd } from '../native/index.js';
 import { defaultWrapperPath } from '../paths.js';
 import { findPatchedBash } from '../shell/patched-bash.js';
-import { silentLogger, type AuditLogger } from './audit-log.js';
+import { boundedList, boundedString, silentLogger, type AuditLogger } from './audit-log.js';
+import { clipReason, parseRequest } from './parse-request.js';
 import { EscalatedProcess, relayableSignal, shellExitCode } from './escalated-process.js';
 import { RateLimiter } from './rate-limit.js';
 import { resolveRequest, type ResolvedRequest } from './resolve-request.js';
@@ -84,7 +84,7 @@ export interface EscalationServerOptions {
   readonly maxConnectionsPerSession?: number;
   /** Grace between SIGTERM and SIGKILL when ending escalated commands (default 1000 ms). */
   readonly terminateGraceMs?: number;
-  /** Which environment variables may cross out of the sandbox (default: loader/interpreter injection variables dropped). */
+  /** Which environment variables may cross out of the sandbox (an allow list; see sandbox/escalation-env.ts). */
   readonly escalationEnv?: EnvFilterOptions;
   /** Check that a request's workdir is the requesting process's real cwd before escalating (default true). */
   readonly verifyWorkdir?: boolean;
@@ -180,7 +180,7 @@ export class EscalationServer {
     this.safeObserve(() => this.options.observer?.protocolError?.({ sessionId, error }));
     const dropped = this.rejectLog.take();
     if (dropped === null) return;
-    this.logger.warn({ event: 'rejected', session: sessionId, error, ...(dropped > 0 ? { suppressed: dropped } : {}) }, 'rejected client input');
+    this.logger.warn({ event: 'rejected', session: sessionId, error: clipReason(error), ...(dropped > 0 ? { suppressed: dropped } : {}) }, 'rejected client input');
   }
 
   /** @internal */
@@ -365,20 +365,23 @@ export class EscalationSession {
     let request: ResolvedRequest;
     // At most one fd belongs on a request: the wrapper's O_PATH handle on the program (ext 2). Never polled or fcntl'd: any fd type is safe.
     let attached: Fd | undefined;
+    let auditArgv: Record<string, unknown> | undefined;
     try {
       if (frame.fds.length > 1) throw new ProtocolError(`${frame.fds.length} file descriptors attached to a request (at most 1)`);
       attached = frame.fds.pop();
-      const parsed = EscalateRequestSchema.safeParse(parseJsonPayload(frame.payload));
-      if (!parsed.success) throw new ProtocolError(`invalid request: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`);
+      // Large frames are decoded off the event loop (see parse-request.ts).
+      const parsed = await parseRequest(frame.payload, this.id);
+      if (this.abort.signal.aborted) throw new ChannelClosedError('session ended');
+      auditArgv = parsed.auditArgv;
       const fd = attached;
       attached = undefined; // resolveRequest owns it from here on
-      request = resolveRequest(parsed.data, { sessionId: this.id, requestId }, { peerFd: channel.fd, ...(fd !== undefined ? { attachedFd: fd } : {}) });
+      request = resolveRequest(parsed.request, { sessionId: this.id, requestId }, { peerFd: channel.fd, ...(fd !== undefined ? { attachedFd: fd } : {}) });
       held.request = request;
     } catch (err) {
       for (const fd of frame.fds) safeClose(fd);
       if (attached !== undefined) safeClose(attached);
       // Tell the wrapper why before dropping it: it prints the reason and exits 126.
-      const reason = (err as Error).message;
+      const reason = clipReason((err as Error).message);
       await channel.writeFrame(encodeFrame(toWireResponse({ kind: 'deny', reason }))).catch(() => {});
       throw err;
     }
@@ -406,14 +409,15 @@ export class EscalationSession {
         session: this.id,
         request: request.requestId,
         program: request.program,
-        file: request.file,
-        argv: request.argv,
-        workdir: request.workdir,
+        // Bounded: a request may carry 6 MiB of argv; the line shows at most 64 KiB of it, plus sizes and sha256.
+        ...boundedString('file', request.file),
+        ...(auditArgv ?? boundedList('argv', request.argv)),
+        ...boundedString('workdir', request.workdir),
         action: action.kind,
         reason: action.kind === 'deny' ? action.reason : (decision.reason ?? null),
         latency_us: Math.round(latencyUs),
         ...decision.audit,
-        ...(plan && plan.envDropped.length ? { env_dropped: plan.envDropped } : {}),
+        ...(plan && plan.envDropped.length ? boundedList('env_dropped', plan.envDropped) : {}),
         ...(plan?.argv0Replaced ? { argv0_replaced: plan.argv0Replaced } : {}),
       },
       `${action.kind} ${request.program}`,

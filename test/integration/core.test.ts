@@ -132,11 +132,12 @@ describe('Escalate', () => {
     expect(r.exits.map((e) => e.exitCode)).toEqual([0, 3]);
   });
 
-  it('inside a pipeline, with cwd and env of the request', async () => {
+  it('inside a pipeline, with cwd and env of the request (allow-listed names only)', async () => {
     const dir = tempDir();
     const { policy } = recordingPolicy(escalateTr);
-    const r = await runBash("printf 'abc\\n' | tr a-c x-z | cat; X=1 /bin/sh -c 'echo \"$X $(pwd)\"'", { policy, cwd: dir });
-    expect(r.stdout).toBe(`xyz\n1 ${dir}\n`);
+    // LANG is on the escalation allow list; X is not (it used to cross: the environment filter was a deny list).
+    const r = await runBash("printf 'abc\\n' | tr a-c x-z | cat; LANG=C.UTF-8 X=1 /bin/sh -c 'echo \"$LANG:$X: $(pwd)\"'", { policy, cwd: dir });
+    expect(r.stdout).toBe(`xyz\nC.UTF-8:: ${dir}\n`);
   });
 
   it('death by signal is reported as 128+N', async () => {

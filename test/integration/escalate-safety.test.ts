@@ -7,8 +7,8 @@ import { patchedBash, recordingPolicy, runBash, tempDir, wrapperPath } from '../
 import { launchShell } from '../../src/server/run-shell.js';
 import { RawClient } from '../helpers/raw-client.js';
 
-describe('the environment crossing out of the sandbox is filtered', () => {
-  it('LD_PRELOAD, BASH_ENV and exported functions do not reach an escalated command, and are audited', async () => {
+describe('the environment crossing out of the sandbox is an allow list', () => {
+  it('LD_PRELOAD, BASH_ENV, exported functions and any other unlisted variable do not reach an escalated command, and are audited', async () => {
     const dir = tempDir();
     const log = path.join(dir, 'audit.jsonl');
     const { policy } = recordingPolicy((q) => (q.program === '/usr/bin/env' ? { action: 'escalate' } : { action: 'run' }));
@@ -16,33 +16,40 @@ describe('the environment crossing out of the sandbox is filtered', () => {
       policy,
       logger: createAuditLogger({ file: log }),
     });
-    const names = r.stdout.split('\n').map((l) => l.split('=')[0]);
-    expect(names).toContain('KEEP');
+    const lines = r.stdout.split('\n');
+    const names = lines.map((l) => l.split('=')[0]);
+    // Before the allow list KEEP crossed; now only listed presentation variables do (LC_ALL=C from runBash's env).
+    expect(names).not.toContain('KEEP');
     expect(names).not.toContain('LD_PRELOAD');
     expect(names).not.toContain('BASH_ENV');
     expect(names.some((n) => n?.startsWith('BASH_FUNC_'))).toBe(false);
+    expect(lines).toContain('LC_ALL=C');
+    // PATH and HOME are the server's, not the shell's (runBash gives the shell HOME=os.tmpdir()).
+    expect(lines).toContain(`PATH=${process.env.PATH}`);
+    expect(lines).toContain(`HOME=${process.env.HOME}`);
     await new Promise((res) => setTimeout(res, 50));
     const decision = readFileSync(log, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.event === 'decision');
-    expect(decision?.env_dropped).toEqual(['BASH_ENV', 'BASH_FUNC_f%%', 'LD_PRELOAD']);
+    expect(decision?.env_dropped).toEqual(expect.arrayContaining(['BASH_ENV', 'BASH_FUNC_f%%', 'HOME', 'KEEP', 'LD_PRELOAD', 'PATH']));
+    expect(decision?.env_dropped).not.toContain('LC_ALL');
   });
 
-  it('an allow list keeps a variable the defaults would drop', async () => {
+  it('an allow list entry lets a variable cross; a deny entry drops even a default one', async () => {
     const dir = tempDir();
     const marker = path.join(dir, 'out');
     const { policy } = recordingPolicy(() => ({ action: 'escalate' }));
-    const { launchShell } = await import('../../src/server/run-shell.js');
-    const { patchedBash, wrapperPath } = await import('../helpers/harness.js');
-    const server = new EscalationServer({ policy, wrapperPath, escalationEnv: { allow: ['PAGER'], deny: ['SECRET_*'] } });
+    const server = new EscalationServer({ policy, wrapperPath, escalationEnv: { allow: ['PAGER', 'SECRET_*'], deny: ['SECRET_*', 'TERM'] } });
     const running = await launchShell(server, {
       command: patchedBash(),
-      args: ['-c', `PAGER=less SECRET_TOKEN=x /usr/bin/env > ${marker}`],
+      args: ['-c', `PAGER=less SECRET_TOKEN=x TERM=xterm LANG=C.UTF-8 /usr/bin/env > ${marker}`],
       env: { PATH: '/usr/bin:/bin' },
       stdio: 'ignore',
     });
     await running.done;
-    const out = readFileSync(marker, 'utf8');
+    const out = readFileSync(marker, 'utf8').split('\n');
     expect(out).toContain('PAGER=less');
-    expect(out).not.toContain('SECRET_TOKEN');
+    expect(out).toContain('LANG=C.UTF-8');
+    expect(out.some((l) => l.startsWith('SECRET_TOKEN='))).toBe(false);
+    expect(out.some((l) => l.startsWith('TERM='))).toBe(false);
   });
 });
 

@@ -10,10 +10,10 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { closeFd } from '../../src/native/index.js';
 import { createStaticPolicy } from '../../src/policy/static-policy.js';
-import { EscalationServer, type EscalationSession } from '../../src/server/escalation-server.js';
+import { EscalationServer, type DecisionRecord, type EscalationSession } from '../../src/server/escalation-server.js';
 import { connectStream, encodeFrame, rawFrame, writeAll } from '../fuzz/harness.js';
 import { FrameConn } from '../fuzz/load.js';
-import { runBash, tempDir } from '../helpers/harness.js';
+import { patchedBash, runBash, runInSession, tempDir, wrapperPath } from '../helpers/harness.js';
 import { RawClient } from '../helpers/raw-client.js';
 
 // The rules every case here runs under: these escalate, `rm -rf` is denied, anything else runs in place.
@@ -82,12 +82,15 @@ describe('hostile argv through the real wrapper and patched bash', () => {
     expect(printf.request.argv).toHaveLength(17);
   });
 
-  it('an environment of 1.5 MB crosses to an escalated command intact', async () => {
+  it('an environment of 1.5 MB crosses to an escalated command intact (when its names are allowed)', async () => {
     const script = ['chunk=$(printf "%0102400d" 0)', 'for i in {1..15}; do export BIG$i="$chunk"; done', '/usr/bin/env | /usr/bin/wc -c'].join('\n');
-    const r = await runBash(script, { policy: policy() });
+    // Escalated commands get an allow-listed environment: BIG* must be allowed to cross at all.
+    const decisions: DecisionRecord[] = [];
+    const own = new EscalationServer({ policy: policy(), wrapperPath, shellPath: patchedBash(), escalationEnv: { allow: ['BIG*'] }, observer: { decided: (d) => void decisions.push(d) } });
+    const r = await runInSession(own, script, { env: { PATH: '/usr/bin:/bin', HOME: tempDir('cse-home-'), LC_ALL: 'C' } });
     expect(r.stderr).toBe('');
     expect(Number(r.stdout.trim())).toBeGreaterThan(15 * 102400);
-    expect(r.decisions.find((d) => d.request.program === '/usr/bin/env')?.action.kind).toBe('escalate');
+    expect(decisions.find((d) => d.request.program === '/usr/bin/env')?.action.kind).toBe('escalate');
   });
 });
 
@@ -125,10 +128,13 @@ describe('hostile argv through a raw client', () => {
     };
     const big = Array.from({ length: 19 }, () => 'a'.repeat(100_000));
     expect(await bigRaw(encodeFrame(req('/usr/bin/echo', ['echo', ...big])))).toEqual({ action: 'Run' });
-    // JSON-escaped control bytes are 6 bytes each on the wire.
-    const near = encodeFrame(req('/usr/bin/echo', ['echo', '\u0001'.repeat(2_700_000)]));
+    // JSON-escaped control bytes are 6 bytes each on the wire: 21 strings of execve's largest size (131071 bytes + NUL).
+    const near = encodeFrame(req('/usr/bin/echo', ['echo', ...Array.from({ length: 21 }, () => '\u0001'.repeat(131_071))]));
     expect(near.length).toBeGreaterThan(16_000_000);
     expect(await bigRaw(near)).toEqual({ action: 'Run' });
+    // One string longer than execve's MAX_ARG_STRLEN could never be exec'd: refused, with the reason.
+    const tooLong = encodeFrame(req('/usr/bin/echo', ['echo', '\u0001'.repeat(2_700_000)]));
+    expect(await bigRaw(tooLong)).toEqual(deny(/argv\[1\] is 2700001 bytes, over execve's per-string limit of 131072/));
     const over = Buffer.alloc(4);
     over.writeUInt32LE(16 * 1024 * 1024 + 1, 0);
     expect(await raw(over).catch(() => 'eof')).toBe('eof');
@@ -168,7 +174,7 @@ describe('a raw client gets exactly the wrapper\'s decisions', () => {
     expect(await raw(req('/usr/bin/touch', ['touch', 'x'], { action: 'Escalate', escalate: true, program: '/usr/bin/true', ext: 999 }))).toMatchObject({ action: 'Run' });
     expect(await raw(req('/usr/bin/rm', ['rm', '-rf', '/nonexistent'], { ext: 1 }))).toEqual(deny(/matches --deny "rm -rf"/));
     // Duplicate env keys: the last one counts for the decision, and a dropped variable stays dropped.
-    const dup = rawFrame(`{"file":"/usr/bin/env","argv":["env"],"workdir":${JSON.stringify(process.cwd())},"env":{"LD_PRELOAD":"/x.so","LD_PRELOAD":"/y.so","KEEP":"1"}}`);
+    const dup = rawFrame(`{"file":"/usr/bin/env","argv":["env"],"workdir":${JSON.stringify(process.cwd())},"env":{"LD_PRELOAD":"/x.so","LD_PRELOAD":"/y.so","LANG":"C.UTF-8"}}`);
     const out = path.join(dir, 'env.out');
     const res = (await raw(dup, async (c) => {
       const fd = openSync(out, 'w');
@@ -178,7 +184,7 @@ describe('a raw client gets exactly the wrapper\'s decisions', () => {
     })) as { reply: unknown; after: unknown };
     expect(res.reply).toEqual({ action: 'Escalate' });
     expect(res.after).toEqual({ exit_code: 0 });
-    expect(readFileSync(out, 'utf8')).toContain('KEEP=1');
+    expect(readFileSync(out, 'utf8')).toContain('LANG=C.UTF-8');
     expect(readFileSync(out, 'utf8')).not.toContain('LD_PRELOAD');
     expect(spawned).toBe(before + 1); // only that env, nothing else ran outside
   });

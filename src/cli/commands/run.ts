@@ -14,6 +14,7 @@ import { boostServerPriority, EscalationServer } from '../../server/escalation-s
 import { launchShell } from '../../server/run-shell.js';
 import { bwrapLaunch, bwrapUsable, type SandboxedLaunch } from '../../sandbox/bwrap.js';
 import { SessionContainment } from '../../sandbox/cgroup.js';
+import { parseAssignment, parseInherit, shellEnvironment, shellEnvNotice, type ShellEnvInherit } from '../../sandbox/shell-env.js';
 import { ensurePatchedBash } from '../../shell/patched-bash.js';
 import { defaultWrapperPath } from '../../paths.js';
 import { CliError, collect } from '../errors.js';
@@ -37,6 +38,9 @@ export interface RunOptions {
   network: boolean;
   envAllow: string[];
   envDeny: string[];
+  shellEnv?: string;
+  shellEnvExclude: string[];
+  shellEnvSet: string[];
   priorityBoost: boolean;
   gitSafe: boolean;
 }
@@ -63,9 +67,12 @@ export function registerRunCommand(program: Command): void {
     .addOption(new Option('--sandbox <kind>', 'sandbox for the shell and everything it Runs (default: bwrap when it works here, else none with a warning)').choices(['bwrap', 'none']))
     .option('--writable <path>', 'extra path writable inside the sandbox (repeatable; the working directory always is)', collect, [])
     .option('--network', 'keep network access inside the sandbox (default: none; escalated commands always have it)', false)
-    .option('--env-allow <name>', 'let this variable reach escalated commands although the default filter drops it (repeatable)', collect, [])
-    .option('--env-deny <name>', 'also drop this variable (or NAME* prefix) from escalated commands\' environment (repeatable)', collect, [])
+    .option('--env-allow <name>', 'let this variable (or NAME* prefix) of the sandbox reach escalated commands; by default only locale, terminal and TZ variables do (repeatable)', collect, [])
+    .option('--env-deny <name>', 'drop this variable (or NAME* prefix) from escalated commands\' environment, even a default one (repeatable)', collect, [])
     .option('--no-git-safe', 'let an escalated git use the workspace\'s config and hooks (default: neutralised: core.fsmonitor, hooks, aliases, pager, drivers, helpers; see docs/security.md)')
+    .option('--shell-env <inherit=MODE>', 'environment of the sandboxed shell: inherit=default (all but secret-looking names), all, core (PATH, HOME, USER... and locale) or none')
+    .option('--shell-env-exclude <pattern>', 'also withhold these variables from the sandboxed shell (glob, case-insensitive; repeatable)', collect, [])
+    .option('--shell-env-set <NAME=VALUE>', 'set this variable in the sandboxed shell (repeatable)', collect, [])
     .option('--no-priority-boost', 'do not raise the server\'s scheduling priority above the workload (it is raised when permitted: root or CAP_SYS_NICE)')
     .option('--approval <mode>', 'who answers "prompt": deny (headless), tty (ask on the terminal), command:CMD (request JSON on stdin)', 'deny')
     .addHelpText(
@@ -87,6 +94,14 @@ name the command was invoked by, --escalate only the real program.
 Every decision is one JSON line in the audit log (--log-file, else stderr): time, session, request, program,
 file, argv, workdir, action, reason, latency_us, matched rules, hook runs, env_dropped.
 
+Environments:
+  the sandboxed shell   this environment minus names matching *KEY* *SECRET* *TOKEN* *PASSWORD* *PASSWD*
+                        *PASSPHRASE* *CREDENTIAL* *COOKIE* and the word AUTH (--shell-env, --shell-env-exclude,
+                        --shell-env-set); a one-line notice on stderr says how many were withheld
+  escalated commands    PATH HOME USER LOGNAME SHELL TMPDIR XDG_* from this environment; from the sandbox only
+                        LANG LANGUAGE LC_* TERM COLORTERM NO_COLOR FORCE_COLOR CLICOLOR* TZ COLUMNS LINES (values
+                        checked) and --env-allow names
+
 Examples:
   codex-escalate run -- 'echo hello | tr a-z A-Z'
   codex-escalate run --rules examples/rules/default.rules --approval tty -- ./build.sh
@@ -106,6 +121,7 @@ export async function runCommand(script: string, args: readonly string[], opts: 
     ? path.resolve(opts.shell)
     : await ensurePatchedBash({ onProgress: (line) => process.stderr.write(`[build-bash] ${line}\n`) });
 
+  const shellEnv = sandboxShellEnv(opts);
   const logger = createAuditLogger({ file: opts.logFile });
   const boundary = sessionBoundary(cwd, opts.writable, opts.gitSafe !== false, opts.logFile !== undefined ? logger : undefined);
   const hooks = await loadHookEngine(opts.hooks, opts.discoverHooks ? cwd : undefined, logger, boundary);
@@ -119,23 +135,30 @@ export async function runCommand(script: string, args: readonly string[], opts: 
     return containment;
   };
   const { policy, close } = await buildPolicy(opts, logger, hooks, () => cwd, boundary, () => containment?.freezer);
-  const server = new EscalationServer({
-    policy,
-    logger,
-    wrapperPath,
-    shellPath: shell,
-    escalationEnv: { allow: opts.envAllow, deny: opts.envDeny },
-    ...(boundary.gitSafe ? { gitSafe: { roots: boundary.roots } } : {}),
-    containment: contain,
-    ...(hooks ? { observer: hooksObserver(hooks, logger) } : {}),
-  });
+  let server: EscalationServer;
+  try {
+    server = new EscalationServer({
+      policy,
+      logger,
+      wrapperPath,
+      shellPath: shell,
+      escalationEnv: { allow: opts.envAllow, deny: opts.envDeny },
+      ...(boundary.gitSafe ? { gitSafe: { roots: boundary.roots } } : {}),
+      containment: contain,
+      ...(hooks ? { observer: hooksObserver(hooks, logger) } : {}),
+    });
+  } catch (err) {
+    close();
+    await hooks?.close();
+    throw new CliError((err as Error).message);
+  }
   const launch = sandboxLaunch(opts, shell, ['-c', script, ...args], cwd, [path.dirname(shell), path.dirname(wrapperPath)]);
   let running;
   try {
     const sessionId = randomUUID();
     // The shell joins the session's cgroup before it runs anything (a /bin/sh trampoline; fds pass through).
     const wrapped = contain(sessionId).wrapLaunch(launch.command, launch.args);
-    running = await launchShell(server, { sessionId, command: wrapped.command, args: wrapped.args, cwd, extraFds: launch.extraFds });
+    running = await launchShell(server, { sessionId, command: wrapped.command, args: wrapped.args, cwd, env: shellEnv, extraFds: launch.extraFds });
     if (running.child.pid !== undefined) containment?.shellStarted(running.child.pid);
   } finally {
     // The child has its own copies once spawned.
@@ -202,6 +225,25 @@ function policyBoundaryWarnings(rules: Pick<RulesStore, 'current'> | undefined, 
   if (boundary === undefined) return;
   for (const w of explicitPathWarnings(rules?.current, escalate, boundary.roots)) boundary.warn('escalation_path_writable', w);
   for (const w of configExecutingWarnings(rules?.current, escalate, { gitSafe: boundary.gitSafe })) boundary.warn('escalates_config_executing', w);
+}
+
+/** The sandboxed shell's environment (--shell-env*), with the one-line notice of what was withheld. */
+function sandboxShellEnv(opts: RunOptions): Record<string, string> {
+  let inherit: ShellEnvInherit = 'default';
+  const set: Record<string, string> = {};
+  try {
+    if (opts.shellEnv !== undefined) inherit = parseInherit(opts.shellEnv);
+    for (const spec of opts.shellEnvSet) {
+      const [name, value] = parseAssignment(spec);
+      set[name] = value;
+    }
+  } catch (err) {
+    throw new CliError((err as Error).message);
+  }
+  const { env, dropped } = shellEnvironment(process.env, { inherit, exclude: opts.shellEnvExclude, set });
+  const notice = shellEnvNotice(dropped, inherit);
+  if (notice) process.stderr.write(notice);
+  return env;
 }
 
 /** The shell's launch command: bwrap around it, or the shell alone. */
