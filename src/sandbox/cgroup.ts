@@ -38,6 +38,8 @@ export interface EscalatedContainment {
   escalatedStarted(pid: number): void;
   /** Session end: kill every process left in the session (after the leaders were terminated). Never throws. */
   end(): Promise<void>;
+  /** Which mechanism is in use, for the session_start audit line. */
+  describe?(): Record<string, unknown>;
 }
 
 const FREEZE_TIMEOUT_MS = 2000;

@@ -151,7 +151,7 @@ export class EscalationServer {
   async startSession(opts: { id?: string; cwd?: string } = {}): Promise<EscalationSession> {
     const session = new EscalationSession(this, opts.id ?? randomUUID(), opts.cwd ?? process.cwd());
     this.sessions.add(session);
-    this.logger.info({ event: 'session_start', session: session.id }, 'session started');
+    this.logger.info({ event: 'session_start', session: session.id, ...session.containmentInfo() }, 'session started');
     await this.notify('sessionStarted', session);
     return session;
   }
@@ -219,6 +219,11 @@ export class EscalationSession {
   /** Bytes of half-received frames this session may hold at once (a sandbox cannot make the server allocate without bound). */
   private readonly frameBudget: ByteBudget;
   private readonly containment: EscalatedContainment | undefined;
+
+  /** How this session's processes are contained (cgroup v2 or signals), for the audit log. */
+  containmentInfo(): Record<string, unknown> {
+    return this.containment?.describe?.() ?? {};
+  }
 
   /** The shell our wrapper runs `#!`-less scripts with (undefined: the wrapper's default, /bin/bash). */
   readonly enoexecShell: string | undefined;

@@ -102,7 +102,7 @@ describe.each(MODES)('tty approval with the sandbox on the same terminal ($name)
     expect(existsSync(p)).toBe(false);
     expect(r.transcript).toMatch(/denied on the terminal\ntouch=126\n/);
     expect(decisions(s.log).map((d) => [d.action, d.approval])).toEqual([['deny', 'denied']]);
-    expect(readJsonLines(s.log).find((l) => l.event === 'containment')?.containment).toBe(mode.containment);
+    expect(readJsonLines(s.log).find((l) => l.event === 'session_start')?.containment).toBe(mode.containment);
   }, 60_000);
 
   it('finding 1: a typed-ahead "s⏎" does not approve the session; keys typed just after the question appears are dropped too', async () => {

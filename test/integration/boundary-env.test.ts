@@ -38,6 +38,7 @@ const run = (sandbox: string, args: readonly string[], script: string, env?: Nod
   runCli(['run', '--shell', patchedBash(), '--sandbox', sandbox, ...args, '--', script], { env: env ?? cliEnv(), timeoutMs: 30_000 });
 
 describe.each(['bwrap', 'none'])('escalated commands: the environment is an allow list (--sandbox %s)', (sandbox) => {
+  // --no-git-safe in this pair: git safe mode would neutralise fsmonitor anyway; these tests are about the environment alone.
   it('HOME or XDG_CONFIG_HOME pointing at a hostile git config does not reach an escalated git (core.fsmonitor never runs)', async () => {
     const repo = gitRepo();
     const log = path.join(repo, '..', `${path.basename(repo)}.audit.jsonl`);
@@ -53,7 +54,7 @@ describe.each(['bwrap', 'none'])('escalated commands: the environment is an allo
       'XDG_CONFIG_HOME=$PWD/x git status >/dev/null 2>&1',
       'echo done',
     ].join('\n');
-    const r = await run(sandbox, ['--cwd', repo, '--escalate', 'git', '--log-file', log], script);
+    const r = await run(sandbox, ['--cwd', repo, '--escalate', 'git', '--no-git-safe', '--log-file', log], script);
     expect(r.stderr).not.toMatch(/denied/);
     expect(r.stdout).toBe('done\n');
     expect(existsSync(viaHome)).toBe(false);
@@ -70,7 +71,7 @@ describe.each(['bwrap', 'none'])('escalated commands: the environment is an allo
     dirs.push(home);
     const ran = proof('server-home');
     writeFileSync(path.join(home, '.gitconfig'), `[core]\n\tfsmonitor = "touch ${ran} #"\n`);
-    const r = await run(sandbox, ['--cwd', repo, '--escalate', 'git', '--log-file', '/dev/null'], 'git init -q . && git status >/dev/null 2>&1; echo done', cliEnv({ HOME: home }));
+    const r = await run(sandbox, ['--cwd', repo, '--escalate', 'git', '--no-git-safe', '--log-file', '/dev/null'], 'git init -q . && git status >/dev/null 2>&1; echo done', cliEnv({ HOME: home }));
     expect(r.stdout).toBe('done\n');
     expect(existsSync(ran)).toBe(true);
   });

@@ -209,7 +209,8 @@ describe('4. a file of the sandbox\'s private /tmp is never escalated as the hos
 
   it('the sandbox puts touch at the host path of an allowed `true`: denied, nothing written outside', async () => {
     const p = proof('tmp-twin');
-    const r = await ce('bwrap', ['--escalate', 'true'], `mkdir -p ${hostBin} && cp /usr/bin/touch ${hostBin}/true && ${hostBin}/true ${p}; echo "rc=$?"`);
+    // Named by its absolute path, so the by-name gate for sandbox-writable roots (/tmp) does not decide first: this is the identity check.
+    const r = await ce('bwrap', ['--escalate', `${hostBin}/true`], `mkdir -p ${hostBin} && cp /usr/bin/touch ${hostBin}/true && ${hostBin}/true ${p}; echo "rc=$?"`);
     expect(existsSync(p)).toBe(false);
     expect(r.stdout).toBe('rc=126\n');
     const d = r.decisions.find((x) => x.file === `${hostBin}/true`);

@@ -131,7 +131,6 @@ export async function runCommand(script: string, args: readonly string[], opts: 
   const contain = (sessionId: string): SessionContainment => {
     if (containment) return containment;
     containment = SessionContainment.create(sessionId, { forceFallback: process.env['CODEX_ESCALATE_CGROUP'] === 'off' });
-    logger.info({ event: 'containment', session: sessionId, ...containment.describe() }, `containment: ${containment.kind}`);
     return containment;
   };
   const { policy, close } = await buildPolicy(opts, logger, hooks, () => cwd, boundary, () => containment?.freezer);
