@@ -102,6 +102,14 @@ Environments:
                         LANG LANGUAGE LC_* TERM COLORTERM NO_COLOR FORCE_COLOR CLICOLOR* TZ COLUMNS LINES (values
                         checked) and --env-allow names
 
+Answering on the terminal (--approval tty): while the question is up the whole session is frozen and keys typed
+before it (or within 200 ms of it) are discarded.
+  a   allow this exec once                 s   allow exactly this command (program file, argv, workdir) for the session
+  d   deny                                 p   allow every command starting with the prompt rule's matched words for the
+                                               session (offered only when a prompt rule matched; the question names it)
+
+Escalated commands and everything they start end when the session ends (cgroup v2, else signals).
+
 Examples:
   codex-escalate run -- 'echo hello | tr a-z A-Z'
   codex-escalate run --rules examples/rules/default.rules --approval tty -- ./build.sh
