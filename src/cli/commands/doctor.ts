@@ -65,7 +65,8 @@ const checks: Check[] = [
       const p = findPatchedBash();
       if (!p) return { ok: false, detail: `not built (expected at ${patchedBashCachePath()})`, fix: 'run "npm run build:bash" (or just "codex-escalate run", which builds it on first use)' };
       try {
-        const v = execFileSync(p, ['-c', 'echo $BASH_VERSION'], { encoding: 'utf8', env: {} }).trim();
+        // stdin not a socket: bash sources ~/.bashrc when its stdin is one (Debian's SSH_SOURCE_BASHRC).
+        const v = execFileSync(p, ['-c', 'echo $BASH_VERSION'], { encoding: 'utf8', env: {}, stdio: ['ignore', 'pipe', 'pipe'] }).trim();
         return { ok: true, detail: `${p} (bash ${v})` };
       } catch (err) {
         return { ok: false, detail: `${p}: ${firstLine(err)}`, fix: 'rebuild it: "bash scripts/build-bash.sh --force"' };
