@@ -7,17 +7,58 @@
 
 #define NAPI_VERSION 8
 #include <node_api.h>
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <unistd.h>
 
 /* Largest single recvMsg buffer we allocate; bigger requests are a caller bug. */
 #define CODEX_MAX_RECV_BYTES (64u * 1024u * 1024u)
 /* Kernel limit on fds in one SCM_RIGHTS message (SCM_MAX_FD). */
 #define CODEX_MAX_SCM_FDS 253
+#define CODEX_STR_(x) #x
+#define CODEX_STR(x) CODEX_STR_(x)
+
+/* Scope-bound cleanup, after bubblewrap's utils.h: every early return
+ * (NAPI_CALL included) releases what the function still owns; ownership
+ * handed on is taken out with steal_pointer / steal_fd. */
+static inline void codex_freep(void *pp) { free(*(void **)pp); }
+static inline void codex_closep(int *fd) {
+  if (*fd >= 0) {
+    int saved = errno;
+    close(*fd);
+    errno = saved;
+  }
+}
+/* A NULL-terminated array of malloc'd strings (calloc'd, so a partly filled
+ * one is terminated too). */
+static inline void codex_strv_free(char **v) {
+  if (!v) return;
+  for (char **p = v; *p; p++) free(*p);
+  free(v);
+}
+static inline void codex_strvp(char ***pv) { codex_strv_free(*pv); }
+static inline void *codex_steal_pointer(void *pp) {
+  void *p = *(void **)pp;
+  *(void **)pp = NULL;
+  return p;
+}
+static inline int codex_steal_fd(int *fd) {
+  int v = *fd;
+  *fd = -1;
+  return v;
+}
+#define cleanup_free __attribute__((cleanup(codex_freep)))
+#define cleanup_fd __attribute__((cleanup(codex_closep)))
+#define cleanup_strv __attribute__((cleanup(codex_strvp)))
+#define steal_pointer(pp) codex_steal_pointer(pp)
+#define steal_fd(fdp) codex_steal_fd(fdp)
 
 /* Bail out of a napi callback returning NULL when a napi call fails; the
- * failing call normally leaves an exception pending already. */
+ * failing call normally leaves an exception pending already. Declare what
+ * must be released with the cleanup_* attributes above. */
 #define NAPI_CALL(env, call)                                                   \
   do {                                                                         \
     napi_status status_ = (call);                                              \

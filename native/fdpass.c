@@ -148,12 +148,10 @@ static napi_value recv_msg(napi_env env, napi_callback_info info) {
     return NULL;
 
   size_t ctl_len = max_fds > 0 ? CMSG_SPACE((size_t)max_fds * sizeof(int)) : 0;
-  uint8_t *data = malloc((size_t)max_bytes);
+  cleanup_free uint8_t *data = malloc((size_t)max_bytes);
   /* calloc memory is suitably aligned for struct cmsghdr. */
-  void *ctl = ctl_len ? calloc(1, ctl_len) : NULL;
+  cleanup_free void *ctl = ctl_len ? calloc(1, ctl_len) : NULL;
   if (!data || (ctl_len && !ctl)) {
-    free(data);
-    free(ctl);
     codex_throw_errno(env, ENOMEM, "recvmsg");
     return NULL;
   }
@@ -174,8 +172,6 @@ static napi_value recv_msg(napi_env env, napi_callback_info info) {
   napi_value result = NULL;
   if (n < 0) {
     int err = errno;
-    free(data);
-    free(ctl);
     if (err == EAGAIN || err == EWOULDBLOCK) {
       NAPI_CALL(env, napi_create_string_utf8(env, "again", NAPI_AUTO_LENGTH, &result));
       return result;
@@ -206,23 +202,20 @@ static napi_value recv_msg(napi_env env, napi_callback_info info) {
   }
   bool truncated = (msg.msg_flags & MSG_TRUNC) != 0;
   bool ctruncated = (msg.msg_flags & MSG_CTRUNC) != 0;
-  free(ctl);
 
   if (n == 0 && nfds == 0 && !ctruncated) {
     int so_type = 0;
     socklen_t sl = sizeof so_type;
     if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &so_type, &sl) == 0 &&
         so_type != SOCK_DGRAM) {
-      free(data);
       NAPI_CALL(env, napi_create_string_utf8(env, "eof", NAPI_AUTO_LENGTH, &result));
       return result;
     }
   }
 
   napi_value bytes, fd_arr, tv, ctv;
-  napi_status st = napi_create_buffer_copy(env, (size_t)n, data, NULL, &bytes);
-  free(data);
-  if (st != napi_ok) goto fail;
+  if (napi_create_buffer_copy(env, (size_t)n, data, NULL, &bytes) != napi_ok)
+    goto fail;
   if (napi_create_array_with_length(env, nfds, &fd_arr) != napi_ok) goto fail;
   for (size_t i = 0; i < nfds; i++) {
     napi_value v;
@@ -271,7 +264,7 @@ static napi_value send_msg(napi_env env, napi_callback_info info) {
       if (!codex_get_array(env, argv[2], "fds", &nfds)) return NULL;
       if (nfds > CODEX_MAX_SCM_FDS) {
         napi_throw_range_error(env, "ERR_OUT_OF_RANGE",
-                               "fds: at most 253 fds fit in one SCM_RIGHTS message");
+                               "fds: at most " CODEX_STR(CODEX_MAX_SCM_FDS) " fds fit in one SCM_RIGHTS message");
         return NULL;
       }
       for (uint32_t i = 0; i < nfds; i++) {
