@@ -65,6 +65,22 @@ void codex_throw_errno(napi_env env, int err, const char *syscall) {
     codex_throw_napi_failure(env, napi_generic_failure, "codex_throw_errno");
 }
 
+bool codex_get_args(napi_env env, napi_callback_info info, size_t min,
+                    size_t *argc, napi_value *argv, const char *usage) {
+  if (napi_get_cb_info(env, info, argc, argv, NULL, NULL) != napi_ok) {
+    codex_throw_napi_failure(env, napi_generic_failure, "napi_get_cb_info");
+    return false;
+  }
+  if (*argc < min) {
+    char msg[256];
+    snprintf(msg, sizeof msg, "%s needs at least %zu argument%s, got %zu",
+             usage, min, min == 1 ? "" : "s", *argc);
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", msg);
+    return false;
+  }
+  return true;
+}
+
 static void throw_type(napi_env env, const char *name, const char *expected) {
   char msg[256];
   snprintf(msg, sizeof msg, "%s must be %s", name, expected);

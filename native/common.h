@@ -76,6 +76,12 @@ void codex_throw_errno(napi_env env, int err, const char *syscall);
 napi_value codex_make_errno_error(napi_env env, int err, const char *syscall,
                                   const char *extra);
 
+/* Fetches the callback's arguments into argv (capacity *argc; missing ones
+ * are undefined) and sets *argc to how many were passed. Fewer than min:
+ * throws TypeError "<usage> needs at least <min> arguments" and returns false. */
+bool codex_get_args(napi_env env, napi_callback_info info, size_t min,
+                    size_t *argc, napi_value *argv, const char *usage);
+
 /* Validators: on failure they throw TypeError/RangeError and return false. */
 bool codex_get_fd(napi_env env, napi_value v, const char *name, int *out);
 bool codex_get_int(napi_env env, napi_value v, const char *name, int64_t min,
@@ -89,6 +95,14 @@ bool codex_get_bytes(napi_env env, napi_value v, const char *name,
 char *codex_get_cstring(napi_env env, napi_value v, const char *name);
 bool codex_get_array(napi_env env, napi_value v, const char *name,
                      uint32_t *len);
+
+/* One enumerable function property of the module, and a table of them. */
+#define CODEX_FN(js_name, fn)                                                  \
+  { (js_name), NULL, (fn), NULL, NULL, NULL, napi_enumerable, NULL }
+#define CODEX_DEFINE_ALL(env, exports, props)                                  \
+  NAPI_CALL((env), napi_define_properties((env), (exports),                    \
+                                          sizeof(props) / sizeof(props)[0],    \
+                                          (props)))
 
 /* Module parts register their exports through these. */
 napi_value codex_init_fdpass(napi_env env, napi_value exports);

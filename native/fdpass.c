@@ -17,12 +17,8 @@
 static napi_value socket_pair(napi_env env, napi_callback_info info) {
   size_t argc = 3;
   napi_value argv[3];
-  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 3) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE",
-                          "socketPair(type, cloexec, nonblock) needs 3 arguments");
+  if (!codex_get_args(env, info, 3, &argc, argv, "socketPair(type, cloexec, nonblock)"))
     return NULL;
-  }
   char tbuf[16];
   size_t tlen = 0;
   napi_valuetype vt;
@@ -72,11 +68,8 @@ static napi_value set_fd_flag(napi_env env, napi_callback_info info,
                               bool fd_flags) {
   size_t argc = 2;
   napi_value argv[2];
-  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 2) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "expected (fd, on)");
+  if (!codex_get_args(env, info, 2, &argc, argv, fd_flags ? "setCloexec(fd, on)" : "setNonblock(fd, on)"))
     return NULL;
-  }
   int fd;
   bool on;
   if (!codex_get_fd(env, argv[0], "fd", &fd)) return NULL;
@@ -107,11 +100,8 @@ static napi_value set_nonblock(napi_env env, napi_callback_info info) {
 static napi_value close_fd(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
-  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 1) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "expected (fd)");
+  if (!codex_get_args(env, info, 1, &argc, argv, "closeFd(fd)"))
     return NULL;
-  }
   int fd;
   if (!codex_get_fd(env, argv[0], "fd", &fd)) return NULL;
   /* On Linux the fd is released even when close() reports EINTR, so retrying
@@ -132,12 +122,8 @@ static void close_all(const int *fds, size_t n) {
 static napi_value recv_msg(napi_env env, napi_callback_info info) {
   size_t argc = 3;
   napi_value argv[3];
-  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 3) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE",
-                          "recvMsg(fd, maxBytes, maxFds) needs 3 arguments");
+  if (!codex_get_args(env, info, 3, &argc, argv, "recvMsg(fd, maxBytes, maxFds)"))
     return NULL;
-  }
   int fd;
   int64_t max_bytes, max_fds;
   if (!codex_get_fd(env, argv[0], "fd", &fd)) return NULL;
@@ -243,12 +229,8 @@ fail:
 static napi_value send_msg(napi_env env, napi_callback_info info) {
   size_t argc = 3;
   napi_value argv[3];
-  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 2) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE",
-                          "sendMsg(fd, data, fds?) needs at least 2 arguments");
+  if (!codex_get_args(env, info, 2, &argc, argv, "sendMsg(fd, data, fds?)"))
     return NULL;
-  }
   int fd;
   const uint8_t *data;
   size_t len;
@@ -325,9 +307,10 @@ static napi_value send_msg(napi_env env, napi_callback_info info) {
 static napi_value peer_credentials(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
-  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   int fd;
-  if (argc < 1 || !codex_get_fd(env, argv[0], "fd", &fd)) return NULL;
+  if (!codex_get_args(env, info, 1, &argc, argv, "peerCredentials(fd)") ||
+      !codex_get_fd(env, argv[0], "fd", &fd))
+    return NULL;
   struct ucred cred;
   socklen_t len = sizeof cred;
   if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
@@ -347,15 +330,14 @@ static napi_value peer_credentials(napi_env env, napi_callback_info info) {
 
 napi_value codex_init_fdpass(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
-      {"socketPair", NULL, socket_pair, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"setCloexec", NULL, set_cloexec, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"setNonblock", NULL, set_nonblock, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"closeFd", NULL, close_fd, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"recvMsg", NULL, recv_msg, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"sendMsg", NULL, send_msg, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"peerCredentials", NULL, peer_credentials, NULL, NULL, NULL, napi_enumerable, NULL},
+      CODEX_FN("socketPair", socket_pair),
+      CODEX_FN("setCloexec", set_cloexec),
+      CODEX_FN("setNonblock", set_nonblock),
+      CODEX_FN("closeFd", close_fd),
+      CODEX_FN("recvMsg", recv_msg),
+      CODEX_FN("sendMsg", send_msg),
+      CODEX_FN("peerCredentials", peer_credentials),
   };
-  NAPI_CALL(env, napi_define_properties(env, exports,
-                                        sizeof props / sizeof props[0], props));
+  CODEX_DEFINE_ALL(env, exports, props);
   return exports;
 }

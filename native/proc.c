@@ -24,11 +24,8 @@
 static napi_value wait_pidfd(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
-  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 1) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "expected (pidfd)");
+  if (!codex_get_args(env, info, 1, &argc, argv, "waitPidfd(pidfd)"))
     return NULL;
-  }
   int pidfd;
   if (!codex_get_fd(env, argv[0], "pidfd", &pidfd)) return NULL;
   siginfo_t si;
@@ -64,11 +61,8 @@ static napi_value wait_pidfd(napi_env env, napi_callback_info info) {
 static napi_value send_signal(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2];
-  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 2) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "expected (pidfd, signal)");
+  if (!codex_get_args(env, info, 2, &argc, argv, "sendSignal(pidfd, signal)"))
     return NULL;
-  }
   int pidfd;
   int64_t sig;
   if (!codex_get_fd(env, argv[0], "pidfd", &pidfd)) return NULL;
@@ -84,11 +78,8 @@ static napi_value send_signal(napi_env env, napi_callback_info info) {
 static napi_value open_path(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
-  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 1) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "expected (path)");
+  if (!codex_get_args(env, info, 1, &argc, argv, "openPath(path)"))
     return NULL;
-  }
   char *path = codex_get_cstring(env, argv[0], "path");
   if (!path) return NULL;
   int fd;
@@ -163,11 +154,8 @@ static bool mark_one(int fd, int **list, size_t *n, size_t *cap) {
 static napi_value mark_cloexec_from(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
-  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 1) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "expected (minFd)");
+  if (!codex_get_args(env, info, 1, &argc, argv, "markCloexecFrom(minFd)"))
     return NULL;
-  }
   int64_t min_fd;
   if (!codex_get_int(env, argv[0], "minFd", 0, INT32_MAX, &min_fd)) return NULL;
   int *list = NULL;
@@ -225,13 +213,12 @@ static napi_value mark_cloexec_from(napi_env env, napi_callback_info info) {
 
 napi_value codex_init_proc(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
-      {"waitPidfd", NULL, wait_pidfd, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"sendSignal", NULL, send_signal, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"openPath", NULL, open_path, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"countOpenFds", NULL, count_open_fds, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"markCloexecFrom", NULL, mark_cloexec_from, NULL, NULL, NULL, napi_enumerable, NULL},
+      CODEX_FN("waitPidfd", wait_pidfd),
+      CODEX_FN("sendSignal", send_signal),
+      CODEX_FN("openPath", open_path),
+      CODEX_FN("countOpenFds", count_open_fds),
+      CODEX_FN("markCloexecFrom", mark_cloexec_from),
   };
-  NAPI_CALL(env, napi_define_properties(env, exports,
-                                        sizeof props / sizeof props[0], props));
+  CODEX_DEFINE_ALL(env, exports, props);
   return exports;
 }

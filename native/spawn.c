@@ -216,13 +216,8 @@ static void throw_child_error(napi_env env, int stage, int err,
 static napi_value spawn(napi_env env, napi_callback_info info) {
   size_t argc = 10;
   napi_value args[10];
-  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, args, NULL, NULL));
-  if (argc < 8) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE",
-                          "spawn(file, argv, env, cwd, fdMap, newProcessGroup, "
-                          "setsid, execFd) needs 8 arguments");
+  if (!codex_get_args(env, info, 8, &argc, args, "spawn(file, argv, env, cwd, fdMap, newProcessGroup, setsid, execFd, nice?, cgroupFd?)"))
     return NULL;
-  }
 
   /* Released on every return; a napi failure anywhere is a plain return. */
   cleanup_free char *file = NULL;
@@ -439,8 +434,8 @@ static napi_value spawn(napi_env env, napi_callback_info info) {
 
 napi_value codex_init_spawn(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
-      {"spawn", NULL, spawn, NULL, NULL, NULL, napi_enumerable, NULL},
+      CODEX_FN("spawn", spawn),
   };
-  NAPI_CALL(env, napi_define_properties(env, exports, 1, props));
+  CODEX_DEFINE_ALL(env, exports, props);
   return exports;
 }
