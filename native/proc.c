@@ -24,8 +24,7 @@
 static napi_value wait_pidfd(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
-  if (!codex_get_args(env, info, 1, &argc, argv, "waitPidfd(pidfd)"))
-    return NULL;
+  if (!codex_get_args(env, info, 1, &argc, argv, "waitPidfd(pidfd)")) return NULL;
   int pidfd;
   if (!codex_get_fd(env, argv[0], "pidfd", &pidfd)) return NULL;
   siginfo_t si;
@@ -61,14 +60,12 @@ static napi_value wait_pidfd(napi_env env, napi_callback_info info) {
 static napi_value send_signal(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2];
-  if (!codex_get_args(env, info, 2, &argc, argv, "sendSignal(pidfd, signal)"))
-    return NULL;
+  if (!codex_get_args(env, info, 2, &argc, argv, "sendSignal(pidfd, signal)")) return NULL;
   int pidfd;
   int64_t sig;
   if (!codex_get_fd(env, argv[0], "pidfd", &pidfd)) return NULL;
   if (!codex_get_int(env, argv[1], "signal", 0, NSIG - 1, &sig)) return NULL;
-  if (syscall(SYS_pidfd_send_signal, pidfd, (int)sig, NULL, 0) != 0 &&
-      errno != ESRCH) {
+  if (syscall(SYS_pidfd_send_signal, pidfd, (int)sig, NULL, 0) != 0 && errno != ESRCH) {
     codex_throw_errno(env, errno, "pidfd_send_signal");
     return NULL;
   }
@@ -78,8 +75,7 @@ static napi_value send_signal(napi_env env, napi_callback_info info) {
 static napi_value open_path(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
-  if (!codex_get_args(env, info, 1, &argc, argv, "openPath(path)"))
-    return NULL;
+  if (!codex_get_args(env, info, 1, &argc, argv, "openPath(path)")) return NULL;
   char *path = codex_get_cstring(env, argv[0], "path");
   if (!path) return NULL;
   int fd;
@@ -154,8 +150,7 @@ static bool mark_one(int fd, int **list, size_t *n, size_t *cap) {
 static napi_value mark_cloexec_from(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
-  if (!codex_get_args(env, info, 1, &argc, argv, "markCloexecFrom(minFd)"))
-    return NULL;
+  if (!codex_get_args(env, info, 1, &argc, argv, "markCloexecFrom(minFd)")) return NULL;
   int64_t min_fd;
   if (!codex_get_int(env, argv[0], "minFd", 0, INT32_MAX, &min_fd)) return NULL;
   int *list = NULL;
@@ -178,7 +173,8 @@ static napi_value mark_cloexec_from(napi_env env, napi_callback_info info) {
     struct rlimit rl;
     rlim_t limit = 1u << 20;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < limit) limit = rl.rlim_cur;
-    for (rlim_t fd = (rlim_t)min_fd; ok && fd < limit; fd++) ok = mark_one((int)fd, &list, &n, &cap);
+    for (rlim_t fd = (rlim_t)min_fd; ok && fd < limit; fd++)
+      ok = mark_one((int)fd, &list, &n, &cap);
     if (!ok) err = errno;
   }
   if (!ok) {

@@ -75,17 +75,17 @@ typedef struct {
   size_t nmap;
   const int *targets;
   const int *sources;
-  int *temps;       /* scratch owned by the parent, written by the child */
-  int high;         /* temps and errfd live at or above this fd number */
-  int errfd;        /* CLOEXEC pipe write end: (stage, errno) on failure */
-  int exec_fd;      /* -1: execve(file); else execveat(exec_fd, "") */
+  int *temps;  /* scratch owned by the parent, written by the child */
+  int high;    /* temps and errfd live at or above this fd number */
+  int errfd;   /* CLOEXEC pipe write end: (stage, errno) on failure */
+  int exec_fd; /* -1: execve(file); else execveat(exec_fd, "") */
   bool setsid;
   bool setpgid;
   int fallback_maxfd; /* only used when close_range is unavailable */
   bool set_nice;      /* give the program this nice value (the server may run boosted) */
   int nice;
-  pid_t parent;       /* to detect a parent that died before PDEATHSIG was set */
-  int cgroup_fd;      /* -1, or an open cgroup.procs the child joins before exec */
+  pid_t parent;  /* to detect a parent that died before PDEATHSIG was set */
+  int cgroup_fd; /* -1, or an open cgroup.procs the child joins before exec */
 } child_args_t;
 
 static void child_fail(const child_args_t *a, int stage, int err) {
@@ -174,8 +174,7 @@ static int child_main(void *arg) {
 }
 
 /* Array of Buffers -> NULL-terminated char*[]; *count set on success. */
-static char **get_strv(napi_env env, napi_value arr, const char *name,
-                       size_t *count) {
+static char **get_strv(napi_env env, napi_value arr, const char *name, size_t *count) {
   uint32_t n;
   if (!codex_get_array(env, arr, name, &n)) return NULL;
   cleanup_strv char **v = calloc((size_t)n + 1, sizeof *v);
@@ -198,8 +197,7 @@ static void unmap_stack(void **stack) {
   if (*stack != MAP_FAILED) munmap(*stack, CHILD_STACK_SIZE);
 }
 
-static void throw_child_error(napi_env env, int stage, int err,
-                              const char *path) {
+static void throw_child_error(napi_env env, int stage, int err, const char *path) {
   const char *sys = stage_syscall(stage);
   napi_value e = codex_make_errno_error(env, err, sys, path);
   if (!e) {
@@ -212,11 +210,14 @@ static void throw_child_error(napi_env env, int stage, int err,
   napi_throw(env, e);
 }
 
-/* spawn(file, argv, env, cwd, fdMap, newProcessGroup, setsid, execFd|-1[, nice|null[, cgroupFd|-1]]) */
+/* spawn(file, argv, env, cwd, fdMap, newProcessGroup, setsid, execFd|-1[, nice|null[,
+ * cgroupFd|-1]]) */
 static napi_value spawn(napi_env env, napi_callback_info info) {
   size_t argc = 10;
   napi_value args[10];
-  if (!codex_get_args(env, info, 8, &argc, args, "spawn(file, argv, env, cwd, fdMap, newProcessGroup, setsid, execFd, nice?, cgroupFd?)"))
+  if (!codex_get_args(
+          env, info, 8, &argc, args,
+          "spawn(file, argv, env, cwd, fdMap, newProcessGroup, setsid, execFd, nice?, cgroupFd?)"))
     return NULL;
 
   /* Released on every return; a napi failure anywhere is a plain return. */
@@ -260,8 +261,7 @@ static napi_value spawn(napi_env env, napi_callback_info info) {
       return NULL;
   }
   if (argvc == 0) {
-    napi_throw_range_error(env, "ERR_OUT_OF_RANGE",
-                           "argv must hold at least argv[0]");
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "argv must hold at least argv[0]");
     return NULL;
   }
 
@@ -351,11 +351,24 @@ static napi_value spawn(napi_env env, napi_callback_info info) {
     fallback_max = (int)rl.rlim_cur - 1;
 
   child_args_t ca = {
-      .file = file, .argv = argv, .envp = envp, .cwd = cwd, .nmap = nmap,
-      .targets = targets, .sources = sources, .temps = temps, .high = high,
-      .errfd = err_w, .exec_fd = exec_fd, .setsid = sid,
-      .setpgid = pgrp, .fallback_maxfd = fallback_max, .parent = getpid(),
-      .set_nice = set_nice, .nice = (int)nice64, .cgroup_fd = (int)cgroup_fd64,
+      .file = file,
+      .argv = argv,
+      .envp = envp,
+      .cwd = cwd,
+      .nmap = nmap,
+      .targets = targets,
+      .sources = sources,
+      .temps = temps,
+      .high = high,
+      .errfd = err_w,
+      .exec_fd = exec_fd,
+      .setsid = sid,
+      .setpgid = pgrp,
+      .fallback_maxfd = fallback_max,
+      .parent = getpid(),
+      .set_nice = set_nice,
+      .nice = (int)nice64,
+      .cgroup_fd = (int)cgroup_fd64,
   };
 
   stack = mmap(NULL, CHILD_STACK_SIZE, PROT_READ | PROT_WRITE,
@@ -374,8 +387,8 @@ static napi_value spawn(napi_env env, napi_callback_info info) {
   int clone_err = errno;
   if (pid < 0 && clone_err == EINVAL) {
     /* Kernel without CLONE_PIDFD (< 5.2): open the pidfd afterwards. */
-    pid = clone(child_main, (char *)stack + CHILD_STACK_SIZE,
-                CLONE_VM | CLONE_VFORK | SIGCHLD, &ca);
+    pid =
+        clone(child_main, (char *)stack + CHILD_STACK_SIZE, CLONE_VM | CLONE_VFORK | SIGCHLD, &ca);
     clone_err = errno;
     if (pid > 0) {
       pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
@@ -405,7 +418,7 @@ static napi_value spawn(napi_env env, napi_callback_info info) {
     if (pidfd >= 0) close(pidfd);
     if (got == (ssize_t)sizeof msg)
       throw_child_error(env, msg[0], msg[1],
-                        msg[0] == STAGE_CHDIR ? cwd
+                        msg[0] == STAGE_CHDIR  ? cwd
                         : msg[0] == STAGE_EXEC ? file
                                                : NULL);
     else
@@ -414,8 +427,7 @@ static napi_value spawn(napi_env env, napi_callback_info info) {
   }
 
   napi_value obj, vpid, vfd;
-  if (napi_create_object(env, &obj) != napi_ok ||
-      napi_create_int32(env, pid, &vpid) != napi_ok ||
+  if (napi_create_object(env, &obj) != napi_ok || napi_create_int32(env, pid, &vpid) != napi_ok ||
       napi_create_int32(env, pidfd, &vfd) != napi_ok ||
       napi_set_named_property(env, obj, "pid", vpid) != napi_ok ||
       napi_set_named_property(env, obj, "pidfd", vfd) != napi_ok) {
