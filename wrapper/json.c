@@ -277,6 +277,34 @@ static int scan_number(struct reader *r, int *integral) {
   return 0;
 }
 
+static int skip_value(struct reader *r, int depth);
+
+/* The members of an object ('}': "key": value pairs) or the items of an
+ * array (']'), from its opening bracket through the closing one. */
+static int skip_items(struct reader *r, int depth, char close) {
+  int c;
+
+  r->p++;
+  if (peek(r) == close) {
+    r->p++;
+    return 0;
+  }
+  for (;;) {
+    if (close == '}') {
+      struct sink k = {NULL, 0, 0};
+      if (parse_string(r, &k) || expect(r, ':', "expected ':'")) return -1;
+    }
+    if (skip_value(r, depth + 1)) return -1;
+    c = peek(r);
+    r->p++;
+    if (c == close) return 0;
+    if (c != ',') {
+      r->p--;
+      return fail(r, close == '}' ? "expected ',' or '}'" : "expected ',' or ']'");
+    }
+  }
+}
+
 static int skip_value(struct reader *r, int depth) {
   int c = peek(r), integral;
 
@@ -286,40 +314,8 @@ static int skip_value(struct reader *r, int depth) {
     struct sink k = {NULL, 0, 0};
     return parse_string(r, &k);
   }
-  case '{':
-    r->p++;
-    if (peek(r) == '}') {
-      r->p++;
-      return 0;
-    }
-    for (;;) {
-      struct sink k = {NULL, 0, 0};
-      if (parse_string(r, &k) || expect(r, ':', "expected ':'") || skip_value(r, depth + 1))
-        return -1;
-      c = peek(r);
-      r->p++;
-      if (c == '}') return 0;
-      if (c != ',') {
-        r->p--;
-        return fail(r, "expected ',' or '}'");
-      }
-    }
-  case '[':
-    r->p++;
-    if (peek(r) == ']') {
-      r->p++;
-      return 0;
-    }
-    for (;;) {
-      if (skip_value(r, depth + 1)) return -1;
-      c = peek(r);
-      r->p++;
-      if (c == ']') return 0;
-      if (c != ',') {
-        r->p--;
-        return fail(r, "expected ',' or ']'");
-      }
-    }
+  case '{': return skip_items(r, depth, '}');
+  case '[': return skip_items(r, depth, ']');
   case 't': return literal(r, "true");
   case 'f': return literal(r, "false");
   case 'n': return literal(r, "null");
