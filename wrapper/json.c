@@ -279,6 +279,18 @@ static int scan_number(struct reader *r, int *integral) {
 
 static int skip_value(struct reader *r, int depth);
 
+/* After a member or item: ',' (0: another follows), the closing bracket (1),
+ * anything else an error (-1). */
+static int after_item(struct reader *r, char close) {
+  int c = peek(r);
+
+  r->p++;
+  if (c == close) return 1;
+  if (c == ',') return 0;
+  r->p--;
+  return fail(r, close == '}' ? "expected ',' or '}'" : "expected ',' or ']'");
+}
+
 /* The members of an object ('}': "key": value pairs) or the items of an
  * array (']'), from its opening bracket through the closing one. */
 static int skip_items(struct reader *r, int depth, char close) {
@@ -295,13 +307,7 @@ static int skip_items(struct reader *r, int depth, char close) {
       if (parse_string(r, &k) || expect(r, ':', "expected ':'")) return -1;
     }
     if (skip_value(r, depth + 1)) return -1;
-    c = peek(r);
-    r->p++;
-    if (c == close) return 0;
-    if (c != ',') {
-      r->p--;
-      return fail(r, close == '}' ? "expected ',' or '}'" : "expected ',' or ']'");
-    }
+    if ((c = after_item(r, close)) != 0) return c < 0 ? -1 : 0;
   }
 }
 
@@ -345,12 +351,9 @@ static int parse_top_object(struct reader *r, const char **keys, int nkeys, key_
         if (on_key(r, which, ctx)) return -1;
       } else if (skip_value(r, 1))
         return -1;
-      c = peek(r);
-      r->p++;
-      if (c == '}') break;
-      if (c != ',') {
-        r->p--;
-        return fail(r, "expected ',' or '}'");
+      if ((c = after_item(r, '}')) != 0) {
+        if (c < 0) return -1;
+        break;
       }
     }
   }
@@ -455,21 +458,15 @@ static int parse_run_rewritten(struct reader *r, struct escalate_response *out) 
         if (parse_exec_string(r, w, &len, "NUL byte in argv")) return -1;
         w += len + 1;
         out->argc++;
-        c = peek(r);
-        r->p++;
-        if (c == ']') break;
-        if (c != ',') {
-          r->p--;
-          return fail(r, "expected ',' or ']'");
+        if ((c = after_item(r, ']')) != 0) {
+          if (c < 0) return -1;
+          break;
         }
       }
     }
-    c = peek(r);
-    r->p++;
-    if (c == '}') break;
-    if (c != ',') {
-      r->p--;
-      return fail(r, "expected ',' or '}'");
+    if ((c = after_item(r, '}')) != 0) {
+      if (c < 0) return -1;
+      break;
     }
   }
   if (!(seen & 1)) return fail(r, "missing \"file\" in RunRewritten");
