@@ -11,7 +11,7 @@
  */
 import { parseArgs } from 'node:util';
 import { createDecisionPipeline } from '../src/policy/decision-pipeline.js';
-import { SYNTHETIC_HOT_COMMAND, syntheticRuleSet } from '../src/policy/rules/synthetic.js';
+import { SYNTHETIC_HOT_COMMAND, syntheticRuleSet } from './lib/synthetic-rules.js';
 import type { ExecRequest } from '../src/policy/types.js';
 import { EscalationServer } from '../src/server/escalation-server.js';
 import { DirectClient, drive, type WireRequest } from './lib/direct-client.js';

@@ -10,17 +10,14 @@
 #include <stdlib.h>
 #include <uv.h>
 
-void codex_throw_napi_failure(napi_env env, napi_status status,
-                              const char *what) {
+void codex_throw_napi_failure(napi_env env, napi_status status, const char *what) {
   bool pending = false;
   if (napi_is_exception_pending(env, &pending) == napi_ok && pending) return;
   const napi_extended_error_info *info = NULL;
   napi_get_last_error_info(env, &info);
   char msg[256];
-  snprintf(msg, sizeof msg, "codex_native: internal N-API failure (%d: %s) in %s",
-           (int)status,
-           info && info->error_message ? info->error_message : "unknown",
-           what);
+  snprintf(msg, sizeof msg, "codex_native: internal N-API failure (%d: %s) in %s", (int)status,
+           info && info->error_message ? info->error_message : "unknown", what);
   napi_throw_error(env, "ERR_CODEX_NATIVE", msg);
 }
 
@@ -35,8 +32,7 @@ static const char *errno_name(int err) {
   return (n && n[0] == 'E') ? n : "UNKNOWN";
 }
 
-napi_value codex_make_errno_error(napi_env env, int err, const char *syscall,
-                                  const char *extra) {
+napi_value codex_make_errno_error(napi_env env, int err, const char *syscall, const char *extra) {
   char msg[512], ebuf[128];
   const char *name = errno_name(err);
   /* GNU strerror_r: thread-safe (worker threads may load the addon too). */
@@ -65,14 +61,30 @@ void codex_throw_errno(napi_env env, int err, const char *syscall) {
     codex_throw_napi_failure(env, napi_generic_failure, "codex_throw_errno");
 }
 
+bool codex_get_args(napi_env env, napi_callback_info info, size_t min, size_t *argc,
+                    napi_value *argv, const char *usage) {
+  if (napi_get_cb_info(env, info, argc, argv, NULL, NULL) != napi_ok) {
+    codex_throw_napi_failure(env, napi_generic_failure, "napi_get_cb_info");
+    return false;
+  }
+  if (*argc < min) {
+    char msg[256];
+    snprintf(msg, sizeof msg, "%s needs at least %zu argument%s, got %zu", usage, min,
+             min == 1 ? "" : "s", *argc);
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", msg);
+    return false;
+  }
+  return true;
+}
+
 static void throw_type(napi_env env, const char *name, const char *expected) {
   char msg[256];
   snprintf(msg, sizeof msg, "%s must be %s", name, expected);
   napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", msg);
 }
 
-bool codex_get_int(napi_env env, napi_value v, const char *name, int64_t min,
-                   int64_t max, int64_t *out) {
+bool codex_get_int(napi_env env, napi_value v, const char *name, int64_t min, int64_t max,
+                   int64_t *out) {
   napi_valuetype t;
   if (napi_typeof(env, v, &t) != napi_ok || t != napi_number) {
     throw_type(env, name, "a number");
@@ -85,8 +97,8 @@ bool codex_get_int(napi_env env, napi_value v, const char *name, int64_t min,
   }
   if (!isfinite(d) || floor(d) != d || d < (double)min || d > (double)max) {
     char msg[256];
-    snprintf(msg, sizeof msg, "%s must be an integer in [%lld, %lld], got %g",
-             name, (long long)min, (long long)max, d);
+    snprintf(msg, sizeof msg, "%s must be an integer in [%lld, %lld], got %g", name, (long long)min,
+             (long long)max, d);
     napi_throw_range_error(env, "ERR_OUT_OF_RANGE", msg);
     return false;
   }
@@ -111,8 +123,8 @@ bool codex_get_bool(napi_env env, napi_value v, const char *name, bool *out) {
   return true;
 }
 
-bool codex_get_bytes(napi_env env, napi_value v, const char *name,
-                     const uint8_t **data, size_t *len) {
+bool codex_get_bytes(napi_env env, napi_value v, const char *name, const uint8_t **data,
+                     size_t *len) {
   bool is_ta = false;
   if (napi_is_typedarray(env, v, &is_ta) != napi_ok || !is_ta) {
     throw_type(env, name, "a Buffer or Uint8Array");
@@ -121,10 +133,8 @@ bool codex_get_bytes(napi_env env, napi_value v, const char *name,
   napi_typedarray_type tt;
   size_t length;
   void *ptr;
-  if (napi_get_typedarray_info(env, v, &tt, &length, &ptr, NULL, NULL) !=
-          napi_ok ||
-      (tt != napi_uint8_array && tt != napi_int8_array &&
-       tt != napi_uint8_clamped_array)) {
+  if (napi_get_typedarray_info(env, v, &tt, &length, &ptr, NULL, NULL) != napi_ok ||
+      (tt != napi_uint8_array && tt != napi_int8_array && tt != napi_uint8_clamped_array)) {
     throw_type(env, name, "a Buffer or Uint8Array");
     return false;
   }
@@ -135,8 +145,7 @@ bool codex_get_bytes(napi_env env, napi_value v, const char *name,
   return true;
 }
 
-bool codex_get_array(napi_env env, napi_value v, const char *name,
-                     uint32_t *len) {
+bool codex_get_array(napi_env env, napi_value v, const char *name, uint32_t *len) {
   bool is_arr = false;
   if (napi_is_array(env, v, &is_arr) != napi_ok || !is_arr ||
       napi_get_array_length(env, v, len) != napi_ok) {

@@ -17,19 +17,14 @@
 static napi_value socket_pair(napi_env env, napi_callback_info info) {
   size_t argc = 3;
   napi_value argv[3];
-  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 3) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE",
-                          "socketPair(type, cloexec, nonblock) needs 3 arguments");
+  if (!codex_get_args(env, info, 3, &argc, argv, "socketPair(type, cloexec, nonblock)"))
     return NULL;
-  }
   char tbuf[16];
   size_t tlen = 0;
   napi_valuetype vt;
   NAPI_CALL(env, napi_typeof(env, argv[0], &vt));
   if (vt != napi_string) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE",
-                          "type must be 'stream' or 'dgram'");
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "type must be 'stream' or 'dgram'");
     return NULL;
   }
   NAPI_CALL(env, napi_get_value_string_utf8(env, argv[0], tbuf, sizeof tbuf, &tlen));
@@ -39,8 +34,7 @@ static napi_value socket_pair(napi_env env, napi_callback_info info) {
   else if (strcmp(tbuf, "dgram") == 0)
     type = SOCK_DGRAM;
   else {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_VALUE",
-                          "type must be 'stream' or 'dgram'");
+    napi_throw_type_error(env, "ERR_INVALID_ARG_VALUE", "type must be 'stream' or 'dgram'");
     return NULL;
   }
   bool cloexec, nonblock;
@@ -57,8 +51,7 @@ static napi_value socket_pair(napi_env env, napi_callback_info info) {
   napi_value arr, a, b;
   if (napi_create_array_with_length(env, 2, &arr) != napi_ok ||
       napi_create_int32(env, sv[0], &a) != napi_ok ||
-      napi_create_int32(env, sv[1], &b) != napi_ok ||
-      napi_set_element(env, arr, 0, a) != napi_ok ||
+      napi_create_int32(env, sv[1], &b) != napi_ok || napi_set_element(env, arr, 0, a) != napi_ok ||
       napi_set_element(env, arr, 1, b) != napi_ok) {
     close(sv[0]);
     close(sv[1]);
@@ -68,15 +61,12 @@ static napi_value socket_pair(napi_env env, napi_callback_info info) {
   return arr;
 }
 
-static napi_value set_fd_flag(napi_env env, napi_callback_info info,
-                              bool fd_flags) {
+static napi_value set_fd_flag(napi_env env, napi_callback_info info, bool fd_flags) {
   size_t argc = 2;
   napi_value argv[2];
-  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 2) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "expected (fd, on)");
+  if (!codex_get_args(env, info, 2, &argc, argv,
+                      fd_flags ? "setCloexec(fd, on)" : "setNonblock(fd, on)"))
     return NULL;
-  }
   int fd;
   bool on;
   if (!codex_get_fd(env, argv[0], "fd", &fd)) return NULL;
@@ -107,11 +97,7 @@ static napi_value set_nonblock(napi_env env, napi_callback_info info) {
 static napi_value close_fd(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
-  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 1) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "expected (fd)");
-    return NULL;
-  }
+  if (!codex_get_args(env, info, 1, &argc, argv, "closeFd(fd)")) return NULL;
   int fd;
   if (!codex_get_fd(env, argv[0], "fd", &fd)) return NULL;
   /* On Linux the fd is released even when close() reports EINTR, so retrying
@@ -124,7 +110,8 @@ static napi_value close_fd(napi_env env, napi_callback_info info) {
 }
 
 static void close_all(const int *fds, size_t n) {
-  for (size_t i = 0; i < n; i++) close(fds[i]);
+  for (size_t i = 0; i < n; i++)
+    close(fds[i]);
 }
 
 /* recvMsg(fd, maxBytes, maxFds) -> {bytes, fds, truncated, controlTruncated}
@@ -132,28 +119,18 @@ static void close_all(const int *fds, size_t n) {
 static napi_value recv_msg(napi_env env, napi_callback_info info) {
   size_t argc = 3;
   napi_value argv[3];
-  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 3) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE",
-                          "recvMsg(fd, maxBytes, maxFds) needs 3 arguments");
-    return NULL;
-  }
+  if (!codex_get_args(env, info, 3, &argc, argv, "recvMsg(fd, maxBytes, maxFds)")) return NULL;
   int fd;
   int64_t max_bytes, max_fds;
   if (!codex_get_fd(env, argv[0], "fd", &fd)) return NULL;
-  if (!codex_get_int(env, argv[1], "maxBytes", 1, CODEX_MAX_RECV_BYTES,
-                     &max_bytes))
-    return NULL;
-  if (!codex_get_int(env, argv[2], "maxFds", 0, CODEX_MAX_SCM_FDS, &max_fds))
-    return NULL;
+  if (!codex_get_int(env, argv[1], "maxBytes", 1, CODEX_MAX_RECV_BYTES, &max_bytes)) return NULL;
+  if (!codex_get_int(env, argv[2], "maxFds", 0, CODEX_MAX_SCM_FDS, &max_fds)) return NULL;
 
   size_t ctl_len = max_fds > 0 ? CMSG_SPACE((size_t)max_fds * sizeof(int)) : 0;
-  uint8_t *data = malloc((size_t)max_bytes);
+  cleanup_free uint8_t *data = malloc((size_t)max_bytes);
   /* calloc memory is suitably aligned for struct cmsghdr. */
-  void *ctl = ctl_len ? calloc(1, ctl_len) : NULL;
+  cleanup_free void *ctl = ctl_len ? calloc(1, ctl_len) : NULL;
   if (!data || (ctl_len && !ctl)) {
-    free(data);
-    free(ctl);
     codex_throw_errno(env, ENOMEM, "recvmsg");
     return NULL;
   }
@@ -174,8 +151,6 @@ static napi_value recv_msg(napi_env env, napi_callback_info info) {
   napi_value result = NULL;
   if (n < 0) {
     int err = errno;
-    free(data);
-    free(ctl);
     if (err == EAGAIN || err == EWOULDBLOCK) {
       NAPI_CALL(env, napi_create_string_utf8(env, "again", NAPI_AUTO_LENGTH, &result));
       return result;
@@ -206,23 +181,18 @@ static napi_value recv_msg(napi_env env, napi_callback_info info) {
   }
   bool truncated = (msg.msg_flags & MSG_TRUNC) != 0;
   bool ctruncated = (msg.msg_flags & MSG_CTRUNC) != 0;
-  free(ctl);
 
   if (n == 0 && nfds == 0 && !ctruncated) {
     int so_type = 0;
     socklen_t sl = sizeof so_type;
-    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &so_type, &sl) == 0 &&
-        so_type != SOCK_DGRAM) {
-      free(data);
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &so_type, &sl) == 0 && so_type != SOCK_DGRAM) {
       NAPI_CALL(env, napi_create_string_utf8(env, "eof", NAPI_AUTO_LENGTH, &result));
       return result;
     }
   }
 
   napi_value bytes, fd_arr, tv, ctv;
-  napi_status st = napi_create_buffer_copy(env, (size_t)n, data, NULL, &bytes);
-  free(data);
-  if (st != napi_ok) goto fail;
+  if (napi_create_buffer_copy(env, (size_t)n, data, NULL, &bytes) != napi_ok) goto fail;
   if (napi_create_array_with_length(env, nfds, &fd_arr) != napi_ok) goto fail;
   for (size_t i = 0; i < nfds; i++) {
     napi_value v;
@@ -250,12 +220,7 @@ fail:
 static napi_value send_msg(napi_env env, napi_callback_info info) {
   size_t argc = 3;
   napi_value argv[3];
-  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 2) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE",
-                          "sendMsg(fd, data, fds?) needs at least 2 arguments");
-    return NULL;
-  }
+  if (!codex_get_args(env, info, 2, &argc, argv, "sendMsg(fd, data, fds?)")) return NULL;
   int fd;
   const uint8_t *data;
   size_t len;
@@ -270,8 +235,9 @@ static napi_value send_msg(napi_env env, napi_callback_info info) {
     if (t != napi_undefined && t != napi_null) {
       if (!codex_get_array(env, argv[2], "fds", &nfds)) return NULL;
       if (nfds > CODEX_MAX_SCM_FDS) {
-        napi_throw_range_error(env, "ERR_OUT_OF_RANGE",
-                               "fds: at most 253 fds fit in one SCM_RIGHTS message");
+        napi_throw_range_error(
+            env, "ERR_OUT_OF_RANGE",
+            "fds: at most " CODEX_STR(CODEX_MAX_SCM_FDS) " fds fit in one SCM_RIGHTS message");
         return NULL;
       }
       for (uint32_t i = 0; i < nfds; i++) {
@@ -332,9 +298,10 @@ static napi_value send_msg(napi_env env, napi_callback_info info) {
 static napi_value peer_credentials(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
-  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   int fd;
-  if (argc < 1 || !codex_get_fd(env, argv[0], "fd", &fd)) return NULL;
+  if (!codex_get_args(env, info, 1, &argc, argv, "peerCredentials(fd)") ||
+      !codex_get_fd(env, argv[0], "fd", &fd))
+    return NULL;
   struct ucred cred;
   socklen_t len = sizeof cred;
   if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
@@ -354,15 +321,14 @@ static napi_value peer_credentials(napi_env env, napi_callback_info info) {
 
 napi_value codex_init_fdpass(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
-      {"socketPair", NULL, socket_pair, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"setCloexec", NULL, set_cloexec, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"setNonblock", NULL, set_nonblock, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"closeFd", NULL, close_fd, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"recvMsg", NULL, recv_msg, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"sendMsg", NULL, send_msg, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"peerCredentials", NULL, peer_credentials, NULL, NULL, NULL, napi_enumerable, NULL},
+      CODEX_FN("socketPair", socket_pair),
+      CODEX_FN("setCloexec", set_cloexec),
+      CODEX_FN("setNonblock", set_nonblock),
+      CODEX_FN("closeFd", close_fd),
+      CODEX_FN("recvMsg", recv_msg),
+      CODEX_FN("sendMsg", send_msg),
+      CODEX_FN("peerCredentials", peer_credentials),
   };
-  NAPI_CALL(env, napi_define_properties(env, exports,
-                                        sizeof props / sizeof props[0], props));
+  CODEX_DEFINE_ALL(env, exports, props);
   return exports;
 }

@@ -114,8 +114,7 @@ static void on_poll(uv_poll_t *h, int status, int events) {
   if (napi_open_handle_scope(env, &scope) != napi_ok) return;
   napi_value obj = NULL, cb, args[2], r, w, d, result;
   napi_valuetype t;
-  if (napi_get_reference_value(env, p->self, &obj) != napi_ok || !obj)
-    goto out;
+  if (napi_get_reference_value(env, p->self, &obj) != napi_ok || !obj) goto out;
   if (napi_get_named_property(env, obj, CB_PROP, &cb) != napi_ok ||
       napi_typeof(env, cb, &t) != napi_ok || t != napi_function)
     goto out;
@@ -146,11 +145,10 @@ out:
   napi_close_handle_scope(env, scope);
 }
 
-static poller_t *unwrap_this(napi_env env, napi_callback_info info,
-                             size_t *argc, napi_value *argv, napi_value *self) {
+static poller_t *unwrap_this(napi_env env, napi_callback_info info, size_t *argc, napi_value *argv,
+                             napi_value *self) {
   napi_value thisv;
-  if (napi_get_cb_info(env, info, argc, argv, &thisv, NULL) != napi_ok)
-    return NULL;
+  if (napi_get_cb_info(env, info, argc, argv, &thisv, NULL) != napi_ok) return NULL;
   void *data = NULL;
   if (napi_unwrap(env, thisv, &data) != napi_ok || !data) {
     napi_throw_type_error(env, "ERR_INVALID_THIS",
@@ -167,13 +165,11 @@ static napi_value poller_new(napi_env env, napi_callback_info info) {
   NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, &thisv, NULL));
   NAPI_CALL(env, napi_get_new_target(env, info, &target));
   if (!target) {
-    napi_throw_type_error(env, "ERR_CONSTRUCT_CALL_REQUIRED",
-                          "Poller must be called with new");
+    napi_throw_type_error(env, "ERR_CONSTRUCT_CALL_REQUIRED", "Poller must be called with new");
     return NULL;
   }
   if (argc < 2) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE",
-                          "new Poller(fd, onEvent) needs 2 arguments");
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "new Poller(fd, onEvent) needs 2 arguments");
     return NULL;
   }
   int fd;
@@ -201,8 +197,7 @@ static napi_value poller_new(napi_env env, napi_callback_info info) {
     return NULL;
   }
   p->handle.data = p;
-  napi_property_descriptor cbprop = {CB_PROP, NULL, NULL, NULL, NULL, argv[1],
-                                     napi_writable, NULL};
+  napi_property_descriptor cbprop = {CB_PROP, NULL, NULL, NULL, NULL, argv[1], napi_writable, NULL};
   napi_value name;
   if (napi_define_properties(env, thisv, 1, &cbprop) != napi_ok ||
       napi_create_string_utf8(env, "CodexPoller", NAPI_AUTO_LENGTH, &name) != napi_ok ||
@@ -314,10 +309,8 @@ napi_value codex_init_poller(napi_env env, napi_value exports) {
       {"unref", NULL, poller_unref, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_value cls;
-  NAPI_CALL(env, napi_define_class(env, "NativePoller", NAPI_AUTO_LENGTH,
-                                   poller_new, NULL,
-                                   sizeof methods / sizeof methods[0], methods,
-                                   &cls));
+  NAPI_CALL(env, napi_define_class(env, "NativePoller", NAPI_AUTO_LENGTH, poller_new, NULL,
+                                   sizeof methods / sizeof methods[0], methods, &cls));
   NAPI_CALL(env, napi_set_named_property(env, exports, "Poller", cls));
   return exports;
 }

@@ -24,11 +24,7 @@
 static napi_value wait_pidfd(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
-  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 1) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "expected (pidfd)");
-    return NULL;
-  }
+  if (!codex_get_args(env, info, 1, &argc, argv, "waitPidfd(pidfd)")) return NULL;
   int pidfd;
   if (!codex_get_fd(env, argv[0], "pidfd", &pidfd)) return NULL;
   siginfo_t si;
@@ -64,17 +60,12 @@ static napi_value wait_pidfd(napi_env env, napi_callback_info info) {
 static napi_value send_signal(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2];
-  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 2) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "expected (pidfd, signal)");
-    return NULL;
-  }
+  if (!codex_get_args(env, info, 2, &argc, argv, "sendSignal(pidfd, signal)")) return NULL;
   int pidfd;
   int64_t sig;
   if (!codex_get_fd(env, argv[0], "pidfd", &pidfd)) return NULL;
   if (!codex_get_int(env, argv[1], "signal", 0, NSIG - 1, &sig)) return NULL;
-  if (syscall(SYS_pidfd_send_signal, pidfd, (int)sig, NULL, 0) != 0 &&
-      errno != ESRCH) {
+  if (syscall(SYS_pidfd_send_signal, pidfd, (int)sig, NULL, 0) != 0 && errno != ESRCH) {
     codex_throw_errno(env, errno, "pidfd_send_signal");
     return NULL;
   }
@@ -84,11 +75,7 @@ static napi_value send_signal(napi_env env, napi_callback_info info) {
 static napi_value open_path(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
-  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 1) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "expected (path)");
-    return NULL;
-  }
+  if (!codex_get_args(env, info, 1, &argc, argv, "openPath(path)")) return NULL;
   char *path = codex_get_cstring(env, argv[0], "path");
   if (!path) return NULL;
   int fd;
@@ -163,11 +150,7 @@ static bool mark_one(int fd, int **list, size_t *n, size_t *cap) {
 static napi_value mark_cloexec_from(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
-  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 1) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "expected (minFd)");
-    return NULL;
-  }
+  if (!codex_get_args(env, info, 1, &argc, argv, "markCloexecFrom(minFd)")) return NULL;
   int64_t min_fd;
   if (!codex_get_int(env, argv[0], "minFd", 0, INT32_MAX, &min_fd)) return NULL;
   int *list = NULL;
@@ -190,7 +173,8 @@ static napi_value mark_cloexec_from(napi_env env, napi_callback_info info) {
     struct rlimit rl;
     rlim_t limit = 1u << 20;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < limit) limit = rl.rlim_cur;
-    for (rlim_t fd = (rlim_t)min_fd; ok && fd < limit; fd++) ok = mark_one((int)fd, &list, &n, &cap);
+    for (rlim_t fd = (rlim_t)min_fd; ok && fd < limit; fd++)
+      ok = mark_one((int)fd, &list, &n, &cap);
     if (!ok) err = errno;
   }
   if (!ok) {
@@ -225,13 +209,12 @@ static napi_value mark_cloexec_from(napi_env env, napi_callback_info info) {
 
 napi_value codex_init_proc(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
-      {"waitPidfd", NULL, wait_pidfd, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"sendSignal", NULL, send_signal, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"openPath", NULL, open_path, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"countOpenFds", NULL, count_open_fds, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"markCloexecFrom", NULL, mark_cloexec_from, NULL, NULL, NULL, napi_enumerable, NULL},
+      CODEX_FN("waitPidfd", wait_pidfd),
+      CODEX_FN("sendSignal", send_signal),
+      CODEX_FN("openPath", open_path),
+      CODEX_FN("countOpenFds", count_open_fds),
+      CODEX_FN("markCloexecFrom", mark_cloexec_from),
   };
-  NAPI_CALL(env, napi_define_properties(env, exports,
-                                        sizeof props / sizeof props[0], props));
+  CODEX_DEFINE_ALL(env, exports, props);
   return exports;
 }

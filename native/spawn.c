@@ -75,17 +75,17 @@ typedef struct {
   size_t nmap;
   const int *targets;
   const int *sources;
-  int *temps;       /* scratch owned by the parent, written by the child */
-  int high;         /* temps and errfd live at or above this fd number */
-  int errfd;        /* CLOEXEC pipe write end: (stage, errno) on failure */
-  int exec_fd;      /* -1: execve(file); else execveat(exec_fd, "") */
+  int *temps;  /* scratch owned by the parent, written by the child */
+  int high;    /* temps and errfd live at or above this fd number */
+  int errfd;   /* CLOEXEC pipe write end: (stage, errno) on failure */
+  int exec_fd; /* -1: execve(file); else execveat(exec_fd, "") */
   bool setsid;
   bool setpgid;
   int fallback_maxfd; /* only used when close_range is unavailable */
   bool set_nice;      /* give the program this nice value (the server may run boosted) */
   int nice;
-  pid_t parent;       /* to detect a parent that died before PDEATHSIG was set */
-  int cgroup_fd;      /* -1, or an open cgroup.procs the child joins before exec */
+  pid_t parent;  /* to detect a parent that died before PDEATHSIG was set */
+  int cgroup_fd; /* -1, or an open cgroup.procs the child joins before exec */
 } child_args_t;
 
 static void child_fail(const child_args_t *a, int stage, int err) {
@@ -173,18 +173,11 @@ static int child_main(void *arg) {
   return 127;
 }
 
-static void free_strv(char **v, size_t n) {
-  if (!v) return;
-  for (size_t i = 0; i < n; i++) free(v[i]);
-  free(v);
-}
-
 /* Array of Buffers -> NULL-terminated char*[]; *count set on success. */
-static char **get_strv(napi_env env, napi_value arr, const char *name,
-                       size_t *count) {
+static char **get_strv(napi_env env, napi_value arr, const char *name, size_t *count) {
   uint32_t n;
   if (!codex_get_array(env, arr, name, &n)) return NULL;
-  char **v = calloc((size_t)n + 1, sizeof *v);
+  cleanup_strv char **v = calloc((size_t)n + 1, sizeof *v);
   if (!v) {
     codex_throw_errno(env, ENOMEM, "calloc");
     return NULL;
@@ -193,23 +186,18 @@ static char **get_strv(napi_env env, napi_value arr, const char *name,
   snprintf(elname, sizeof elname, "%s[i]", name);
   for (uint32_t i = 0; i < n; i++) {
     napi_value el;
-    if (napi_get_element(env, arr, i, &el) != napi_ok) {
-      free_strv(v, i);
-      codex_throw_napi_failure(env, napi_generic_failure, "get_strv");
-      return NULL;
-    }
-    v[i] = codex_get_cstring(env, el, elname);
-    if (!v[i]) {
-      free_strv(v, i);
-      return NULL;
-    }
+    NAPI_CALL(env, napi_get_element(env, arr, i, &el));
+    if (!(v[i] = codex_get_cstring(env, el, elname))) return NULL;
   }
   *count = n;
-  return v;
+  return steal_pointer(&v);
 }
 
-static void throw_child_error(napi_env env, int stage, int err,
-                              const char *path) {
+static void unmap_stack(void **stack) {
+  if (*stack != MAP_FAILED) munmap(*stack, CHILD_STACK_SIZE);
+}
+
+static void throw_child_error(napi_env env, int stage, int err, const char *path) {
   const char *sys = stage_syscall(stage);
   napi_value e = codex_make_errno_error(env, err, sys, path);
   if (!e) {
@@ -222,44 +210,45 @@ static void throw_child_error(napi_env env, int stage, int err,
   napi_throw(env, e);
 }
 
-/* spawn(file, argv, env, cwd, fdMap, newProcessGroup, setsid, execFd|-1[, nice|null[, cgroupFd|-1]]) */
+/* spawn(file, argv, env, cwd, fdMap, newProcessGroup, setsid, execFd|-1[, nice|null[,
+ * cgroupFd|-1]]) */
 static napi_value spawn(napi_env env, napi_callback_info info) {
   size_t argc = 10;
   napi_value args[10];
-  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, args, NULL, NULL));
-  if (argc < 8) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE",
-                          "spawn(file, argv, env, cwd, fdMap, newProcessGroup, "
-                          "setsid, execFd) needs 8 arguments");
+  if (!codex_get_args(
+          env, info, 8, &argc, args,
+          "spawn(file, argv, env, cwd, fdMap, newProcessGroup, setsid, execFd, nice?, cgroupFd?)"))
     return NULL;
-  }
 
-  napi_value ret = NULL;
-  char *file = NULL, *cwd = NULL;
-  char **argv = NULL, **envp = NULL;
+  /* Released on every return; a napi failure anywhere is a plain return. */
+  cleanup_free char *file = NULL;
+  cleanup_free char *cwd = NULL;
+  cleanup_strv char **argv = NULL;
+  cleanup_strv char **envp = NULL;
   size_t argvc = 0, envc = 0;
-  int *map = NULL; /* targets[0..n) then sources[0..n) then temps[0..n) */
+  cleanup_free int *map = NULL; /* targets[0..n) then sources[0..n) then temps[0..n) */
   size_t nmap = 0;
-  int errpipe[2] = {-1, -1};
-  int exec_dup = -1;
-  void *stack = MAP_FAILED;
+  cleanup_fd int err_r = -1;
+  cleanup_fd int err_w = -1;
+  cleanup_fd int exec_dup = -1;
+  __attribute__((cleanup(unmap_stack))) void *stack = MAP_FAILED;
 
   bool pgrp, sid;
   int64_t exec_fd64;
-  if (!(file = codex_get_cstring(env, args[0], "file"))) goto out;
-  if (!(argv = get_strv(env, args[1], "argv", &argvc))) goto out;
-  if (!(envp = get_strv(env, args[2], "env", &envc))) goto out;
-  if (!(cwd = codex_get_cstring(env, args[3], "cwd"))) goto out;
-  if (!codex_get_bool(env, args[5], "newProcessGroup", &pgrp)) goto out;
-  if (!codex_get_bool(env, args[6], "setsid", &sid)) goto out;
-  if (!codex_get_int(env, args[7], "execFd", -1, INT32_MAX, &exec_fd64)) goto out;
+  if (!(file = codex_get_cstring(env, args[0], "file"))) return NULL;
+  if (!(argv = get_strv(env, args[1], "argv", &argvc))) return NULL;
+  if (!(envp = get_strv(env, args[2], "env", &envc))) return NULL;
+  if (!(cwd = codex_get_cstring(env, args[3], "cwd"))) return NULL;
+  if (!codex_get_bool(env, args[5], "newProcessGroup", &pgrp)) return NULL;
+  if (!codex_get_bool(env, args[6], "setsid", &sid)) return NULL;
+  if (!codex_get_int(env, args[7], "execFd", -1, INT32_MAX, &exec_fd64)) return NULL;
   bool set_nice = false;
   int64_t nice64 = 0;
   if (argc >= 9) {
     napi_valuetype t;
     NAPI_CALL(env, napi_typeof(env, args[8], &t));
     if (t != napi_undefined && t != napi_null) {
-      if (!codex_get_int(env, args[8], "nice", -20, 19, &nice64)) goto out;
+      if (!codex_get_int(env, args[8], "nice", -20, 19, &nice64)) return NULL;
       set_nice = true;
     }
   }
@@ -269,25 +258,24 @@ static napi_value spawn(napi_env env, napi_callback_info info) {
     NAPI_CALL(env, napi_typeof(env, args[9], &t));
     if (t != napi_undefined && t != napi_null &&
         !codex_get_int(env, args[9], "cgroupFd", -1, INT32_MAX, &cgroup_fd64))
-      goto out;
+      return NULL;
   }
   if (argvc == 0) {
-    napi_throw_range_error(env, "ERR_OUT_OF_RANGE",
-                           "argv must hold at least argv[0]");
-    goto out;
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "argv must hold at least argv[0]");
+    return NULL;
   }
 
   uint32_t n32;
-  if (!codex_get_array(env, args[4], "fdMap", &n32)) goto out;
+  if (!codex_get_array(env, args[4], "fdMap", &n32)) return NULL;
   if (n32 > MAX_FD_MAP) {
     napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "fdMap has too many entries");
-    goto out;
+    return NULL;
   }
   nmap = n32;
   map = calloc(nmap * 3 + 1, sizeof *map);
   if (!map) {
     codex_throw_errno(env, ENOMEM, "calloc");
-    goto out;
+    return NULL;
   }
   int *targets = map, *sources = map + nmap, *temps = map + 2 * nmap;
   int high = 0;
@@ -296,31 +284,31 @@ static napi_value spawn(napi_env env, napi_callback_info info) {
     uint32_t plen;
     if (napi_get_element(env, args[4], i, &pair) != napi_ok) {
       codex_throw_napi_failure(env, napi_generic_failure, "fdMap");
-      goto out;
+      return NULL;
     }
-    if (!codex_get_array(env, pair, "fdMap[i]", &plen)) goto out;
+    if (!codex_get_array(env, pair, "fdMap[i]", &plen)) return NULL;
     if (plen != 2) {
       napi_throw_type_error(env, "ERR_INVALID_ARG_VALUE",
                             "fdMap[i] must be a [target, source] pair");
-      goto out;
+      return NULL;
     }
     if (napi_get_element(env, pair, 0, &t) != napi_ok ||
         napi_get_element(env, pair, 1, &s) != napi_ok) {
       codex_throw_napi_failure(env, napi_generic_failure, "fdMap pair");
-      goto out;
+      return NULL;
     }
-    if (!codex_get_fd(env, t, "fdMap target", &targets[i])) goto out;
-    if (!codex_get_fd(env, s, "fdMap source", &sources[i])) goto out;
+    if (!codex_get_fd(env, t, "fdMap target", &targets[i])) return NULL;
+    if (!codex_get_fd(env, s, "fdMap source", &sources[i])) return NULL;
     if (targets[i] >= INT32_MAX - 1) {
       napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "fdMap target too large");
-      goto out;
+      return NULL;
     }
     for (uint32_t j = 0; j < i; j++) {
       if (targets[j] == targets[i]) {
         char msg[96];
         snprintf(msg, sizeof msg, "fdMap target %d appears twice", targets[i]);
         napi_throw_range_error(env, "ERR_INVALID_ARG_VALUE", msg);
-        goto out;
+        return NULL;
       }
     }
     if (targets[i] + 1 > high) high = targets[i] + 1;
@@ -328,25 +316,30 @@ static napi_value spawn(napi_env env, napi_callback_info info) {
 
   /* The error pipe and the exec fd must not sit on a target number, or the
    * child's dup2 would clobber them. */
-  if (pipe2(errpipe, O_CLOEXEC) != 0) {
-    codex_throw_errno(env, errno, "pipe2");
-    goto out;
+  {
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) != 0) {
+      codex_throw_errno(env, errno, "pipe2");
+      return NULL;
+    }
+    err_r = p[0];
+    err_w = p[1];
   }
-  if (errpipe[1] < high) {
-    int nfd = fcntl(errpipe[1], F_DUPFD_CLOEXEC, high);
+  if (err_w < high) {
+    int nfd = fcntl(err_w, F_DUPFD_CLOEXEC, high);
     if (nfd < 0) {
       codex_throw_errno(env, errno, "fcntl");
-      goto out;
+      return NULL;
     }
-    close(errpipe[1]);
-    errpipe[1] = nfd;
+    close(err_w);
+    err_w = nfd;
   }
   int exec_fd = (int)exec_fd64;
   if (exec_fd >= 0 && exec_fd < high) {
     exec_dup = fcntl(exec_fd, F_DUPFD_CLOEXEC, high);
     if (exec_dup < 0) {
       codex_throw_errno(env, errno, "fcntl");
-      goto out;
+      return NULL;
     }
     exec_fd = exec_dup;
   }
@@ -358,18 +351,31 @@ static napi_value spawn(napi_env env, napi_callback_info info) {
     fallback_max = (int)rl.rlim_cur - 1;
 
   child_args_t ca = {
-      .file = file, .argv = argv, .envp = envp, .cwd = cwd, .nmap = nmap,
-      .targets = targets, .sources = sources, .temps = temps, .high = high,
-      .errfd = errpipe[1], .exec_fd = exec_fd, .setsid = sid,
-      .setpgid = pgrp, .fallback_maxfd = fallback_max, .parent = getpid(),
-      .set_nice = set_nice, .nice = (int)nice64, .cgroup_fd = (int)cgroup_fd64,
+      .file = file,
+      .argv = argv,
+      .envp = envp,
+      .cwd = cwd,
+      .nmap = nmap,
+      .targets = targets,
+      .sources = sources,
+      .temps = temps,
+      .high = high,
+      .errfd = err_w,
+      .exec_fd = exec_fd,
+      .setsid = sid,
+      .setpgid = pgrp,
+      .fallback_maxfd = fallback_max,
+      .parent = getpid(),
+      .set_nice = set_nice,
+      .nice = (int)nice64,
+      .cgroup_fd = (int)cgroup_fd64,
   };
 
   stack = mmap(NULL, CHILD_STACK_SIZE, PROT_READ | PROT_WRITE,
                MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
   if (stack == MAP_FAILED) {
     codex_throw_errno(env, errno, "mmap");
-    goto out;
+    return NULL;
   }
 
   sigset_t all, old;
@@ -381,8 +387,8 @@ static napi_value spawn(napi_env env, napi_callback_info info) {
   int clone_err = errno;
   if (pid < 0 && clone_err == EINVAL) {
     /* Kernel without CLONE_PIDFD (< 5.2): open the pidfd afterwards. */
-    pid = clone(child_main, (char *)stack + CHILD_STACK_SIZE,
-                CLONE_VM | CLONE_VFORK | SIGCHLD, &ca);
+    pid =
+        clone(child_main, (char *)stack + CHILD_STACK_SIZE, CLONE_VM | CLONE_VFORK | SIGCHLD, &ca);
     clone_err = errno;
     if (pid > 0) {
       pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
@@ -390,17 +396,16 @@ static napi_value spawn(napi_env env, napi_callback_info info) {
     }
   }
   pthread_sigmask(SIG_SETMASK, &old, NULL);
-  close(errpipe[1]);
-  errpipe[1] = -1;
+  close(steal_fd(&err_w));
   if (pid < 0) {
     codex_throw_errno(env, clone_err, "clone");
-    goto out;
+    return NULL;
   }
 
   int msg[2] = {0, 0};
   ssize_t got;
   do {
-    got = read(errpipe[0], msg, sizeof msg);
+    got = read(err_r, msg, sizeof msg);
   } while (got < 0 && errno == EINTR);
 
   if (got == (ssize_t)sizeof msg || pidfd < 0) {
@@ -413,17 +418,16 @@ static napi_value spawn(napi_env env, napi_callback_info info) {
     if (pidfd >= 0) close(pidfd);
     if (got == (ssize_t)sizeof msg)
       throw_child_error(env, msg[0], msg[1],
-                        msg[0] == STAGE_CHDIR ? cwd
+                        msg[0] == STAGE_CHDIR  ? cwd
                         : msg[0] == STAGE_EXEC ? file
                                                : NULL);
     else
       codex_throw_errno(env, clone_err ? clone_err : ENOSYS, "pidfd_open");
-    goto out;
+    return NULL;
   }
 
   napi_value obj, vpid, vfd;
-  if (napi_create_object(env, &obj) != napi_ok ||
-      napi_create_int32(env, pid, &vpid) != napi_ok ||
+  if (napi_create_object(env, &obj) != napi_ok || napi_create_int32(env, pid, &vpid) != napi_ok ||
       napi_create_int32(env, pidfd, &vfd) != napi_ok ||
       napi_set_named_property(env, obj, "pid", vpid) != napi_ok ||
       napi_set_named_property(env, obj, "pidfd", vfd) != napi_ok) {
@@ -435,27 +439,15 @@ static napi_value spawn(napi_env env, napi_callback_info info) {
     }
     close(pidfd);
     codex_throw_napi_failure(env, napi_generic_failure, "spawn result");
-    goto out;
+    return NULL;
   }
-  ret = obj;
-
-out:
-  if (stack != MAP_FAILED) munmap(stack, CHILD_STACK_SIZE);
-  if (errpipe[0] >= 0) close(errpipe[0]);
-  if (errpipe[1] >= 0) close(errpipe[1]);
-  if (exec_dup >= 0) close(exec_dup);
-  free(map);
-  free(file);
-  free(cwd);
-  free_strv(argv, argvc);
-  free_strv(envp, envc);
-  return ret;
+  return obj;
 }
 
 napi_value codex_init_spawn(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
-      {"spawn", NULL, spawn, NULL, NULL, NULL, napi_enumerable, NULL},
+      CODEX_FN("spawn", spawn),
   };
-  NAPI_CALL(env, napi_define_properties(env, exports, 1, props));
+  CODEX_DEFINE_ALL(env, exports, props);
   return exports;
 }

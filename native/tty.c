@@ -12,18 +12,11 @@
 #include <termios.h>
 #include <unistd.h>
 
-static bool one_fd(napi_env env, napi_callback_info info, int *fd,
-                   napi_value *second) {
+static bool one_fd(napi_env env, napi_callback_info info, int *fd, napi_value *second) {
   size_t argc = 2;
   napi_value argv[2];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) {
-    codex_throw_napi_failure(env, napi_generic_failure, "napi_get_cb_info");
+  if (!codex_get_args(env, info, second ? 2 : 1, &argc, argv, second ? "(fd, saved)" : "(fd)"))
     return false;
-  }
-  if (argc < (second ? 2u : 1u)) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "missing arguments");
-    return false;
-  }
   if (second) *second = argv[1];
   return codex_get_fd(env, argv[0], "fd", fd);
 }
@@ -48,9 +41,15 @@ static int without_sigttou(int (*fn)(int, const void *), int fd, const void *arg
   errno = err;
   return r;
 }
-static int do_setattr(int fd, const void *t) { return tcsetattr(fd, TCSANOW, t); }
-static int do_setpgrp(int fd, const void *pg) { return tcsetpgrp(fd, *(const pid_t *)pg); }
-static int do_flow(int fd, const void *action) { return tcflow(fd, *(const int *)action); }
+static int do_setattr(int fd, const void *t) {
+  return tcsetattr(fd, TCSANOW, t);
+}
+static int do_setpgrp(int fd, const void *pg) {
+  return tcsetpgrp(fd, *(const pid_t *)pg);
+}
+static int do_flow(int fd, const void *action) {
+  return tcflow(fd, *(const int *)action);
+}
 static int do_flush(int fd, const void *unused) {
   (void)unused;
   return tcflush(fd, TCIFLUSH);
@@ -120,8 +119,7 @@ static napi_value tty_give_back(napi_env env, napi_callback_info info) {
   size_t len;
   if (!codex_get_bytes(env, v, "saved", &data, &len)) return NULL;
   if (len != sizeof(saved_tty_t)) {
-    napi_throw_range_error(env, "ERR_INVALID_ARG_VALUE",
-                           "saved is not what ttyTakeOver returned");
+    napi_throw_range_error(env, "ERR_INVALID_ARG_VALUE", "saved is not what ttyTakeOver returned");
     return NULL;
   }
   saved_tty_t saved;
@@ -136,10 +134,10 @@ static napi_value tty_give_back(napi_env env, napi_callback_info info) {
 
 napi_value codex_init_tty(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
-      {"ttyFlushInput", NULL, tty_flush_input, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"ttyTakeOver", NULL, tty_take_over, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"ttyGiveBack", NULL, tty_give_back, NULL, NULL, NULL, napi_enumerable, NULL},
+      CODEX_FN("ttyFlushInput", tty_flush_input),
+      CODEX_FN("ttyTakeOver", tty_take_over),
+      CODEX_FN("ttyGiveBack", tty_give_back),
   };
-  NAPI_CALL(env, napi_define_properties(env, exports, 3, props));
+  CODEX_DEFINE_ALL(env, exports, props);
   return exports;
 }

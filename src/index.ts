@@ -36,8 +36,10 @@ export {
   type EscalateResponse,
   type SuperExecMessage,
   type SuperExecResult,
+  type ClientFrame,
+  type ServerFrame,
 } from './protocol/messages.js';
-export { encodeFrame, FrameReader, ProtocolError, bytesToWireString, wireStringToBytes } from './protocol/codec.js';
+export { encodeFrame, encodeJsonFrame, FrameReader, ProtocolError, bytesToWireString, wireStringToBytes } from './protocol/codec.js';
 export { ensurePatchedBash, findPatchedBash } from './shell/patched-bash.js';
 export { defaultWrapperPath } from './paths.js';
 export { createDecisionPipeline, type DecisionPipeline, type DecisionPipelineOptions, type DefaultAction } from './policy/decision-pipeline.js';

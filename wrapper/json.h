@@ -23,29 +23,29 @@ size_t utf8_sequence_length(const unsigned char *s, size_t avail);
 char *json_put_string(char *out, const unsigned char *s, size_t len);
 
 enum escalate_action {
-	ACTION_RUN,
-	ACTION_ESCALATE,
-	ACTION_DENY,
-	ACTION_RUN_REWRITTEN, /* [ext] {"RunRewritten":{"file":..,"argv":[..]}} */
+  ACTION_RUN,
+  ACTION_ESCALATE,
+  ACTION_DENY,
+  ACTION_RUN_REWRITTEN, /* [ext] {"RunRewritten":{"file":..,"argv":[..]}} */
 };
 
 struct escalate_response {
-	enum escalate_action action;
-	/* Deny only: the decoded reason as a NUL-terminated UTF-8-ish string
-	 * pointing into the parsed buffer, or NULL for "reason": null. */
-	char *reason;
-	size_t reason_len;
-	/* RunRewritten only, pointing into the parsed buffer: the decoded file
-	 * (NUL-terminated, non-empty) and argc >= 1 decoded argv strings packed
-	 * one after another, each NUL-terminated. "\udcXX" escapes become the
-	 * raw byte XX; a NUL byte anywhere is refused. */
-	char *file;
-	char *argv_packed;
-	size_t argc;
-	/* [ext] Top-level "shell": the absolute path (NUL-terminated, pointing
-	 * into the parsed buffer) of the shell to run scripts without #! with,
-	 * or NULL when absent. Must be a non-empty absolute path without NUL. */
-	char *shell;
+  enum escalate_action action;
+  /* Deny only: the decoded reason as a NUL-terminated UTF-8-ish string
+   * pointing into the parsed buffer, or NULL for "reason": null. */
+  char *reason;
+  size_t reason_len;
+  /* RunRewritten only, pointing into the parsed buffer: the decoded file
+   * (NUL-terminated, non-empty) and argc >= 1 decoded argv strings packed
+   * one after another, each NUL-terminated. "\udcXX" escapes become the
+   * raw byte XX; a NUL byte anywhere is refused. */
+  char *file;
+  char *argv_packed;
+  size_t argc;
+  /* [ext] Top-level "shell": the absolute path (NUL-terminated, pointing
+   * into the parsed buffer) of the shell to run scripts without #! with,
+   * or NULL when absent. Must be a non-empty absolute path without NUL. */
+  char *shell;
 };
 
 /* Both parsers accept exactly one JSON object filling buf[0..len) (JSON
@@ -54,20 +54,19 @@ struct escalate_response {
  * to the byte offset of the problem. buf is modified (strings are decoded in
  * place). */
 const char *json_parse_escalate_response(unsigned char *buf, size_t len,
-					 struct escalate_response *out,
-					 size_t *err_at);
+                                         struct escalate_response *out, size_t *err_at);
 
 struct exec_result {
-	long long exit_code;
-	int in_range;      /* cleared when exit_code does not fit a long long */
-	int has_signal;    /* [ext] "signal" present and not null */
-	long long signal;
-	int signal_in_range;
+  long long exit_code;
+  int in_range;   /* cleared when exit_code does not fit a long long */
+  int has_signal; /* [ext] "signal" present and not null */
+  long long signal;
+  int signal_in_range;
 };
 
 /* {"exit_code": N} or [ext] {"exit_code": N, "signal": S}; N and S must be
  * JSON integers (S may also be null). Range checks are the caller's. */
-const char *json_parse_exec_result(unsigned char *buf, size_t len,
-				   struct exec_result *out, size_t *err_at);
+const char *json_parse_exec_result(unsigned char *buf, size_t len, struct exec_result *out,
+                                   size_t *err_at);
 
 #endif

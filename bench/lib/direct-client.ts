@@ -5,7 +5,7 @@
  * Used where 100k real wrapper execs would take too long (RSS, rules scaling):
  * the server does exactly the work it does for a real wrapper.
  */
-import { encodeFrame, FrameReader } from '../../src/protocol/codec.js';
+import { encodeJsonFrame, FrameReader } from '../../src/protocol/codec.js';
 import { HANDSHAKE_BYTE } from '../../src/protocol/constants.js';
 import { closeFd, Poller, recvMsg, sendMsg, socketPair, type Fd } from '../../src/native/index.js';
 
@@ -33,7 +33,7 @@ export class DirectClient {
       closeFd(theirs);
     }
     try {
-      const frame = encodeFrame(req);
+      const frame = encodeJsonFrame(req);
       // A request is far smaller than the socket buffer: one send writes it whole.
       const n = sendMsg(mine, frame);
       if (n !== frame.length) throw new Error(`short write of a request frame (${String(n)} of ${frame.length} bytes)`);

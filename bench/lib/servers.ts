@@ -8,7 +8,7 @@ import path from 'node:path';
 import { loadHooks } from '../../src/hooks/config.js';
 import { HookEngine } from '../../src/hooks/engine.js';
 import { createDecisionPipeline } from '../../src/policy/decision-pipeline.js';
-import { syntheticRuleSet } from '../../src/policy/rules/synthetic.js';
+import { syntheticRuleSet } from './synthetic-rules.js';
 import { EscalationServer, type DecisionRecord } from '../../src/server/escalation-server.js';
 
 export const BENCH_DIR = path.resolve(import.meta.dirname, '..');

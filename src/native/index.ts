@@ -67,7 +67,7 @@ export interface Received {
 /**
  * Non-blocking recvmsg (MSG_DONTWAIT | MSG_CMSG_CLOEXEC).
  * 'again': nothing to read. 'eof': stream peer closed. A 0-byte datagram is
- * a Received with empty bytes. maxBytes is 1..MAX_RECV_BYTES, maxFds 0..253.
+ * a Received with empty bytes. maxBytes is 1..MAX_RECV_BYTES, maxFds 0..MAX_SCM_FDS.
  */
 export function recvMsg(fd: Fd, maxBytes: number, maxFds: number): Received | 'again' | 'eof' {
   return binding.recvMsg(fd, maxBytes, maxFds);

@@ -5,7 +5,7 @@
  */
 import type { RuleSet } from './rules/index.js';
 import { describeExposure, sandboxExposure } from './sandbox-roots.js';
-import { parsePrefix } from './static-policy.js';
+import { parsePrefix } from './prefix.js';
 
 export function explicitPathWarnings(rules: RuleSet | undefined, escalatePrefixes: readonly string[], roots: readonly string[]): string[] {
   const out: string[] = [];

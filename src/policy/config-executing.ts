@@ -8,7 +8,7 @@
  */
 import path from 'node:path';
 import type { RuleSet, PrefixRule } from './rules/index.js';
-import { parsePrefix } from './static-policy.js';
+import { parsePrefix } from './prefix.js';
 
 /** name → what it runs from the working directory (one line, for the warning). */
 export const CONFIG_EXECUTING: Readonly<Record<string, string>> = {

@@ -20,7 +20,7 @@ import { requiresApprovalReason, type ApprovalRequest, type Approver, type Sandb
 import { toCheckJson } from './rules/check-json.js';
 import { describeRule, evaluationOf, normalizeAbsolute, RuleSet, type MatchedRule, type RuleDecision } from './rules/ruleset.js';
 import { rootContaining } from './sandbox-roots.js';
-import { matchesPrefix, parsePrefix } from './static-policy.js';
+import { matchesPrefix, parsePrefix } from './prefix.js';
 import type { DecisionContext, EscalationPolicy, ExecRequest, PolicyDecision } from './types.js';
 
 export type DefaultAction = 'run' | 'deny' | 'prompt';

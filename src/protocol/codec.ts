@@ -1,5 +1,6 @@
 import { isUtf8 } from 'node:buffer';
 import { LENGTH_PREFIX_SIZE, MAX_FRAME_BYTES } from './constants.js';
+import type { ClientFrame, ServerFrame } from './messages.js';
 
 /**
  * Stream framing: 4-byte little-endian length, then that many bytes of JSON.
@@ -10,8 +11,17 @@ export class ProtocolError extends Error {
   override readonly name = 'ProtocolError';
 }
 
-/** Encode one message as a frame. JSON.stringify writes lone surrogates as \udcXX escapes, which is how non-UTF-8 bytes travel (see wireStringToBytes). */
-export function encodeFrame(message: unknown): Buffer {
+/**
+ * Encode one protocol message as a frame; typed, so an outgoing frame cannot
+ * drift from its schema. JSON.stringify writes lone surrogates as \udcXX
+ * escapes, which is how non-UTF-8 bytes travel (see wireStringToBytes).
+ */
+export function encodeFrame(message: ServerFrame | ClientFrame): Buffer {
+  return encodeJsonFrame(message);
+}
+
+/** Any JSON value as a frame: for peers (and tests) that must send what no schema allows. */
+export function encodeJsonFrame(message: unknown): Buffer {
   const json = JSON.stringify(message);
   const body = Buffer.from(json, 'utf8');
   if (body.length > MAX_FRAME_BYTES) throw new ProtocolError(`frame of ${body.length} bytes exceeds the ${MAX_FRAME_BYTES}-byte limit`);
@@ -122,7 +132,7 @@ export function parseJsonPayload(payload: Buffer): unknown {
   try {
     return JSON.parse(text) as unknown;
   } catch (err) {
-    throw new ProtocolError(`frame is not valid JSON: ${(err as Error).message}`);
+    throw new ProtocolError(`frame is not valid JSON: ${(err as Error).message}`, { cause: err });
   }
 }
 

@@ -23,3 +23,23 @@ export const LENGTH_PREFIX_SIZE = 4;
 export const MAX_FRAME_BYTES = 16 * 1024 * 1024;
 /** The handshake datagram is exactly one 0x00 byte carrying one fd. */
 export const HANDSHAKE_BYTE = 0x00;
+
+/**
+ * The fd number the shell finds the escalation socket at. High, so that
+ * ordinary redirections (`cmd 3>file`, `exec 4<in`) never replace it; bash
+ * itself allocates its own fds from 10 upwards ({var}>file) and 255.
+ */
+export const SHELL_SOCKET_FD = 63;
+/**
+ * @deprecated No longer set: a command's own environment must not choose the
+ * program the wrapper runs undecided. The ENOEXEC shell now travels in the
+ * server's Run reply (`shell`, docs/protocol.md). Kept for API compatibility.
+ */
+export const ESCALATE_SHELL_ENV_VAR = 'CODEX_ESCALATE_SHELL';
+/** A command inheriting more fds than this is refused (each one is a kernel object handed across). */
+export const MAX_FORWARDED_FDS = 1024;
+/**
+ * Extension level at which the wrapper attaches an O_PATH fd on the program to
+ * its request (docs/protocol.md); also the level our wrapper announces.
+ */
+export const EXT_PROGRAM_FD = 2;

@@ -107,7 +107,6 @@ export const EscalateActionSchema = z.union([
    */
   z.object({ RunRewritten: z.object({ file: z.string(), argv: z.array(z.string()) }) }),
 ]);
-export type WireEscalateAction = z.infer<typeof EscalateActionSchema>;
 
 export const EscalateResponseSchema = z.object({
   action: EscalateActionSchema,
@@ -144,6 +143,10 @@ export const SuperExecResultSchema = z.object({
 export const RelaySignalSchema = z.object({ signal: z.number().int().min(1).max(64) });
 export type RelaySignal = z.infer<typeof RelaySignalSchema>;
 export type SuperExecResult = z.infer<typeof SuperExecResultSchema>;
+
+/** Every frame either peer may put on a session stream (docs/protocol.md). */
+export type ServerFrame = EscalateResponse | SuperExecResult;
+export type ClientFrame = EscalateRequest | SuperExecMessage | RelaySignal;
 
 /** The decision the server takes for one exec, before it is put on the wire. */
 export type Action =

@@ -9,7 +9,9 @@ import {
   EXEC_WRAPPER_ENV_VAR,
   HANDSHAKE_BYTE,
   MAX_FDS_PER_MESSAGE,
+  MAX_FORWARDED_FDS,
   MAX_FRAME_BYTES,
+  SHELL_SOCKET_FD,
 } from '../protocol/constants.js';
 import {
   RelaySignalSchema,
@@ -32,19 +34,8 @@ import { RateLimiter } from './rate-limit.js';
 import { resolveRequest, type ResolvedRequest } from './resolve-request.js';
 import { ChannelClosedError, safeClose, StreamChannel } from './stream-channel.js';
 
-/**
- * @deprecated No longer set: a command's own environment must not choose the
- * program the wrapper runs undecided. The ENOEXEC shell now travels in the
- * server's Run reply (`shell`, docs/protocol.md). Kept for API compatibility.
- */
-export const ESCALATE_SHELL_ENV_VAR = 'CODEX_ESCALATE_SHELL';
-
-/**
- * The fd number the shell finds the escalation socket at. High, so that
- * ordinary redirections (`cmd 3>file`, `exec 4<in`) never replace it; bash
- * itself allocates its own fds from 10 upwards ({var}>file) and 255.
- */
-export const SHELL_SOCKET_FD = 63;
+// Defined with the other wire constants; re-exported for existing importers.
+export { ESCALATE_SHELL_ENV_VAR, SHELL_SOCKET_FD } from '../protocol/constants.js';
 
 export interface DecisionRecord {
   readonly request: ResolvedRequest;
@@ -583,9 +574,6 @@ function workdirHandle(fd: Fd, targets: ReadonlySet<number>): Fd {
     for (const f of spare) safeClose(f);
   }
 }
-
-/** A command inheriting more fds than this is refused (each one is a kernel object handed across). */
-const MAX_FORWARDED_FDS = 1024;
 
 /** The wire action for a policy decision; rewrites need a wrapper that can run them. */
 function finalAction(decision: PolicyDecision, request: ResolvedRequest): Action {

@@ -5,8 +5,10 @@ import type { EscalateRequest } from '../protocol/messages.js';
 import type { ExecRequest } from '../policy/types.js';
 import { closeFd, openPath, peerCredentials, type Fd } from '../native/index.js';
 
+import { EXT_PROGRAM_FD } from '../protocol/constants.js';
+
 /** The extension level at which the wrapper sends its own O_PATH handle on the program with the request. */
-export const EXT_PROGRAM_FD = 2;
+export { EXT_PROGRAM_FD };
 
 export interface ResolvedRequest extends ExecRequest {
   /** False when the program could not be resolved to an existing file (it may still be Run: the exec then fails as it would under stock bash). */

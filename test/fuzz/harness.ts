@@ -15,7 +15,8 @@ import v8 from 'node:v8';
 import vm from 'node:vm';
 import pino from 'pino';
 import { closeFd, countOpenFds, recvMsg, sendMsg, socketPair, type Fd } from '../../src/native/index.js';
-import { encodeFrame } from '../../src/protocol/codec.js';
+// Fuzz inputs are hostile by design: the untyped encoder, under the usual name.
+import { encodeJsonFrame as encodeFrame } from '../../src/protocol/codec.js';
 import type { EscalationPolicy, ExecRequest, PolicyDecision } from '../../src/policy/types.js';
 import { EscalationServer, type EscalationServerOptions, type EscalationSession } from '../../src/server/escalation-server.js';
 import { RawClient } from '../helpers/raw-client.js';

@@ -1,5 +1,5 @@
 import { closeFd, Poller, recvMsg, sendMsg, socketPair, type Fd } from '../../src/native/index.js';
-import { encodeFrame, FrameReader, parseJsonPayload } from '../../src/protocol/codec.js';
+import { encodeJsonFrame, FrameReader, parseJsonPayload } from '../../src/protocol/codec.js';
 
 /**
  * A client that speaks the protocol directly, as a hostile sandboxed process
@@ -32,7 +32,7 @@ export class RawClient {
   }
 
   send(message: unknown, fds: readonly Fd[] = []): void {
-    this.sendRaw(encodeFrame(message), fds);
+    this.sendRaw(encodeJsonFrame(message), fds);
   }
 
   sendRaw(bytes: Buffer, fds: readonly Fd[] = []): void {

@@ -55,6 +55,10 @@ describe('codex-escalate run', () => {
     const bad = await runCli(['run', '--shell', patchedBash(), '--deny', 'a | b', '--', 'true']);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/bad --deny\/--escalate pattern/);
+    // An expansion is not silently matched as an empty word (was ["echo", ""]).
+    const expand = await runCli(['run', '--shell', patchedBash(), '--escalate', 'echo $HOME', '--', 'true']);
+    expect(expand.code).toBe(2);
+    expect(expand.stderr).toMatch(/bad --deny\/--escalate pattern: pattern "echo \$HOME": "\$" would expand/);
     const cwd = await runCli(['run', '--shell', patchedBash(), '--cwd', '/nonexistent/dir', '--', 'true']);
     expect(cwd.code).toBe(2);
     expect(cwd.stderr).toMatch(/--cwd \/nonexistent\/dir: not a directory/);

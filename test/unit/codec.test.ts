@@ -3,6 +3,7 @@ import fc from 'fast-check';
 import {
   bytesToWireString,
   encodeFrame,
+  encodeJsonFrame,
   FrameReader,
   parseJsonPayload,
   ProtocolError,
@@ -11,6 +12,14 @@ import {
 import { EscalateRequestSchema, EscalateResponseSchema, toWireResponse } from '../../src/protocol/messages.js';
 
 describe('frame codec', () => {
+  it('types outgoing frames by their schemas (a drifted literal does not compile)', () => {
+    expect(encodeFrame({ exit_code: 3, signal: 9 }).subarray(4).toString()).toBe('{"exit_code":3,"signal":9}');
+    // @ts-expect-error exit_code is a number in SuperExecResultSchema
+    expect(encodeFrame({ exit_code: '3' }).subarray(4).toString()).toBe('{"exit_code":"3"}');
+    // @ts-expect-error no message has an exitCode field
+    expect(encodeFrame({ exitCode: 3 }).length).toBeGreaterThan(4);
+  });
+
   it('round-trips a message through encode and an incremental reader fed byte by byte', () => {
     const msg = { file: '/bin/echo', argv: ['echo', 'hi'], workdir: '/', env: { A: 'b' } };
     const frame = encodeFrame(msg);
@@ -25,7 +34,7 @@ describe('frame codec', () => {
 
   it('splits several frames arriving in one chunk', () => {
     const reader = new FrameReader();
-    const chunk = Buffer.concat([encodeFrame({ a: 1 }), encodeFrame({ b: 2 }), encodeFrame({ c: 3 }).subarray(0, 5)]);
+    const chunk = Buffer.concat([encodeJsonFrame({ a: 1 }), encodeJsonFrame({ b: 2 }), encodeJsonFrame({ c: 3 }).subarray(0, 5)]);
     const frames = reader.push(chunk).map((p) => parseJsonPayload(p));
     expect(frames).toEqual([{ a: 1 }, { b: 2 }]);
     expect(reader.idle).toBe(false);
@@ -127,7 +136,7 @@ describe('ByteBudget shared by frame readers', () => {
     a.dispose();
     expect(budget.inUse).toBe(0);
     const c = new FrameReader(1000, budget);
-    const frames = c.push(encodeFrame({ ok: 1 }));
+    const frames = c.push(encodeJsonFrame({ ok: 1 }));
     expect(frames).toHaveLength(1);
     expect(budget.inUse).toBe(0);
   });

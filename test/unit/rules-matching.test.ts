@@ -4,11 +4,10 @@ import {
   shlexJoin,
   shlexSplit,
   stricter,
-  SYNTHETIC_HOT_COMMAND,
-  syntheticRuleSet,
   toCheckJson,
   type RuleSet,
 } from '../../src/policy/rules/index.js';
+import { SYNTHETIC_HOT_COMMAND, syntheticRuleSet } from '../../bench/lib/synthetic-rules.js';
 
 const load = (...sources: string[]): RuleSet =>
   compileRules(sources.map((source, i) => ({ file: `f${i}.rules`, source })), { homeDir: '/home/u' });

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { createStaticPolicy, parsePrefix } from '../../src/policy/static-policy.js';
+import { parsePrefix } from '../../src/policy/prefix.js';
+import { createStaticPolicy } from '../../src/policy/static-policy.js';
 import type { ExecRequest } from '../../src/policy/types.js';
 
 const req = (program: string, ...args: string[]): ExecRequest => ({
@@ -43,5 +44,48 @@ describe('static --deny/--escalate policy', () => {
   it('rejects patterns with shell operators or nothing in them', () => {
     expect(() => parsePrefix('a | b')).toThrow(/plain words/);
     expect(() => parsePrefix('   ')).toThrow(/empty/);
+  });
+});
+
+describe('parsePrefix: shell words taken literally (policy/prefix.ts on shlex)', () => {
+  // Each of these would mean something else to a shell than the literal words we match.
+  it.each([
+    ['echo $HOME', /"\$" would expand/],
+    ['echo "$HOME"', /"\$" would expand/],
+    ['echo ${HOME}', /"\$" would expand/],
+    ['echo $(id)', /"\$" would expand/],
+    ['echo `id`', /"`" would expand/],
+    ['echo "`id`"', /"`" would expand/],
+    ['rm *', /glob character "\*"/],
+    ['rm -rf /tmp/?', /glob character "\?"/],
+    ['rm [ab]', /glob character "\["/],
+    ['echo {a,b}', /brace "\{"/],
+    ['cat ~/x', /"~" would expand/],
+    ['git push # comment', /"#" starts a comment/],
+    ['a | b', /shell operator "\|"/],
+    ['a; b', /shell operator ";"/],
+    ['a && b', /shell operator "&"/],
+    ['a > f', /shell operator ">"/],
+    ['(a)', /shell operator "\("/],
+    ["echo 'open", /unclosed '/],
+    ['echo "open', /unclosed "/],
+    ['echo x\\', /trailing backslash/],
+  ])('%s is a clear error', (pattern, message) => {
+    expect(() => parsePrefix(pattern)).toThrow(message);
+    expect(() => parsePrefix(pattern)).toThrow(/only plain words are allowed/);
+  });
+
+  it.each([
+    ['git push', ['git', 'push']],
+    ["echo 'a b'", ['echo', 'a b']],
+    ["echo '$HOME'", ['echo', '$HOME']],
+    ['echo \\$HOME', ['echo', '$HOME']],
+    ['echo "\\$HOME"', ['echo', '$HOME']],
+    ["rm '*'", ['rm', '*']],
+    ['a=b c#d e~f', ['a=b', 'c#d', 'e~f']],
+    ["printf ''", ['printf', '']],
+    ['  python3\t-c  ', ['python3', '-c']],
+  ])('%s is the words %j', (pattern, words) => {
+    expect(parsePrefix(pattern)).toEqual(words);
   });
 });

@@ -157,7 +157,7 @@ export async function runCommand(script: string, args: readonly string[], opts: 
   } catch (err) {
     close();
     await hooks?.close();
-    throw new CliError((err as Error).message);
+    throw new CliError((err as Error).message, 2, { cause: err });
   }
   const launch = sandboxLaunch(opts, shell, ['-c', script, ...args], cwd, [path.dirname(shell), path.dirname(wrapperPath)]);
   let running;
@@ -245,7 +245,7 @@ function sandboxShellEnv(opts: RunOptions): Record<string, string> {
       set[name] = value;
     }
   } catch (err) {
-    throw new CliError((err as Error).message);
+    throw new CliError((err as Error).message, 2, { cause: err });
   }
   const { env, dropped } = shellEnvironment(process.env, { inherit, exclude: opts.shellEnvExclude, set });
   const notice = shellEnvNotice(dropped, inherit);
@@ -277,7 +277,7 @@ export async function loadHookEngine(
   try {
     config = await loadHooks({ files, ...(discoverFrom !== undefined ? { discoverFrom } : {}), ...(boundary ? { roots: boundary.roots } : {}) });
   } catch (err) {
-    throw new CliError(`hooks did not load: ${(err as Error).message}`);
+    throw new CliError(`hooks did not load: ${(err as Error).message}`, 2, { cause: err });
   }
   for (const w of config.warnings) logger.warn({ event: 'hooks_warning', warning: w }, w);
   // Untrusted discovered files, a distrusted store, hook scripts the sandbox can edit: one clear line each.
@@ -303,7 +303,7 @@ export async function buildPolicy(
   try {
     approver = createApprover(opts.approval);
   } catch (err) {
-    throw new CliError((err as Error).message);
+    throw new CliError((err as Error).message, 2, { cause: err });
   }
   let store: RulesStore | undefined;
   if (opts.rules.length > 0) {
@@ -323,7 +323,7 @@ export async function buildPolicy(
         },
       });
     } catch (err) {
-      throw new CliError(`rules did not load: ${(err as Error).message}`);
+      throw new CliError(`rules did not load: ${(err as Error).message}`, 2, { cause: err });
     }
   }
   policyBoundaryWarnings(store, opts.escalate, boundary);
@@ -342,6 +342,6 @@ export async function buildPolicy(
     return { policy, close: () => store?.close() };
   } catch (err) {
     store?.close();
-    throw new CliError(`bad --deny/--escalate pattern: ${(err as Error).message}`);
+    throw new CliError(`bad --deny/--escalate pattern: ${(err as Error).message}`, 2, { cause: err });
   }
 }

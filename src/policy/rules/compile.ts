@@ -300,7 +300,7 @@ export async function readRulesFile(file: string): Promise<RulesSource> {
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory' : (err as Error).message;
-    throw new RulesLoadError(file, { line: 1, column: 1 }, `cannot read rules file: ${why}`);
+    throw new RulesLoadError(file, { line: 1, column: 1 }, `cannot read rules file: ${why}`, { cause: err });
   }
 }
 

@@ -15,8 +15,8 @@ export class RulesLoadError extends Error {
   readonly column: number;
   readonly detail: string;
 
-  constructor(file: string, pos: SourcePos, detail: string) {
-    super(`${file}:${pos.line}:${pos.column}: ${detail}`);
+  constructor(file: string, pos: SourcePos, detail: string, options?: ErrorOptions) {
+    super(`${file}:${pos.line}:${pos.column}: ${detail}`, options);
     this.name = 'RulesLoadError';
     this.file = file;
     this.line = pos.line;

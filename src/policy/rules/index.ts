@@ -29,4 +29,3 @@ export {
 export { toCheckJson, formatCheckJson, type CheckOutput, type CheckPrefixRuleMatch } from './check-json.js';
 export { RulesStore, type RulesStoreOptions, type ReloadResult } from './store.js';
 export { shlexSplit, shlexJoin } from './shlex.js';
-export { syntheticRulesSource, syntheticRuleSet, SYNTHETIC_HOT_COMMAND } from './synthetic.js';

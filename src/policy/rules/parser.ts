@@ -26,7 +26,6 @@ export interface Call {
   readonly pos: SourcePos;
   readonly args: readonly Argument[];
   /** Position of the closing parenthesis (for "missing argument" errors). */
-  readonly endPos: SourcePos;
 }
 
 /** Starlark type name of a value, as used in "found X" messages. */
@@ -114,8 +113,8 @@ export function parseCalls(source: string, file: string): Call[] {
       if (sep.kind === 'op' && sep.value === ')') break;
       fail(sep.pos, `expected ',' or ')' in the arguments of ${t.value}(...), found ${describeToken(sep)}`);
     }
-    const close = next();
-    return { callee: t.value, pos: t.pos, args, endPos: close.pos };
+    next(); // the ')'
+    return { callee: t.value, pos: t.pos, args };
   }
 
   function parseValue(): Value {

@@ -86,10 +86,6 @@ export function normalizeAbsolute(p: string): string {
   return n.length > 1 && n.endsWith('/') ? n.slice(0, -1) : n;
 }
 
-export function renderPatternToken(t: PatternToken): string {
-  return typeof t === 'string' ? t : `[${t.join('|')}]`;
-}
-
 /** A short, stable description of a rule for messages: `prefix_rule(["git", "push"]) at file:line:col`. */
 export function describeRule(rule: PrefixRule, programs?: readonly string[]): string {
   const head: PatternToken = programs !== undefined && programs.length > 1 ? programs : rule.program;

@@ -7,8 +7,8 @@
  *   const rules = compileRules([{ file: 'synthetic.rules', source: src }]);
  *   rules.evaluate(SYNTHETIC_HOT_COMMAND);
  */
-import { compileRules } from './compile.js';
-import type { RuleSet } from './ruleset.js';
+import { compileRules } from '../../src/policy/rules/compile.js';
+import type { RuleSet } from '../../src/policy/rules/ruleset.js';
 
 /** A command that matches the hot program's rules (the last one forbids it). */
 export const SYNTHETIC_HOT_COMMAND: readonly string[] = ['git', 'push', '--force', 'origin', 'main'];

@@ -1,0 +1,27 @@
+/*
+ * Wire constants the wrapper shares with the Node server. The source of
+ * truth is src/protocol/constants.ts (the name in brackets);
+ * test/unit/protocol-constants.test.ts parses this file and fails when a
+ * value here differs or a define has no TypeScript counterpart.
+ */
+#ifndef CODEX_PROTOCOL_H
+#define CODEX_PROTOCOL_H
+
+/* [ESCALATE_SOCKET_ENV_VAR] fd number of the inherited datagram socket. */
+#define SOCKET_ENV "CODEX_ESCALATE_SOCKET"
+/* [EXEC_WRAPPER_ENV_VAR] how the patched bash finds us. */
+#define WRAPPER_ENV "EXEC_WRAPPER"
+/* [LEGACY_BASH_EXEC_WRAPPER_ENV_VAR] older patched bash builds. */
+#define LEGACY_WRAPPER_ENV "BASH_EXEC_WRAPPER"
+/* [HANDSHAKE_BYTE] the one byte of the handshake datagram. */
+#define HANDSHAKE_BYTE 0x00
+/* [MAX_FDS_PER_MESSAGE] upstream's per-message SCM_RIGHTS cap. */
+#define MAX_FDS_PER_MESSAGE 16
+/* [MAX_FORWARDED_FDS] the server refuses a command inheriting more. */
+#define MAX_FORWARDED_FDS 1024
+/* [MAX_FRAME_BYTES] largest frame the server accepts. */
+#define MAX_REQUEST_BYTES (16u * 1024 * 1024)
+/* [EXT_PROGRAM_FD] protocol extension level we announce (docs/protocol.md). */
+#define EXT_LEVEL "2"
+
+#endif
