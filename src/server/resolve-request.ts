@@ -3,7 +3,8 @@ import path from 'node:path';
 import { bytesToWireString, ProtocolError, wireStringToBytes } from '../protocol/codec.js';
 import type { EscalateRequest } from '../protocol/messages.js';
 import type { ExecRequest } from '../policy/types.js';
-import { closeFd, openPath, peerCredentials, type Fd } from '../native/index.js';
+import { openPath, peerCredentials, type Fd } from '../native/index.js';
+import { closeQuietly } from './owned-fds.js';
 
 /** The extension level at which the wrapper sends its own O_PATH handle on the program with the request. */
 export const EXT_PROGRAM_FD = 2;
@@ -137,13 +138,5 @@ export function resolveRequest(wire: EscalateRequest, ids: { sessionId: string; 
     }
   } finally {
     if (attached !== undefined) closeQuietly(attached);
-  }
-}
-
-function closeQuietly(fd: Fd): void {
-  try {
-    closeFd(fd);
-  } catch {
-    // Already released.
   }
 }
