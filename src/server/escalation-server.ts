@@ -328,6 +328,11 @@ export class EscalationSession {
     return this.#containment?.describe?.() ?? {};
   }
 
+  /** Bytes of half-received frames this session holds right now (bounded by sessionFrameBudgetBytes). */
+  get bufferedFrameBytes(): number {
+    return this.#frameBudget.inUse;
+  }
+
   /** Number of decisions taken in this session so far. */
   get decisionCount(): number {
     return this.#decisions;
