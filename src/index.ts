@@ -16,7 +16,7 @@ export {
   type ServerObserver,
 } from './server/escalation-server.js';
 export { launchShell, type RunningShell, type ShellLaunch, type ShellResult } from './server/run-shell.js';
-export { createAuditLogger, type AuditLogger, type AuditLogOptions } from './server/audit-log.js';
+export { createAuditLogger, flushAuditLog, type AuditLogger, type AuditLogOptions } from './server/audit-log.js';
 export { createStaticPolicy, type StaticPolicyOptions } from './policy/static-policy.js';
 export type { DecisionAction, DecisionContext, EscalationPolicy, ExecRequest, PolicyDecision } from './policy/types.js';
 export {

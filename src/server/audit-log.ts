@@ -65,6 +65,9 @@ export function createAuditLogger(opts: AuditLogOptions = {}): AuditLogger {
       reported = true;
       process.stderr.write(`codex-escalate: audit log ${opts.file} is not writable (${err.message}); decisions continue without it\n`);
     });
+    // pino's logger.flush(cb) calls this: an empty write completes after every line before it (writes are ordered).
+    // A file that cannot be written has nothing to wait for: its error was reported above.
+    Object.assign(stream, { flush: (cb: (err?: Error) => void) => stream.write('', () => cb()) });
     return pino(base, stream);
   }
   const usePretty = opts.pretty ?? Boolean(process.stderr.isTTY);
@@ -72,6 +75,14 @@ export function createAuditLogger(opts: AuditLogOptions = {}): AuditLogger {
     return pino(base, pretty({ destination: 2, sync: true, colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' }));
   }
   return pino(base, pino.destination({ dest: 2, sync: false }));
+}
+
+/**
+ * Resolves once every line logged so far has been written (to the file or
+ * stderr): what a caller, or a test, reads next includes them.
+ */
+export function flushAuditLog(logger: AuditLogger): Promise<void> {
+  return new Promise((resolve, reject) => logger.flush((err) => (err ? reject(new Error('audit log flush failed', { cause: err })) : resolve())));
 }
 
 /** A logger that writes nothing (library default when the caller passes none). */

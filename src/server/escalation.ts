@@ -2,7 +2,8 @@ import { accessSync, closeSync, constants as fsConstants, fstatSync, openSync, r
 import path from 'node:path';
 import { bytesToWireString, wireStringToBytes } from '../protocol/codec.js';
 import type { PolicyDecision } from '../policy/types.js';
-import { closeFd, openPath, peerCredentials, type Fd } from '../native/index.js';
+import { openPath, peerCredentials, type Fd } from '../native/index.js';
+import { OwnedFds } from './owned-fds.js';
 import { fdPath, type ResolvedRequest } from './resolve-request.js';
 import { applyGitSafeMode, type GitSafeOptions } from '../sandbox/git-safe-mode.js';
 
@@ -48,33 +49,26 @@ export function prepareEscalation(request: ResolvedRequest, decision: PolicyDeci
   let programFd: Fd | undefined = request.programFd;
   let program = request.program;
   let argv = request.argv;
-  let owned: Fd | undefined;
-  if (decision.rewrite) {
-    program = decision.rewrite.program;
-    argv = decision.rewrite.argv;
-    try {
-      owned = openPath(wireStringToBytes(program));
-    } catch (err) {
-      return { ok: false, reason: `cannot escalate: ${program}: ${(err as NodeJS.ErrnoException).code ?? 'cannot open'}` };
-    }
-    programFd = owned;
-    // The rules checked this path: it must still name the file we now hold.
-    if (bytesToWireString(fdPath(owned)) !== program) {
-      closeFd(owned);
-      return { ok: false, reason: `cannot escalate: ${program} changed after the decision` };
-    }
-  }
-  let workdirFd: Fd | undefined;
-  const release = () => {
-    if (owned !== undefined) closeFd(owned);
-    if (workdirFd !== undefined) closeFd(workdirFd);
-    owned = undefined;
-    workdirFd = undefined;
-  };
+  // What the plan owns (a rewrite's program fd, the workdir fd): released together by plan.release() or on a deny.
+  const owned = new OwnedFds();
+  const release = () => owned.closeAll();
   const fail = (reason: string): Prepared => {
     release();
     return { ok: false, reason: `cannot escalate: ${reason}` };
   };
+  if (decision.rewrite) {
+    program = decision.rewrite.program;
+    argv = decision.rewrite.argv;
+    try {
+      programFd = openPath(wireStringToBytes(program));
+    } catch (err) {
+      return { ok: false, reason: `cannot escalate: ${program}: ${(err as NodeJS.ErrnoException).code ?? 'cannot open'}` };
+    }
+    owned.add(programFd);
+    // The rules checked this path: it must still name the file we now hold.
+    if (bytesToWireString(fdPath(programFd)) !== program) return fail(`${program} changed after the decision`);
+  }
+  let workdirFd: Fd;
   if (!request.resolved || programFd === undefined) return fail(request.resolveError ?? 'program not found');
   // bash always passes argv[0]; argc == 0 only comes from a raw client, and is an exploit primitive (pkexec, CVE-2021-4034).
   if (argv.length === 0) return fail('empty argv (argc 0)');
@@ -94,6 +88,7 @@ export function prepareEscalation(request: ResolvedRequest, decision: PolicyDeci
   let workdirStat: Stats;
   try {
     workdirFd = openPath(workdirBytes);
+    owned.add(workdirFd);
     workdirStat = fstatSync(workdirFd);
   } catch {
     return fail(`working directory ${request.workdir} does not exist`);

@@ -3,7 +3,8 @@ import path from 'node:path';
 import { bytesToWireString, ProtocolError, wireStringToBytes } from '../protocol/codec.js';
 import type { EscalateRequest } from '../protocol/messages.js';
 import type { ExecRequest } from '../policy/types.js';
-import { closeFd, openPath, peerCredentials, type Fd } from '../native/index.js';
+import { openPath, peerCredentials, type Fd } from '../native/index.js';
+import { closeQuietly } from './owned-fds.js';
 
 import { EXT_PROGRAM_FD } from '../protocol/constants.js';
 
@@ -139,13 +140,5 @@ export function resolveRequest(wire: EscalateRequest, ids: { sessionId: string; 
     }
   } finally {
     if (attached !== undefined) closeQuietly(attached);
-  }
-}
-
-function closeQuietly(fd: Fd): void {
-  try {
-    closeFd(fd);
-  } catch {
-    // Already released.
   }
 }

@@ -1,6 +1,7 @@
 import { FrameReader, ProtocolError, type ByteBudget } from '../protocol/codec.js';
 import { MAX_FDS_PER_MESSAGE, MAX_FRAME_BYTES } from '../protocol/constants.js';
-import { closeFd, Poller, recvMsg, sendMsg, type Fd } from '../native/index.js';
+import { Poller, recvMsg, sendMsg, type Fd } from '../native/index.js';
+import { closeQuietly, OwnedFds } from './owned-fds.js';
 
 /** A frame as it arrived: JSON payload bytes plus any fds that rode on it. */
 export interface ReceivedFrame {
@@ -32,7 +33,8 @@ export class StreamChannel {
   private wake: (() => void) | null = null;
   private hangup = false;
   private closed = false;
-  private readonly pendingFds: Fd[] = [];
+  /** Fds received with the bytes of a frame not yet complete: ours until the frame is handed out. */
+  private readonly pendingFds = new OwnedFds();
   private hangupListener: (() => void) | null = null;
 
   constructor(
@@ -75,13 +77,13 @@ export class StreamChannel {
         this.hangup = true;
         throw new ChannelClosedError(this.reader.idle ? 'peer closed the connection' : 'peer closed the connection in the middle of a frame');
       }
-      this.pendingFds.push(...got.fds);
+      this.pendingFds.add(...got.fds);
       // Only a datagram socket truncates: the rest of its message is gone, so the byte stream is not what was sent.
       if (got.truncated) throw new ProtocolError('connection is not a stream socket (message truncated)');
       if (got.controlTruncated) throw new ProtocolError(`more than ${MAX_FDS_PER_MESSAGE} fds attached to one message`);
       const frames = this.reader.push(got.bytes);
       // We asked for at most the rest of this frame, so at most one completes.
-      if (frames.length > 0) return { payload: frames[0]!, fds: this.pendingFds.splice(0) };
+      if (frames.length > 0) return { payload: frames[0]!, fds: this.pendingFds.takeAll() };
     }
   }
 
@@ -122,8 +124,8 @@ export class StreamChannel {
     this.closed = true;
     this.reader.dispose();
     this.poller.close();
-    for (const fd of this.pendingFds.splice(0)) safeClose(fd);
-    safeClose(this.fd);
+    this.pendingFds.closeAll();
+    closeQuietly(this.fd);
     const wake = this.wake;
     this.wake = null;
     wake?.();
@@ -165,13 +167,5 @@ export class StreamChannel {
     if (this.closed) return;
     if (this.wantRead || this.wantWrite) this.poller.start({ readable: this.wantRead, writable: this.wantWrite });
     else this.poller.stop();
-  }
-}
-
-export function safeClose(fd: Fd): void {
-  try {
-    closeFd(fd);
-  } catch {
-    // Already gone: nothing to release.
   }
 }

@@ -155,7 +155,7 @@ export async function runLoad(t: Target, clients: number, perClient: number): Pr
  * command hook (the persistent-hook fixture in `scan` mode: no opinion on
  * these commands) consulted on every request; same expected actions.
  */
-export async function startHookedTarget(dir: string): Promise<{ target: Target; engine: HookEngine }> {
+export async function startHookedTarget(dir: string, opts: { frameTimeoutMs?: number } = {}): Promise<{ target: Target; engine: HookEngine }> {
   const fixture = path.resolve(import.meta.dirname, '../fixtures/hooks/persistent-hook.mjs');
   const { writeFileSync } = await import('node:fs');
   const file = path.join(dir, 'hooks.json');
@@ -163,6 +163,6 @@ export async function startHookedTarget(dir: string): Promise<{ target: Target; 
   const env = { ...process.env, MODE: 'scan' };
   const engine = new HookEngine(await loadHooks({ files: [file], env }), { env });
   const policy = createDecisionPipeline({ hooks: engine, denyPrefixes: [`echo ${DENY_WORD}`], escalatePrefixes: ['true'] });
-  const target = await startTarget({ policy });
+  const target = await startTarget({ policy, ...opts });
   return { target, engine };
 }

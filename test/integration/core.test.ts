@@ -184,11 +184,11 @@ describe('audit', () => {
   it('logs one JSON line per decision with the documented fields', async () => {
     const dir = tempDir();
     const logFile = path.join(dir, 'audit.jsonl');
-    const { createAuditLogger } = await import('../../src/server/audit-log.js');
+    const { createAuditLogger, flushAuditLog } = await import('../../src/server/audit-log.js');
     const logger = createAuditLogger({ file: logFile });
     const { policy } = recordingPolicy((q) => (q.program.endsWith('/touch') ? { action: 'deny', reason: 'nope' } : { action: 'run' }));
     await runBash(`/bin/echo hi; touch ${dir}/x`, { policy, logger });
-    await new Promise((r) => setTimeout(r, 100));
+    await flushAuditLog(logger);
     const lines = readFileSync(logFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
     const decisions = lines.filter((l) => l.event === 'decision');
     expect(decisions).toHaveLength(2);

@@ -2,7 +2,7 @@ import { copyFileSync, existsSync, readFileSync, renameSync, symlinkSync, unlink
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EscalationServer, type EscalationSession } from '../../src/server/escalation-server.js';
-import { createAuditLogger } from '../../src/server/audit-log.js';
+import { createAuditLogger, flushAuditLog } from '../../src/server/audit-log.js';
 import { patchedBash, recordingPolicy, runBash, tempDir, wrapperPath } from '../helpers/harness.js';
 import { launchShell } from '../../src/server/run-shell.js';
 import { RawClient } from '../helpers/raw-client.js';
@@ -12,10 +12,8 @@ describe('the environment crossing out of the sandbox is an allow list', () => {
     const dir = tempDir();
     const log = path.join(dir, 'audit.jsonl');
     const { policy } = recordingPolicy((q) => (q.program === '/usr/bin/env' ? { action: 'escalate' } : { action: 'run' }));
-    const r = await runBash('f() { echo hijacked; }; export -f f; export BASH_ENV=/x/evil KEEP=yes; LD_PRELOAD=/nonexistent/evil.so /usr/bin/env', {
-      policy,
-      logger: createAuditLogger({ file: log }),
-    });
+    const logger = createAuditLogger({ file: log });
+    const r = await runBash('f() { echo hijacked; }; export -f f; export BASH_ENV=/x/evil KEEP=yes; LD_PRELOAD=/nonexistent/evil.so /usr/bin/env', { policy, logger });
     const lines = r.stdout.split('\n');
     const names = lines.map((l) => l.split('=')[0]);
     // Before the allow list KEEP crossed; now only listed presentation variables do (LC_ALL=C from runBash's env).
@@ -27,7 +25,7 @@ describe('the environment crossing out of the sandbox is an allow list', () => {
     // PATH and HOME are the server's, not the shell's (runBash gives the shell HOME=os.tmpdir()).
     expect(lines).toContain(`PATH=${process.env.PATH}`);
     expect(lines).toContain(`HOME=${process.env.HOME}`);
-    await new Promise((res) => setTimeout(res, 50));
+    await flushAuditLog(logger);
     const decision = readFileSync(log, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.event === 'decision');
     expect(decision?.env_dropped).toEqual(expect.arrayContaining(['BASH_ENV', 'BASH_FUNC_f%%', 'HOME', 'KEEP', 'LD_PRELOAD', 'PATH']));
     expect(decision?.env_dropped).not.toContain('LC_ALL');

@@ -14,7 +14,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { packageRoot } from '../../src/paths.js';
 import type { ExecRequest, PolicyDecision } from '../../src/policy/types.js';
-import { createAuditLogger } from '../../src/server/audit-log.js';
+import { createAuditLogger, flushAuditLog } from '../../src/server/audit-log.js';
 import { EscalationServer, type DecisionRecord, type EscalatedExitRecord } from '../../src/server/escalation-server.js';
 import { cliPath, cliEnv } from '../helpers/e2e.js';
 import { patchedBash, recordingPolicy, runBash, tempDir, wrapperPath } from '../helpers/harness.js';
@@ -270,7 +270,8 @@ describe('non-UTF-8 bytes round-trip', () => {
       const cwd = work();
       const log = path.join(cwd, 'audit.jsonl');
       const { policy } = escalating((r) => mode === 'escalate' && (isProgram('touch')(r) || isProgram('ls')(r)));
-      const r = await runBash(`touch $'caf\\xe9' && ls -- $'caf\\xe9' | od -An -tx1`, { policy, cwd, logger: createAuditLogger({ file: log }) });
+      const logger = createAuditLogger({ file: log });
+      const r = await runBash(`touch $'caf\\xe9' && ls -- $'caf\\xe9' | od -An -tx1`, { policy, cwd, logger });
       expect(r.stderr).toBe('');
       expect(r.stdout.trim()).toBe('63 61 66 e9 0a');
       const names = readdirSync(cwd, { encoding: 'buffer' }).map((b) => b.toString('hex'));
@@ -278,8 +279,8 @@ describe('non-UTF-8 bytes round-trip', () => {
       const actions = r.decisions.map((d) => [path.basename(d.request.program), d.action.kind]);
       expect(actions).toEqual(expect.arrayContaining([['touch', mode], ['ls', mode]]));
       // The audit line carries the byte as the \udce9 escape, not a replacement character.
-      let lines: ReturnType<typeof auditLines> = [];
-      for (let i = 0; i < 100 && !(lines = auditLines(log)).some((l) => l.json.program === '/usr/bin/ls'); i++) await new Promise((res) => setTimeout(res, 20));
+      await flushAuditLog(logger);
+      const lines = auditLines(log);
       const ls = lines.find((l) => l.json.event === 'decision' && l.json.program === '/usr/bin/ls');
       expect(ls?.raw).toContain('"argv":["ls","--","caf\\udce9"]');
       expect(ls?.raw).not.toContain('\ufffd');

@@ -12,7 +12,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { packageRoot } from '../../src/paths.js';
-import { createAuditLogger } from '../../src/server/audit-log.js';
+import { createAuditLogger, flushAuditLog } from '../../src/server/audit-log.js';
 import { EscalationServer } from '../../src/server/escalation-server.js';
 import { launchShell } from '../../src/server/run-shell.js';
 import { connectStream, encodeFrame, percentile, rawFrame, writeAll } from '../fuzz/harness.js';
@@ -68,7 +68,7 @@ describe('a flood of maximum-size frames', () => {
     const p99 = percentile(lat, 99);
     expect(p99, `p50 ${percentile(lat, 50).toFixed(2)} ms, p99 ${p99.toFixed(2)} ms, max ${Math.max(...lat).toFixed(2)} ms over ${lat.length} probes while ${flood.out.sent} frames of ${flood.out.frame_bytes} bytes arrived`).toBeLessThan(50);
     // Log: no line repeats a request; the rejections are rate-limited.
-    await new Promise((r) => setTimeout(r, 100));
+    await flushAuditLog(server.logger);
     const text = readFileSync(log, 'utf8').slice(before);
     const lines = text.split('\n').filter(Boolean);
     expect(Math.max(...lines.map((l) => l.length))).toBeLessThan(2048);
@@ -98,7 +98,7 @@ describe('requests as large as execve accepts', () => {
       // 40 strings of 131071 bytes + NUL (execve's per-string maximum): 5.2 MB, within the 6 MiB total.
       const argv = ['true', ...Array.from({ length: 40 }, (_, i) => String.fromCharCode(97 + (i % 26)).repeat(131_071))];
       expect(await ask(session.clientFd, encodeFrame(req(argv)))).toEqual({ action: 'Run' });
-      await new Promise((r) => setTimeout(r, 100));
+      await flushAuditLog(server.logger);
       const line = readFileSync(log, 'utf8').split('\n').filter((l) => l.includes(`"session":"${session.id}"`) && l.includes('"event":"decision"'));
       expect(line).toHaveLength(1);
       expect(line[0]!.length).toBeLessThan(70 * 1024);

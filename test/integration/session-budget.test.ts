@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EscalationServer, type EscalationSession } from '../../src/server/escalation-server.js';
 import { recordingPolicy } from '../helpers/harness.js';
+import { waitFor } from '../helpers/e2e.js';
 import { RawClient } from '../helpers/raw-client.js';
 
 /** A sandbox must not be able to make the server buffer without bound by opening many half-sent frames. */
@@ -22,7 +23,8 @@ describe('per-session budget for half-received frames', () => {
   it('drops a connection whose frame would exceed the budget, and recovers once the holder goes away', async () => {
     const holder = RawClient.connect(session.clientFd);
     holder.sendRaw(Buffer.concat([header(900_000), Buffer.alloc(10, 0x20)]));
-    await new Promise((r) => setTimeout(r, 50));
+    // The holder's frame is reserved in full once its first bytes are read.
+    await waitFor(() => session.bufferedFrameBytes >= 900_000, "the holder's frame in the budget");
     const greedy = RawClient.connect(session.clientFd);
     greedy.sendRaw(Buffer.concat([header(500_000), Buffer.alloc(10, 0x20)]));
     // Dropped: EOF, or a reset because its unread bytes were discarded.
@@ -30,7 +32,7 @@ describe('per-session budget for half-received frames', () => {
     expect(['eof', 'reset']).toContain(outcome);
     greedy.close();
     holder.close();
-    await new Promise((r) => setTimeout(r, 50));
+    await waitFor(() => session.bufferedFrameBytes === 0, 'the budget released');
     const ok = RawClient.connect(session.clientFd);
     ok.send({ file: '/usr/bin/true', argv: ['true'], workdir: '/', env: {} });
     expect(await ok.receive(2000)).toEqual({ action: 'Run' });

@@ -75,9 +75,9 @@ pattern = [("paren")])
     expect(decisionOf(rules, ['x'])).toBe('allow');
   });
 
-  it('reports positions on later lines correctly', () => {
-    expectError('# c\n\nprefix_rule(\n    pattern = ["a"],\n    decision = "nope",\n)\n', 5, 16, 'invalid decision "nope": expected "allow", "prompt" or "forbidden"');
-  });
+  it.each<[string, number, number, string | RegExp]>([
+    ['# c\n\nprefix_rule(\n    pattern = ["a"],\n    decision = "nope",\n)\n', 5, 16, 'invalid decision "nope": expected "allow", "prompt" or "forbidden"'],
+  ])('reports positions on later lines correctly: %s', (source, line, col, message) => expectError(source, line, col, message));
 
   it('parseRulesSource returns statements in order without validating examples', () => {
     const parsed = parseRulesSource('host_executable(name="git", paths=["/usr/bin/git"])\nprefix_rule(pattern=[["a","b"], "c"], match=["zzz"])', 'f.rules');
@@ -89,103 +89,103 @@ pattern = [("paren")])
 });
 
 describe('load errors: lexical', () => {
-  it('unterminated strings', () => {
-    expectError('prefix_rule(pattern=["a)\n', 1, 22, 'unterminated string literal: expected a closing " before the end of the line');
-    expectError('prefix_rule(pattern=["""a"])', 1, 22, 'unterminated string literal: expected a closing """');
-  });
-  it('invalid escapes', () => {
-    expectError('prefix_rule(pattern=["a\\qb"])', 1, 24, /^invalid escape sequence \\q: expected one of/);
-    expectError('prefix_rule(pattern=["\\x4"])', 1, 23, 'invalid escape sequence \\x4: expected 2 hexadecimal digits');
-    expectError('prefix_rule(pattern=["\\uD800"])', 1, 23, 'invalid escape sequence \\uD800: not a valid Unicode code point');
-    expectError('prefix_rule(pattern=["\\477"])', 1, 23, 'invalid escape sequence \\477: octal escapes must be at most \\377');
-  });
-  it('unexpected characters, byte strings and f-strings', () => {
-    expectError('prefix_rule(pattern=[@"a"])', 1, 22, 'unexpected character "@"');
-    expectError('prefix_rule(pattern=["a"]) \\ x', 1, 28, "unexpected character '\\' (a backslash outside a string must end the line)");
-    expectError('prefix_rule(pattern=[b"a"])', 1, 22, 'byte strings are not supported: expected a plain string literal');
-    expectError('prefix_rule(pattern=[f"a"])', 1, 22, 'f-strings are not supported: expected a plain string literal');
-  });
-  it('unexpected indentation and unclosed brackets', () => {
-    expectError('prefix_rule(pattern=["a"])\n  prefix_rule(pattern=["b"])', 2, 3, 'unexpected indentation: top-level statements must start in column 1');
-    expectError('prefix_rule(pattern=["a"]\n', 1, 12, "unclosed '(': expected ')' before the end of the file");
-    expectError('prefix_rule(pattern=["a"', 1, 21, "unclosed '[': expected ']' before the end of the file");
-  });
+  it.each<[string, number, number, string | RegExp]>([
+    ['prefix_rule(pattern=["a)\n', 1, 22, 'unterminated string literal: expected a closing " before the end of the line'],
+    ['prefix_rule(pattern=["""a"])', 1, 22, 'unterminated string literal: expected a closing """'],
+  ])('unterminated strings: %s', (source, line, col, message) => expectError(source, line, col, message));
+  it.each<[string, number, number, string | RegExp]>([
+    ['prefix_rule(pattern=["a\\qb"])', 1, 24, /^invalid escape sequence \\q: expected one of/],
+    ['prefix_rule(pattern=["\\x4"])', 1, 23, 'invalid escape sequence \\x4: expected 2 hexadecimal digits'],
+    ['prefix_rule(pattern=["\\uD800"])', 1, 23, 'invalid escape sequence \\uD800: not a valid Unicode code point'],
+    ['prefix_rule(pattern=["\\477"])', 1, 23, 'invalid escape sequence \\477: octal escapes must be at most \\377'],
+  ])('invalid escapes: %s', (source, line, col, message) => expectError(source, line, col, message));
+  it.each<[string, number, number, string | RegExp]>([
+    ['prefix_rule(pattern=[@"a"])', 1, 22, 'unexpected character "@"'],
+    ['prefix_rule(pattern=["a"]) \\ x', 1, 28, "unexpected character '\\' (a backslash outside a string must end the line)"],
+    ['prefix_rule(pattern=[b"a"])', 1, 22, 'byte strings are not supported: expected a plain string literal'],
+    ['prefix_rule(pattern=[f"a"])', 1, 22, 'f-strings are not supported: expected a plain string literal'],
+  ])('unexpected characters, byte strings and f-strings: %s', (source, line, col, message) => expectError(source, line, col, message));
+  it.each<[string, number, number, string | RegExp]>([
+    ['prefix_rule(pattern=["a"])\n  prefix_rule(pattern=["b"])', 2, 3, 'unexpected indentation: top-level statements must start in column 1'],
+    ['prefix_rule(pattern=["a"]\n', 1, 12, "unclosed '(': expected ')' before the end of the file"],
+    ['prefix_rule(pattern=["a"', 1, 21, "unclosed '[': expected ']' before the end of the file"],
+  ])('unexpected indentation and unclosed brackets: %s', (source, line, col, message) => expectError(source, line, col, message));
 });
 
 describe('load errors: grammar', () => {
-  it('statements that are not calls', () => {
-    expectError('x = 1', 1, 1, 'assignments are not supported (`x = ...`): expected a call to prefix_rule(...) or host_executable(...)');
-    expectError('"just a string"', 1, 1, 'expected a call to prefix_rule(...) or host_executable(...), found string "just a string"');
-    expectError('load("x.star", "y")', 1, 1, '`load` statements are not supported: expected a call to prefix_rule(...) or host_executable(...)');
-    expectError('prefix_rule', 1, 12, "expected '(' after `prefix_rule` (expected a call to prefix_rule(...) or host_executable(...)), found end of line");
-    expectError('prefix_rule(pattern=["a"]) prefix_rule(pattern=["b"])', 1, 28, 'expected end of line after the call, found name `prefix_rule`');
-  });
-  it('bad argument lists and values', () => {
-    expectError('prefix_rule(pattern=["a"] decision="allow")', 1, 27, "expected ',' or ')' in the arguments of prefix_rule(...), found name `decision`");
-    expectError('prefix_rule(pattern=["a" "b"])', 1, 26, "implicit string concatenation is not supported: expected ',' between the two strings");
-    expectError('prefix_rule(pattern=["a"] + ["b"])', 1, 27, "expected ',' or ')' in the arguments of prefix_rule(...), found '+'");
-    expectError('prefix_rule(pattern=["a", "b")', 1, 30, "expected ']' to close the '[' opened at 1:21, found ')'");
-    expectError('prefix_rule(pattern=["a"]))', 1, 27, "unmatched ')': nothing to close");
-    expectError('prefix_rule(pattern=["a"; "b"])', 1, 25, "expected ',' or ']' in list, found ';'");
-    expectError('prefix_rule(pattern=PATTERN)', 1, 21, 'unknown name `PATTERN`: variables are not supported, expected a string or a list of strings');
-    expectError('prefix_rule(pattern={"a": 1})', 1, 21, 'dictionaries are not supported: expected a string or a list of strings');
-    expectError('prefix_rule(pattern=)', 1, 21, "expected a value (a string, a list, or None), found ')'");
-    expectError('prefix_rule(*args)', 1, 13, '`*` arguments are not supported: expected name = value');
-  });
+  it.each<[string, number, number, string | RegExp]>([
+    ['x = 1', 1, 1, 'assignments are not supported (`x = ...`): expected a call to prefix_rule(...) or host_executable(...)'],
+    ['"just a string"', 1, 1, 'expected a call to prefix_rule(...) or host_executable(...), found string "just a string"'],
+    ['load("x.star", "y")', 1, 1, '`load` statements are not supported: expected a call to prefix_rule(...) or host_executable(...)'],
+    ['prefix_rule', 1, 12, "expected '(' after `prefix_rule` (expected a call to prefix_rule(...) or host_executable(...)), found end of line"],
+    ['prefix_rule(pattern=["a"]) prefix_rule(pattern=["b"])', 1, 28, 'expected end of line after the call, found name `prefix_rule`'],
+  ])('statements that are not calls: %s', (source, line, col, message) => expectError(source, line, col, message));
+  it.each<[string, number, number, string | RegExp]>([
+    ['prefix_rule(pattern=["a"] decision="allow")', 1, 27, "expected ',' or ')' in the arguments of prefix_rule(...), found name `decision`"],
+    ['prefix_rule(pattern=["a" "b"])', 1, 26, "implicit string concatenation is not supported: expected ',' between the two strings"],
+    ['prefix_rule(pattern=["a"] + ["b"])', 1, 27, "expected ',' or ')' in the arguments of prefix_rule(...), found '+'"],
+    ['prefix_rule(pattern=["a", "b")', 1, 30, "expected ']' to close the '[' opened at 1:21, found ')'"],
+    ['prefix_rule(pattern=["a"]))', 1, 27, "unmatched ')': nothing to close"],
+    ['prefix_rule(pattern=["a"; "b"])', 1, 25, "expected ',' or ']' in list, found ';'"],
+    ['prefix_rule(pattern=PATTERN)', 1, 21, 'unknown name `PATTERN`: variables are not supported, expected a string or a list of strings'],
+    ['prefix_rule(pattern={"a": 1})', 1, 21, 'dictionaries are not supported: expected a string or a list of strings'],
+    ['prefix_rule(pattern=)', 1, 21, "expected a value (a string, a list, or None), found ')'"],
+    ['prefix_rule(*args)', 1, 13, '`*` arguments are not supported: expected name = value'],
+  ])('bad argument lists and values: %s', (source, line, col, message) => expectError(source, line, col, message));
 });
 
 describe('load errors: calls and types', () => {
-  it('unknown function, unknown keyword, duplicate and misplaced arguments', () => {
-    expectError('prefix_rul(pattern=["a"])', 1, 1, 'unknown function `prefix_rul`: expected prefix_rule or host_executable');
-    expectError('prefix_rule(pattern=["a"], decison="allow")', 1, 28, 'unknown keyword argument `decison` for prefix_rule: expected one of pattern, decision, match, not_match, justification');
-    expectError('host_executable(name="a", path=["/a"])', 1, 27, 'unknown keyword argument `path` for host_executable: expected one of name, paths');
-    expectError('prefix_rule(pattern=["a"], pattern=["b"])', 1, 28, 'argument `pattern` given more than once in prefix_rule(...)');
-    expectError('prefix_rule(pattern=["a"], "allow")', 1, 28, 'positional argument after keyword argument in prefix_rule(...)');
-    expectError('host_executable("a", ["/x/a"], "extra")', 1, 32, 'too many positional arguments for host_executable(...): it takes at most 2 (name, paths)');
-    expectError('prefix_rule(decision="allow")', 1, 1, 'missing required argument `pattern` for prefix_rule(...)');
-    expectError('host_executable(name="git")', 1, 1, 'missing required argument `paths` for host_executable(...)');
-    expectError('prefix_rule(pattern=None)', 1, 21, '`pattern` must be a list, found NoneType');
-  });
-  it('wrong types', () => {
-    expectError('prefix_rule(pattern="git")', 1, 21, '`pattern` must be a list, found string');
-    expectError('prefix_rule(pattern=("git", "status"))', 1, 21, '`pattern` must be a list, found tuple');
-    expectError('prefix_rule(pattern=["git"], decision=["allow"])', 1, 39, '`decision` must be a string, found list');
-    expectError('prefix_rule(pattern=["git"], justification=True)', 1, 44, '`justification` must be a string, found bool');
-    expectError('prefix_rule(pattern=["git"], match="git")', 1, 36, '`match` must be a list, found string');
-    expectError('prefix_rule(pattern=["git"], not_match=1)', 1, 40, '`not_match` must be a list, found int');
-    expectError('host_executable(name=1, paths=[])', 1, 22, '`name` must be a string, found int');
-    expectError('host_executable(name="git", paths="/usr/bin/git")', 1, 35, '`paths` must be a list, found string');
-    expectError('host_executable(name="git", paths=[None])', 1, 36, 'host_executable paths must be a string, found NoneType');
-  });
-  it('pattern errors', () => {
-    expectError('prefix_rule(pattern=[])', 1, 21, 'pattern cannot be empty: expected at least the program name');
-    expectError('prefix_rule(pattern=["git", 1])', 1, 29, 'pattern element must be a string or a list of strings, found int');
-    expectError('prefix_rule(pattern=["git", []])', 1, 29, 'pattern alternatives cannot be empty: expected at least one string');
-    expectError('prefix_rule(pattern=["git", ["a", None]])', 1, 35, 'pattern alternative must be a string, found NoneType');
-  });
-  it('decision and justification errors', () => {
-    expectError('prefix_rule(pattern=["git"], decision="deny")', 1, 39, 'invalid decision "deny": expected "allow", "prompt" or "forbidden"');
-    expectError('prefix_rule(pattern=["git"], decision="Allow")', 1, 39, 'invalid decision "Allow": expected "allow", "prompt" or "forbidden"');
-    expectError('prefix_rule(pattern=["git"], justification="")', 1, 44, 'justification cannot be empty or blank: explain why the rule exists, or omit it');
-    expectError('prefix_rule(pattern=["git"], justification=" \\t\\n ")', 1, 44, 'justification cannot be empty or blank: explain why the rule exists, or omit it');
-  });
-  it('example shape errors', () => {
-    expectError('prefix_rule(pattern=["git"], match=["git \'unclosed"])', 1, 37, 'invalid match example "git \'unclosed": unbalanced quotes or a trailing backslash');
-    expectError('prefix_rule(pattern=["git"], not_match=["git \\\\"])', 1, 41, 'invalid not_match example "git \\\\": unbalanced quotes or a trailing backslash');
-    expectError('prefix_rule(pattern=["git"], match=["  "])', 1, 37, 'invalid match example: an example cannot be an empty string');
-    expectError('prefix_rule(pattern=["git"], match=[[]])', 1, 37, 'invalid match example: an example cannot be an empty list');
-    expectError('prefix_rule(pattern=["git"], match=[["git", 1]])', 1, 45, 'invalid match example: example tokens must be strings, found int');
-    expectError('prefix_rule(pattern=["git"], not_match=[None])', 1, 41, 'invalid not_match example: expected a string or a list of strings, found NoneType');
-  });
-  it('host_executable errors', () => {
-    expectError('host_executable(name="", paths=[])', 1, 22, 'host_executable name cannot be empty');
-    expectError('host_executable(name="bin/git", paths=[])', 1, 22, 'host_executable name must be a bare executable name like "git", found "bin/git"');
-    expectError('host_executable(name="..", paths=[])', 1, 22, 'host_executable name must be a bare executable name like "git", found ".."');
-    expectError('host_executable(name="git", paths=["usr/bin/git"])', 1, 36, 'host_executable paths must be absolute or start with ~/, found "usr/bin/git"');
-    expectError('host_executable(name="git", paths=["~tester/git"])', 1, 36, 'host_executable paths must be absolute or start with ~/, found "~tester/git"');
-    expectError('host_executable(name="git", paths=["/usr/bin/git", "/usr/bin/gitk"])', 1, 52, 'host_executable path "/usr/bin/gitk" must have basename "git"');
-    expectError('host_executable(name="git", paths=["/usr/bin/git/.."])', 1, 36, 'host_executable path "/usr/bin/git/.." must have basename "git"');
-  });
+  it.each<[string, number, number, string | RegExp]>([
+    ['prefix_rul(pattern=["a"])', 1, 1, 'unknown function `prefix_rul`: expected prefix_rule or host_executable'],
+    ['prefix_rule(pattern=["a"], decison="allow")', 1, 28, 'unknown keyword argument `decison` for prefix_rule: expected one of pattern, decision, match, not_match, justification'],
+    ['host_executable(name="a", path=["/a"])', 1, 27, 'unknown keyword argument `path` for host_executable: expected one of name, paths'],
+    ['prefix_rule(pattern=["a"], pattern=["b"])', 1, 28, 'argument `pattern` given more than once in prefix_rule(...)'],
+    ['prefix_rule(pattern=["a"], "allow")', 1, 28, 'positional argument after keyword argument in prefix_rule(...)'],
+    ['host_executable("a", ["/x/a"], "extra")', 1, 32, 'too many positional arguments for host_executable(...): it takes at most 2 (name, paths)'],
+    ['prefix_rule(decision="allow")', 1, 1, 'missing required argument `pattern` for prefix_rule(...)'],
+    ['host_executable(name="git")', 1, 1, 'missing required argument `paths` for host_executable(...)'],
+    ['prefix_rule(pattern=None)', 1, 21, '`pattern` must be a list, found NoneType'],
+  ])('unknown function, unknown keyword, duplicate and misplaced arguments: %s', (source, line, col, message) => expectError(source, line, col, message));
+  it.each<[string, number, number, string | RegExp]>([
+    ['prefix_rule(pattern="git")', 1, 21, '`pattern` must be a list, found string'],
+    ['prefix_rule(pattern=("git", "status"))', 1, 21, '`pattern` must be a list, found tuple'],
+    ['prefix_rule(pattern=["git"], decision=["allow"])', 1, 39, '`decision` must be a string, found list'],
+    ['prefix_rule(pattern=["git"], justification=True)', 1, 44, '`justification` must be a string, found bool'],
+    ['prefix_rule(pattern=["git"], match="git")', 1, 36, '`match` must be a list, found string'],
+    ['prefix_rule(pattern=["git"], not_match=1)', 1, 40, '`not_match` must be a list, found int'],
+    ['host_executable(name=1, paths=[])', 1, 22, '`name` must be a string, found int'],
+    ['host_executable(name="git", paths="/usr/bin/git")', 1, 35, '`paths` must be a list, found string'],
+    ['host_executable(name="git", paths=[None])', 1, 36, 'host_executable paths must be a string, found NoneType'],
+  ])('wrong types: %s', (source, line, col, message) => expectError(source, line, col, message));
+  it.each<[string, number, number, string | RegExp]>([
+    ['prefix_rule(pattern=[])', 1, 21, 'pattern cannot be empty: expected at least the program name'],
+    ['prefix_rule(pattern=["git", 1])', 1, 29, 'pattern element must be a string or a list of strings, found int'],
+    ['prefix_rule(pattern=["git", []])', 1, 29, 'pattern alternatives cannot be empty: expected at least one string'],
+    ['prefix_rule(pattern=["git", ["a", None]])', 1, 35, 'pattern alternative must be a string, found NoneType'],
+  ])('pattern errors: %s', (source, line, col, message) => expectError(source, line, col, message));
+  it.each<[string, number, number, string | RegExp]>([
+    ['prefix_rule(pattern=["git"], decision="deny")', 1, 39, 'invalid decision "deny": expected "allow", "prompt" or "forbidden"'],
+    ['prefix_rule(pattern=["git"], decision="Allow")', 1, 39, 'invalid decision "Allow": expected "allow", "prompt" or "forbidden"'],
+    ['prefix_rule(pattern=["git"], justification="")', 1, 44, 'justification cannot be empty or blank: explain why the rule exists, or omit it'],
+    ['prefix_rule(pattern=["git"], justification=" \\t\\n ")', 1, 44, 'justification cannot be empty or blank: explain why the rule exists, or omit it'],
+  ])('decision and justification errors: %s', (source, line, col, message) => expectError(source, line, col, message));
+  it.each<[string, number, number, string | RegExp]>([
+    ['prefix_rule(pattern=["git"], match=["git \'unclosed"])', 1, 37, 'invalid match example "git \'unclosed": unbalanced quotes or a trailing backslash'],
+    ['prefix_rule(pattern=["git"], not_match=["git \\\\"])', 1, 41, 'invalid not_match example "git \\\\": unbalanced quotes or a trailing backslash'],
+    ['prefix_rule(pattern=["git"], match=["  "])', 1, 37, 'invalid match example: an example cannot be an empty string'],
+    ['prefix_rule(pattern=["git"], match=[[]])', 1, 37, 'invalid match example: an example cannot be an empty list'],
+    ['prefix_rule(pattern=["git"], match=[["git", 1]])', 1, 45, 'invalid match example: example tokens must be strings, found int'],
+    ['prefix_rule(pattern=["git"], not_match=[None])', 1, 41, 'invalid not_match example: expected a string or a list of strings, found NoneType'],
+  ])('example shape errors: %s', (source, line, col, message) => expectError(source, line, col, message));
+  it.each<[string, number, number, string | RegExp]>([
+    ['host_executable(name="", paths=[])', 1, 22, 'host_executable name cannot be empty'],
+    ['host_executable(name="bin/git", paths=[])', 1, 22, 'host_executable name must be a bare executable name like "git", found "bin/git"'],
+    ['host_executable(name="..", paths=[])', 1, 22, 'host_executable name must be a bare executable name like "git", found ".."'],
+    ['host_executable(name="git", paths=["usr/bin/git"])', 1, 36, 'host_executable paths must be absolute or start with ~/, found "usr/bin/git"'],
+    ['host_executable(name="git", paths=["~tester/git"])', 1, 36, 'host_executable paths must be absolute or start with ~/, found "~tester/git"'],
+    ['host_executable(name="git", paths=["/usr/bin/git", "/usr/bin/gitk"])', 1, 52, 'host_executable path "/usr/bin/gitk" must have basename "git"'],
+    ['host_executable(name="git", paths=["/usr/bin/git/.."])', 1, 36, 'host_executable path "/usr/bin/git/.." must have basename "git"'],
+  ])('host_executable errors: %s', (source, line, col, message) => expectError(source, line, col, message));
 });
 
 describe('load errors: example validation', () => {
