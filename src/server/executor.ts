@@ -1,4 +1,5 @@
 import { parseJsonPayload, encodeFrame, ProtocolError } from '../protocol/codec.js';
+import { MAX_FORWARDED_FDS } from '../protocol/constants.js';
 import { RelaySignalSchema, SuperExecMessageSchema, type SuperExecResult } from '../protocol/messages.js';
 import type { EscalatedContainment } from '../sandbox/cgroup.js';
 import { openPath, type Fd } from '../native/index.js';
@@ -11,7 +12,6 @@ import type { StreamChannel } from './stream-channel.js';
 
 // One definition, with the other wire constants (the wrapper's protocol.h is checked against it).
 export { MAX_FORWARDED_FDS } from '../protocol/constants.js';
-import { MAX_FORWARDED_FDS } from '../protocol/constants.js';
 
 /** One approved escalation: the wrapper was told "Escalate" and is about to send its fds. */
 export interface Escalation {
