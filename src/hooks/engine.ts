@@ -1,6 +1,9 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { pino, type Logger } from 'pino';
 import { aggregate, deniesAlone, type HookResult } from './aggregate.js';
-import { interpretProcessResult, type HookOutcome } from './decision.js';
+import { interpretProcessResult, resolveRewrite, type HookOutcome } from './decision.js';
 import { hookApplies } from './matcher.js';
 import { eventEnv, fillTemplate, stdinPayload, webhookPayload, type HookEventData } from './payload.js';
 import { runSpawnedHook } from './runners/command.js';
@@ -25,6 +28,25 @@ export interface HookEngineOptions {
   readonly logger?: Logger;
   /** Base environment of spawned hooks and of `conditions` lookups (default process.env). */
   readonly env?: NodeJS.ProcessEnv;
+  /** One line per failed hook run, for the user (the CLI writes it to stderr); the audit log gets the details anyway. */
+  readonly notice?: (line: string) => void;
+}
+
+/** A counting semaphore: a hook's `concurrency` limit. */
+class Gate {
+  private active = 0;
+  private readonly waiting: (() => void)[] = [];
+  constructor(private readonly limit: number) {}
+  async run<T>(f: () => Promise<T>): Promise<T> {
+    if (this.active >= this.limit) await new Promise<void>((res) => this.waiting.push(res));
+    this.active++;
+    try {
+      return await f();
+    } finally {
+      this.active--;
+      this.waiting.shift()?.();
+    }
+  }
 }
 
 const PRIORITY_ORDER = { high: 0, normal: 1, low: 2 } as const;
@@ -42,6 +64,10 @@ export class HookEngine {
   private readonly asyncRuns = new Set<Promise<unknown>>();
   private readonly liveGroups = new Set<number>();
   private readonly lifetime = new AbortController();
+  private readonly gates = new Map<string, Gate>();
+  private readonly notice: ((line: string) => void) | undefined;
+  private transcriptDir: string | undefined;
+  private readonly transcripts = new Map<string, string>();
   private closed = false;
 
   constructor(
@@ -50,6 +76,7 @@ export class HookEngine {
   ) {
     this.logger = opts.logger ?? pino({ level: 'silent' });
     this.env = opts.env ?? process.env;
+    this.notice = opts.notice;
     this.mcp = new McpPool(config.mcpServers, this.logger);
   }
 
@@ -115,6 +142,25 @@ export class HookEngine {
     await Promise.all([...this.persistent.values()].map((p) => p.close()));
     await this.mcp.close();
     await Promise.allSettled([...this.asyncRuns]);
+    if (this.transcriptDir !== undefined) rmSync(this.transcriptDir, { recursive: true, force: true });
+  }
+
+  /**
+   * Claude Code hooks get a transcript path and some read it: an empty file
+   * this session owns (outside the sandbox's reach), created on first use.
+   */
+  private transcriptPath(sessionId: string): string | undefined {
+    const known = this.transcripts.get(sessionId);
+    if (known !== undefined) return known;
+    try {
+      this.transcriptDir ??= mkdtempSync(path.join(tmpdir(), 'codex-escalate-transcript-'));
+      const f = path.join(this.transcriptDir, `${sessionId.replace(/[^A-Za-z0-9_-]/g, '_') || 'session'}.jsonl`);
+      writeFileSync(f, '', { flag: 'a', mode: 0o600 });
+      this.transcripts.set(sessionId, f);
+      return f;
+    } catch {
+      return undefined; // a hook then sees transcript_path: null, as before
+    }
   }
 
   /** Wait for async hooks started so far (tests, orderly shutdown). */
@@ -128,11 +174,13 @@ export class HookEngine {
   }
 
   private execData(event: 'exec.before' | 'exec.after', info: ExecEventInfo): HookEventData {
+    const transcriptPath = this.transcriptPath(info.sessionId);
     return {
       event,
       sessionId: info.sessionId,
       cwd: info.cwd,
       timestamp: new Date().toISOString(),
+      ...(transcriptPath !== undefined ? { transcriptPath } : {}),
       exec: { requestId: info.requestId, program: info.program, argv: [...info.argv], workdir: info.workdir },
     };
   }
@@ -172,6 +220,10 @@ export class HookEngine {
   private logRun(s: HookRunSummary, o: HookOutcome, sessionId: string): void {
     const level = s.status === 'failed' || s.status === 'timed_out' ? 'warn' : this.config.debug ? 'info' : 'debug';
     this.logger[level]({ hookRun: s }, `hook ${s.hook} ${s.status}`);
+    if (o.kind === 'failure' && !this.closed) {
+      const effect = s.event === 'exec.before' && !s.async ? (s.required ? 'the command is denied (required)' : 'ignored (required: false)') : 'ignored';
+      this.notice?.(`hook ${s.hook} ${s.status === 'timed_out' ? 'timed out' : 'failed'}: ${oneLine(o.error)}; ${effect}`);
+    }
     if (o.kind === 'failure' && s.event !== 'error.occurred' && !this.closed) {
       // Hook failures are themselves an event; never recurse from error hooks.
       void this.errorOccurred({ sessionId, error: `hook ${s.hook} ${s.status}: ${o.error}`, kind: 'hook' }).catch(() => undefined);
@@ -183,8 +235,9 @@ export class HookEngine {
     let outcome: HookOutcome;
     let output: string | undefined;
     try {
-      const r = await this.execute(h, d, signal);
-      outcome = r.outcome;
+      const gate = this.gate(h);
+      const r = gate ? await gate.run(() => this.execute(h, d, signal)) : await this.execute(h, d, signal);
+      outcome = d.exec ? resolveRewrite(r.outcome, d.exec.argv) : r.outcome;
       output = r.output;
     } catch (e) {
       // A bug or an unexpected runtime error in a runner is a hook failure, never a crash.
@@ -216,6 +269,16 @@ export class HookEngine {
     return { hook: h, outcome, summary };
   }
 
+  private gate(h: HookDefinition): Gate | undefined {
+    if (h.concurrency === undefined) return undefined;
+    let g = this.gates.get(h.id);
+    if (!g) {
+      g = new Gate(h.concurrency);
+      this.gates.set(h.id, g);
+    }
+    return g;
+  }
+
   private async execute(h: HookDefinition, d: HookEventData, signal: AbortSignal): Promise<{ outcome: HookOutcome; output?: string | undefined }> {
     switch (h.type) {
       case 'command':
@@ -236,7 +299,7 @@ export class HookEngine {
     let pid: number | undefined;
     const r = await runSpawnedHook(h, {
       cwd: h.cwd ?? d.cwd,
-      env: { ...this.env, ...h.env, ...eventEnv(d) },
+      env: { ...this.env, ...h.env, ...eventEnv(d), ...(h.pluginRoot !== undefined ? { CLAUDE_PLUGIN_ROOT: h.pluginRoot } : {}) },
       input: `${JSON.stringify(stdinPayload(d))}\n`,
       timeoutMs: h.timeoutMs,
       signal,
@@ -260,4 +323,9 @@ export class HookEngine {
     const r = await p.request(stdinPayload(d), d.cwd, h.timeoutMs, signal);
     return { outcome: r, output: r.output };
   }
+}
+
+function oneLine(s: string): string {
+  const t = s.replace(/\s*\n\s*/g, ' / ').trim();
+  return t.length > 300 ? `${t.slice(0, 300)}…` : t;
 }

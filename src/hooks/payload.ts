@@ -1,4 +1,3 @@
-import { quote } from 'shell-quote';
 import { CLAUDE_EVENT_NAMES, type HookEvent, type PostToolUseOutcome } from './types.js';
 
 /** Everything one event carries; each hook type renders it its own way. */
@@ -8,6 +7,8 @@ export interface HookEventData {
   /** Session working directory. */
   readonly cwd: string;
   readonly timestamp: string;
+  /** A session-owned (empty) transcript file, for hooks that expect a path. */
+  readonly transcriptPath?: string;
   readonly exec?: {
     readonly requestId: string;
     readonly program: string;
@@ -21,9 +22,28 @@ export interface HookEventData {
   readonly error?: { readonly message: string; readonly kind: string };
 }
 
-/** The argv as one shell word list, the form Claude Code hooks read in tool_input.command. */
+/** Characters no shell treats specially anywhere in a word. */
+const PLAIN_WORD = /^[A-Za-z0-9_@%+=:,./-]+$/;
+
+/**
+ * One argument as a person would type it: bare when the shell reads it
+ * literally, otherwise single-quoted (`'` as `'\''`). `~` is bare only where
+ * bash never tilde-expands it (not first, not after `=` or `:`).
+ */
+export function quoteWord(w: string): string {
+  if (w === '') return "''";
+  if (PLAIN_WORD.test(w.replace(/(?<=[^=:])~/g, ''))) return w;
+  return `'${w.replace(/'/g, "'\\''")}'`;
+}
+
+/** The argv as one shell line, the form Claude Code hooks read in tool_input.command (`dd if=/dev/zero`, not `if\=`). */
 export function commandString(argv: readonly string[]): string {
-  return quote([...argv]);
+  return argv.map(quoteWord).join(' ');
+}
+
+/** Claude Code's tool_use_id shape (`toolu_` + word characters), derived from our request id. */
+export function toolUseId(requestId: string): string {
+  return `toolu_${requestId.replace(/[^A-Za-z0-9_]/g, '')}`;
 }
 
 /**
@@ -33,8 +53,9 @@ export function commandString(argv: readonly string[]): string {
 export function stdinPayload(d: HookEventData): Record<string, unknown> {
   const p: Record<string, unknown> = {
     session_id: d.sessionId,
-    transcript_path: null,
-    cwd: d.exec?.workdir ?? d.cwd,
+    transcript_path: d.transcriptPath ?? null,
+    // Claude Code sends the session's project directory; the exec's own directory is tool_input.workdir.
+    cwd: d.cwd,
     hook_event_name: CLAUDE_EVENT_NAMES[d.event],
     permission_mode: 'default',
     codex_event: d.event,
@@ -42,9 +63,11 @@ export function stdinPayload(d: HookEventData): Record<string, unknown> {
   };
   if (d.exec) {
     p.tool_name = 'Bash';
-    p.tool_use_id = d.exec.requestId;
+    p.tool_use_id = toolUseId(d.exec.requestId);
     p.tool_input = {
       command: commandString(d.exec.argv),
+      // Claude's Bash tool carries the model's description; here: what is being asked and by whom.
+      description: `exec of ${d.exec.program} by the sandboxed script`,
       argv: d.exec.argv,
       program: d.exec.program,
       workdir: d.exec.workdir,

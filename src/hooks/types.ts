@@ -41,6 +41,8 @@ interface HookBase {
   readonly conditions: Readonly<Record<string, string>>;
   /** Directory of the config file: relative paths in the entry resolve against it. */
   readonly baseDir: string;
+  /** At most this many runs of this hook at once (1 = serialised, for read-modify-write hooks); undefined = no limit. */
+  readonly concurrency?: number | undefined;
 }
 
 export interface CommandHook extends HookBase {
@@ -52,6 +54,8 @@ export interface CommandHook extends HookBase {
   readonly env: Readonly<Record<string, string>>;
   /** Start once per engine and talk JSON lines instead of spawning per event. */
   readonly persistent: boolean;
+  /** A Claude Code plugin's root (the file is `<root>/hooks/hooks.json`): exported as CLAUDE_PLUGIN_ROOT. */
+  readonly pluginRoot?: string | undefined;
 }
 
 export interface WebhookHook extends HookBase {

@@ -271,7 +271,11 @@ export async function loadHookEngine(
   } catch (err) {
     throw new CliError(`hooks did not load: ${(err as Error).message}`);
   }
-  for (const w of config.warnings) logger.warn({ event: 'hooks_warning', warning: w }, w);
+  for (const w of config.warnings) {
+    // Not only in the audit: a hook that will not run is something the user must see.
+    logger.warn({ event: 'hooks_warning', warning: w }, w);
+    process.stderr.write(`codex-escalate: warning: ${w}\n`);
+  }
   // Untrusted discovered files, a distrusted store, hook scripts the sandbox can edit: one clear line each.
   for (const w of config.trustWarnings ?? []) {
     if (boundary) boundary.warn('hooks_trust', w);
@@ -279,7 +283,7 @@ export async function loadHookEngine(
   }
   if (config.hooks.length === 0) return undefined;
   logger.info({ event: 'hooks_loaded', files: config.files.map((f) => f.path), hooks: config.hooks.length }, 'hooks loaded');
-  return new HookEngine(config, { logger });
+  return new HookEngine(config, { logger, notice: (line) => process.stderr.write(`codex-escalate: ${line}\n`) });
 }
 
 /** Prefixes, rules (reloaded on change/SIGHUP), hooks and approver, composed into one decision pipeline. */
