@@ -11,6 +11,7 @@ import {
   type HookDefinition,
   type HookEvent,
   type HookPriority,
+  type HookScope,
   type HooksConfig,
   type HooksFileInfo,
   type McpServerConfig,
@@ -73,6 +74,14 @@ const KNOWN_EVENT_NAMES = 'PreToolUse, PostToolUse, SessionStart, Stop, SessionE
 /** `required` unless the file says: a PreToolUse hook that cannot give a verdict denies (fail closed); others are best effort. */
 function defaultRequired(event: HookEvent, given: boolean | undefined): boolean {
   return given ?? event === 'exec.before';
+}
+
+/** `scope` picks the PreToolUse level; on any other event it means nothing, so saying it is a mistake. */
+function checkScope(event: HookEvent, scope: HookScope | undefined, file: string, entry: string): HookScope {
+  if (scope !== undefined && event !== 'exec.before') {
+    throw new HooksConfigError(`${file}: ${entry}: field "scope": only PreToolUse (exec.before) hooks have a scope`, file, entry, 'scope');
+  }
+  return scope ?? 'exec';
 }
 
 /** A Claude Code plugin keeps its hooks in `<plugin root>/hooks/hooks.json`; its commands find themselves through CLAUDE_PLUGIN_ROOT. */
@@ -312,6 +321,7 @@ const tomlHookSchema = z.strictObject({
   enabled: z.boolean().default(true),
   required: z.boolean().optional(),
   concurrency: z.number().int().min(1).max(64).optional(),
+  scope: z.enum(['exec', 'run', 'both']).optional(),
   timeout: positiveSeconds.optional(),
   mode: mode.default('sync'),
   priority: priority.default('normal'),
@@ -393,6 +403,7 @@ export function loadTomlText(text: string, file: string, env: NodeJS.ProcessEnv)
         matcher: h.matcher,
         required: defaultRequired(event, h.required),
         concurrency: h.concurrency,
+        scope: checkScope(event, h.scope, file, entry),
         timeoutMs: Math.round((h.timeout ?? globals.timeout_seconds) * 1000),
         mode: h.mode,
         priority: h.priority as HookPriority,
@@ -482,6 +493,7 @@ const jsonCommonFields = {
   enabled: z.boolean().default(true),
   required: z.boolean().optional(),
   concurrency: z.number().int().min(1).max(64).optional(),
+  scope: z.enum(['exec', 'run', 'both']).optional(),
   mode: mode.optional(),
   async: z.boolean().optional(),
   priority: priority.default('normal'),
@@ -535,7 +547,7 @@ const jsonFileSchema = z.strictObject({
 
 const KNOWN_JSON_HOOK_KEYS = new Set([
   'type', 'command', 'cwd', 'env', 'persistent', 'url', 'method', 'headers', 'retry_count', 'server', 'tool', 'arguments', 'input',
-  'timeout', 'description', 'enabled', 'required', 'mode', 'async', 'priority', 'conditions', 'concurrency',
+  'timeout', 'description', 'enabled', 'required', 'mode', 'async', 'priority', 'conditions', 'concurrency', 'scope',
 ]);
 
 /** Claude Code hook fields that only affect its UI: accepted, ignored. */
@@ -555,7 +567,9 @@ export function loadJsonText(text: string, file: string, env: NodeJS.ProcessEnv)
       }
     }
   }
-  const top = jsonFileSchema.safeParse(doc);
+  // A Claude Code settings file carries much more than hooks (permissions, env, model...): those keys are its business.
+  const settingsFile = /^settings(\.local)?\.json$/.test(path.basename(file));
+  const top = (settingsFile ? jsonFileSchema.loose() : jsonFileSchema).safeParse(doc);
   if (!top.success) throw formatIssues(top.error, file, '(top level)');
   const t = top.data;
   const baseDir = path.dirname(path.resolve(file));
@@ -600,6 +614,7 @@ export function loadJsonText(text: string, file: string, env: NodeJS.ProcessEnv)
           matcher: g.data.matcher,
           required: defaultRequired(event, h.required),
           concurrency: h.concurrency,
+          scope: checkScope(event, h.scope, file, entry),
           timeoutMs: Math.round((h.timeout ?? t.timeout_seconds) * 1000),
           mode: h.mode ?? (h.async === true ? 'async' : 'sync'),
           priority: h.priority as HookPriority,

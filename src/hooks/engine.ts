@@ -20,6 +20,7 @@ import type {
   HooksConfig,
   PostToolUseInfo,
   PreToolUseVerdict,
+  RunEventInfo,
   SessionEndInfo,
   SessionStartInfo,
 } from './types.js';
@@ -68,6 +69,7 @@ export class HookEngine {
   private readonly notice: ((line: string) => void) | undefined;
   private transcriptDir: string | undefined;
   private readonly transcripts = new Map<string, string>();
+  private readonly scripts = new Map<string, string>();
   private closed = false;
 
   constructor(
@@ -92,6 +94,45 @@ export class HookEngine {
       return { decision: 'deny', reason: 'request aborted while PreToolUse hooks ran', runs: results.map((r) => r.summary) };
     }
     return aggregate(results, info.argv);
+  }
+
+  /** Whether any hook wants the whole script (a run-level PreToolUse): none = nothing to do before the run. */
+  hasRunLevel(): boolean {
+    return this.config.hooks.some((h) => h.enabled && h.event === 'exec.before' && (h.scope ?? 'exec') !== 'exec');
+  }
+
+  /**
+   * The once-per-run PreToolUse: the whole script, before anything runs.
+   * Also remembers the script so each exec's payload carries it. There is
+   * no approver and no rewrite at this level: `ask` and a rewrite deny.
+   */
+  async preRun(info: RunEventInfo, signal?: AbortSignal): Promise<PreToolUseVerdict> {
+    this.scripts.set(info.sessionId, info.script);
+    const transcriptPath = this.transcriptPath(info.sessionId);
+    const d: HookEventData = {
+      event: 'exec.before',
+      sessionId: info.sessionId,
+      cwd: info.cwd,
+      timestamp: new Date().toISOString(),
+      ...(transcriptPath !== undefined ? { transcriptPath } : {}),
+      run: { script: info.script, args: [...info.args] },
+    };
+    const results = (await this.dispatch(d, signal, true)).map((r): HookResult => {
+      const o = r.outcome;
+      if (o.kind === 'opinion' && (o.rewrite !== undefined || o.rewriteCandidates !== undefined)) {
+        return { ...r, outcome: { kind: 'opinion', decision: 'deny', reason: 'a run-level hook cannot rewrite the script (updatedInput): denied' } };
+      }
+      if (o.kind === 'opinion' && o.decision === 'ask') {
+        return { ...r, outcome: { kind: 'opinion', decision: 'deny', reason: `asks for approval of the whole script, which has no approver: denied (${o.reason ?? 'no reason given'})` } };
+      }
+      return r;
+    });
+    return aggregate(results, []);
+  }
+
+  /** Remember a session's script without a run-level check (every exec's payload carries it). */
+  setScript(sessionId: string, script: string): void {
+    this.scripts.set(sessionId, script);
   }
 
   async postToolUse(info: PostToolUseInfo): Promise<HookRunSummary[]> {
@@ -181,6 +222,7 @@ export class HookEngine {
       cwd: info.cwd,
       timestamp: new Date().toISOString(),
       ...(transcriptPath !== undefined ? { transcriptPath } : {}),
+      ...(this.scripts.has(info.sessionId) ? { script: this.scripts.get(info.sessionId)! } : {}),
       exec: { requestId: info.requestId, program: info.program, argv: [...info.argv], workdir: info.workdir },
     };
   }

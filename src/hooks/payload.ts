@@ -15,6 +15,10 @@ export interface HookEventData {
     readonly argv: readonly string[];
     readonly workdir: string;
   };
+  /** The once-per-run PreToolUse (no exec yet): the whole script. */
+  readonly run?: { readonly script: string; readonly args: readonly string[] };
+  /** The session's script, carried on every exec's payload too (tool_input.script). */
+  readonly script?: string;
   readonly outcome?: PostToolUseOutcome;
   readonly exitCode?: number;
   readonly durationMs?: number;
@@ -71,6 +75,21 @@ export function stdinPayload(d: HookEventData): Record<string, unknown> {
       argv: d.exec.argv,
       program: d.exec.program,
       workdir: d.exec.workdir,
+      ...(d.script !== undefined ? { script: d.script } : {}),
+      scope: 'exec',
+    };
+  }
+  if (d.run) {
+    // Like Claude Code's Bash tool: the command line is the whole script, exactly as given.
+    p.tool_name = 'Bash';
+    p.tool_use_id = toolUseId(`run_${d.sessionId}`);
+    p.tool_input = {
+      command: d.run.script,
+      description: 'the whole script given to codex-escalate run, before any of it runs',
+      args: d.run.args,
+      workdir: d.cwd,
+      script: d.run.script,
+      scope: 'run',
     };
   }
   if (d.event === 'exec.after') {
@@ -111,6 +130,10 @@ export function eventEnv(d: HookEventData): Record<string, string> {
     env.CODEX_PROGRAM = d.exec.program;
     env.CODEX_REQUEST_ID = d.exec.requestId;
   }
+  if (d.run) {
+    env.CODEX_SCRIPT = d.run.script;
+    env.CODEX_WORKDIR = d.cwd;
+  }
   if (d.outcome !== undefined) env.CODEX_OUTCOME = d.outcome;
   if (d.exitCode !== undefined) env.CODEX_EXIT_CODE = String(d.exitCode);
   if (d.durationMs !== undefined) env.CODEX_DURATION = String(Math.round(d.durationMs));
@@ -132,6 +155,11 @@ export function webhookPayload(d: HookEventData): { event: Record<string, unknow
     event.program = d.exec.program;
     event.workdir = d.exec.workdir;
   }
+  if (d.run) {
+    event.commandLine = d.run.script;
+    event.script = d.run.script;
+    event.workdir = d.cwd;
+  }
   if (d.outcome !== undefined) event.outcome = d.outcome;
   if (d.exitCode !== undefined) event.exitCode = d.exitCode;
   if (d.durationMs !== undefined) event.duration = Math.round(d.durationMs);
@@ -150,6 +178,7 @@ export function webhookPayload(d: HookEventData): { event: Record<string, unknow
 export const TEMPLATE_KEYS = [
   'command',
   'argv',
+  'script',
   'program',
   'workdir',
   'cwd',
@@ -166,8 +195,9 @@ export const TEMPLATE_KEYS = [
 
 function templateValues(d: HookEventData): Record<string, unknown> {
   return {
-    command: d.exec ? commandString(d.exec.argv) : '',
+    command: d.exec ? commandString(d.exec.argv) : (d.run?.script ?? ''),
     argv: d.exec ? [...d.exec.argv] : [],
+    script: d.run?.script ?? d.script ?? '',
     program: d.exec?.program ?? '',
     workdir: d.exec?.workdir ?? d.cwd,
     cwd: d.cwd,

@@ -125,6 +125,17 @@ export async function runCommand(script: string, args: readonly string[], opts: 
   const logger = createAuditLogger({ file: opts.logFile });
   const boundary = sessionBoundary(cwd, opts.writable, opts.gitSafe !== false, opts.logFile !== undefined ? logger : undefined);
   const hooks = await loadHookEngine(opts.hooks, opts.discoverHooks ? cwd : undefined, logger, boundary);
+  const sessionId = randomUUID();
+  if (hooks) {
+    // The whole-script PreToolUse: its deny stops the run before anything executes.
+    const refused = await runLevelRefusal(hooks, { sessionId, cwd, script, args }, logger);
+    if (refused !== undefined) {
+      process.stderr.write(`codex-escalate: denied: ${refused}\n`);
+      await hooks.close();
+      logger.flush();
+      return 126;
+    }
+  }
   // One session: its containment (cgroup v2, else signals) holds the shell and every escalated command,
   // is frozen while the tty approver asks, and is emptied when the session ends.
   let containment: SessionContainment | undefined;
@@ -154,7 +165,6 @@ export async function runCommand(script: string, args: readonly string[], opts: 
   const launch = sandboxLaunch(opts, shell, ['-c', script, ...args], cwd, [path.dirname(shell), path.dirname(wrapperPath)]);
   let running;
   try {
-    const sessionId = randomUUID();
     // The shell joins the session's cgroup before it runs anything (a /bin/sh trampoline; fds pass through).
     const wrapped = contain(sessionId).wrapLaunch(launch.command, launch.args);
     running = await launchShell(server, { sessionId, command: wrapped.command, args: wrapped.args, cwd, env: shellEnv, extraFds: launch.extraFds });
@@ -256,6 +266,22 @@ function sandboxLaunch(opts: RunOptions, shell: string, args: string[], cwd: str
     return none;
   }
   return bwrapLaunch(shell, args, { cwd, writable: opts.writable, network: opts.network, readable });
+}
+
+/** Run the once-per-run PreToolUse hooks (if any want the whole script); a reason = the run is refused. */
+async function runLevelRefusal(hooks: HookEngine, info: { sessionId: string; cwd: string; script: string; args: readonly string[] }, logger: AuditLogger): Promise<string | undefined> {
+  if (!hooks.hasRunLevel()) {
+    hooks.setScript(info.sessionId, info.script);
+    return undefined;
+  }
+  let v;
+  try {
+    v = await hooks.preRun(info);
+  } catch (err) {
+    return `run-level hooks failed: ${(err as Error).message}`; // fail closed
+  }
+  logger.info({ event: 'run_hooks', session_id: info.sessionId, decision: v.decision, hooks: v.runs }, `run-level PreToolUse: ${v.decision}`);
+  return v.decision === 'deny' ? `blocked by hook: ${v.reason ?? 'no reason given'}` : undefined;
 }
 
 /** Load hooks from --hooks files and discovery; null when none are configured (no per-exec cost then). */
