@@ -29,8 +29,9 @@ describe('what a command hook receives', () => {
       session_id: 'sess-1',
       hook_event_name: 'PreToolUse',
       tool_name: 'Bash',
-      tool_use_id: 'r-42',
-      transcript_path: null,
+      // Claude's shape; and a transcript file the session owns.
+      tool_use_id: 'toolu_r42',
+      transcript_path: expect.stringMatching(/codex-escalate-transcript-.*sess-1\.jsonl$/),
       // The session's directory, as Claude Code sends its project dir (the exec's is tool_input.workdir).
       cwd: sessionCwd,
       tool_input: { command: `rm -rf 'a b' 'it'\\''s'`, argv: ['rm', '-rf', 'a b', "it's"], program: '/usr/bin/rm', workdir: '/var' },
