@@ -221,11 +221,14 @@ if args and os.path.basename(args[0]) == "rm":
     );
     writeFileSync(path.join(p.dir, 'inside'), 'x\n');
     const f = preToolUse(path.join(p.hooksDir, 'hooks.json'), `python3 ${sq(hook)}`);
-    const r = await run(p, [f], `cd ${sq(outside)} && rm -rf ${sq(path.join(outside, 'y'))}; cd ${sq(p.dir)} && rm -f inside`, {
+    mkdirSync(path.join(outside, 'z'));
+    // Also the relative variant: `rm -rf z` after a cd elsewhere must be resolved against workdir, not cwd.
+    const r = await run(p, [f], `cd ${sq(outside)} && rm -rf ${sq(path.join(outside, 'y'))}; cd ${sq(outside)} && rm -rf z; cd ${sq(p.dir)} && rm -f inside`, {
       sandbox,
       extra: ['--writable', outside],
     });
     expect(existsSync(path.join(outside, 'y', 'keep'))).toBe(true);
+    expect(existsSync(path.join(outside, 'z'))).toBe(true);
     expect(existsSync(path.join(p.dir, 'inside'))).toBe(false);
     expect(r.stderr).toContain('is outside the project');
     rmSync(outside, { recursive: true, force: true });
