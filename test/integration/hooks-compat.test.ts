@@ -10,7 +10,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { packageRoot } from '../../src/paths.js';
-import { tempDir } from '../helpers/harness.js';
+import { patchedBash, tempDir } from '../helpers/harness.js';
 import { cliEnv, runCli, sq, writeExecutable } from '../helpers/e2e.js';
 
 type Sandbox = 'bwrap' | 'none';
@@ -42,7 +42,7 @@ function preToolUse(file: string, command: string, extra: Record<string, unknown
 }
 
 async function run(p: Project, hooks: string[], script: string, opts: { sandbox?: Sandbox; extra?: string[] } = {}) {
-  const args = ['run', '--sandbox', opts.sandbox ?? 'bwrap', '--no-discover-hooks', '--cwd', p.dir, ...hooks.flatMap((h) => ['--hooks', h]), ...(opts.extra ?? []), '--', script];
+  const args = ['run', '--shell', patchedBash(), '--sandbox', opts.sandbox ?? 'bwrap', '--no-discover-hooks', '--cwd', p.dir, ...hooks.flatMap((h) => ['--hooks', h]), ...(opts.extra ?? []), '--', script];
   return runCli(args, { env: cliEnv(), timeoutMs: 60_000 });
 }
 
