@@ -22,12 +22,21 @@ export function deniesAlone(r: HookResult): boolean {
  * `ask` beats `allow` beats no opinion, and a rewrite (one distinct argv
  * different from the original) rides along with that decision.
  */
+/** A multi-line reason as one line (the wrapper prints one line; it would turn each newline into `?`). */
+export function joinLines(reason: string): string {
+  return reason
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .filter((l) => l !== '')
+    .join(' / ');
+}
+
 export function aggregate(results: readonly HookResult[], originalArgv: readonly string[]): PreToolUseVerdict {
   const runs = results.map((r) => r.summary);
   const denyReasons: string[] = [];
   for (const r of results) {
     const o = r.outcome;
-    if (o.kind === 'opinion' && o.decision === 'deny') denyReasons.push(`${r.hook.id}: ${o.reason ?? 'denied'}`);
+    if (o.kind === 'opinion' && o.decision === 'deny') denyReasons.push(`${r.hook.id}: ${joinLines(o.reason ?? 'denied')}`);
     else if (o.kind === 'failure' && r.hook.required) denyReasons.push(`required hook ${r.hook.id} failed: ${o.error}`);
   }
   if (denyReasons.length > 0) return { decision: 'deny', reason: denyReasons.join('; '), runs };
@@ -50,7 +59,7 @@ export function aggregate(results: readonly HookResult[], originalArgv: readonly
   const opinions = results.flatMap((r) => (r.outcome.kind === 'opinion' ? [{ o: r.outcome, id: r.hook.id }] : []));
   const asks = opinions.filter((x) => x.o.decision === 'ask');
   if (asks.length > 0) {
-    return { decision: 'ask', reason: asks.map((x) => `${x.id}: ${x.o.reason ?? 'asks for approval'}`).join('; '), rewrite, runs };
+    return { decision: 'ask', reason: asks.map((x) => `${x.id}: ${joinLines(x.o.reason ?? 'asks for approval')}`).join('; '), rewrite, runs };
   }
   const allows = opinions.filter((x) => x.o.decision === 'allow');
   if (allows.length > 0) {

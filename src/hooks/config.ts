@@ -11,6 +11,7 @@ import {
   type HookDefinition,
   type HookEvent,
   type HookPriority,
+  type HookScope,
   type HooksConfig,
   type HooksFileInfo,
   type McpServerConfig,
@@ -49,6 +50,10 @@ const EVENT_ALIASES: Readonly<Record<string, HookEvent>> = {
   session_start: 'session_start',
   session_end: 'session_end',
   'error.occurred': 'error.occurred',
+  // Seed 000/001 spellings of the command events.
+  command_start: 'exec.before',
+  command_end: 'exec.after',
+  command_complete: 'exec.after',
 };
 
 /** Map either naming to ours; undefined = not an event of this system. */
@@ -56,9 +61,33 @@ export function normalizeEvent(name: string): HookEvent | undefined {
   return Object.hasOwn(EVENT_ALIASES, name) ? EVENT_ALIASES[name] : undefined;
 }
 
+/** Claude Code events this system never produces (a warning); any other unknown name is a typo (an error). */
+const CLAUDE_FOREIGN_EVENTS = new Set(['UserPromptSubmit', 'Notification', 'SubagentStop', 'SubagentStart', 'PreCompact', 'PermissionRequest', 'PostToolUseFailure']);
+
 /** Events of Codex, Claude Code or the seed that this system never produces: a warning, not an error. */
 function isForeignKnownEvent(name: string): boolean {
-  return /^(task|patch|mcp|agent|integration|command)[._]/.test(name) || /^[A-Z][A-Za-z]+$/.test(name);
+  return /^(task|patch|mcp|agent|integration)[._]/.test(name) || CLAUDE_FOREIGN_EVENTS.has(name);
+}
+
+const KNOWN_EVENT_NAMES = 'PreToolUse, PostToolUse, SessionStart, Stop, SessionEnd, ErrorOccurred (or exec.before, exec.after, session_start, session_end, error.occurred, command_start)';
+
+/** `required` unless the file says: a PreToolUse hook that cannot give a verdict denies (fail closed); others are best effort. */
+function defaultRequired(event: HookEvent, given: boolean | undefined): boolean {
+  return given ?? event === 'exec.before';
+}
+
+/** `scope` picks the PreToolUse level; on any other event it means nothing, so saying it is a mistake. */
+function checkScope(event: HookEvent, scope: HookScope | undefined, file: string, entry: string): HookScope {
+  if (scope !== undefined && event !== 'exec.before') {
+    throw new HooksConfigError(`${file}: ${entry}: field "scope": only PreToolUse (exec.before) hooks have a scope`, file, entry, 'scope');
+  }
+  return scope ?? 'exec';
+}
+
+/** A Claude Code plugin keeps its hooks in `<plugin root>/hooks/hooks.json`; its commands find themselves through CLAUDE_PLUGIN_ROOT. */
+function pluginRootOf(file: string): string | undefined {
+  const abs = path.resolve(file);
+  return path.basename(abs) === 'hooks.json' && path.basename(path.dirname(abs)) === 'hooks' ? path.dirname(path.dirname(abs)) : undefined;
 }
 
 export interface LoadHooksOptions {
@@ -199,6 +228,10 @@ interface LoadedFile {
   warnings: string[];
 }
 
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
 // ---------------------------------------------------------------- substitution
 
 const ENV_REF = /\$\$\{|\$\{([^}]*)\}/g;
@@ -286,7 +319,9 @@ const tomlHookSchema = z.strictObject({
   command: z.union([z.string().min(1), z.array(z.string()).min(1, 'must not be empty')]).optional(),
   description: z.string().optional(),
   enabled: z.boolean().default(true),
-  required: z.boolean().default(false),
+  required: z.boolean().optional(),
+  concurrency: z.number().int().min(1).max(64).optional(),
+  scope: z.enum(['exec', 'run', 'both']).optional(),
   timeout: positiveSeconds.optional(),
   mode: mode.default('sync'),
   priority: priority.default('normal'),
@@ -351,7 +386,7 @@ export function loadTomlText(text: string, file: string, env: NodeJS.ProcessEnv)
           return;
         }
         throw new HooksConfigError(
-          `${file}: ${entry}: field "event": unknown event "${h.event}" (expected one of session_start, session_end, exec.before, exec.after, error.occurred or PreToolUse, PostToolUse, SessionStart, Stop)`,
+          `${file}: ${entry}: field "event": unknown event "${h.event}" (expected one of ${KNOWN_EVENT_NAMES})`,
           file,
           entry,
           'event',
@@ -366,7 +401,9 @@ export function loadTomlText(text: string, file: string, env: NodeJS.ProcessEnv)
         description: h.description,
         enabled: globals.enabled && h.enabled,
         matcher: h.matcher,
-        required: h.required,
+        required: defaultRequired(event, h.required),
+        concurrency: h.concurrency,
+        scope: checkScope(event, h.scope, file, entry),
         timeoutMs: Math.round((h.timeout ?? globals.timeout_seconds) * 1000),
         mode: h.mode,
         priority: h.priority as HookPriority,
@@ -454,7 +491,9 @@ const jsonCommonFields = {
   timeout: positiveSeconds.optional(),
   description: z.string().optional(),
   enabled: z.boolean().default(true),
-  required: z.boolean().default(false),
+  required: z.boolean().optional(),
+  concurrency: z.number().int().min(1).max(64).optional(),
+  scope: z.enum(['exec', 'run', 'both']).optional(),
   mode: mode.optional(),
   async: z.boolean().optional(),
   priority: priority.default('normal'),
@@ -488,12 +527,16 @@ const jsonHookSchema = z.discriminatedUnion('type', [
   }),
 ]);
 
-const jsonGroupSchema = z.looseObject({
+const jsonGroupSchema = z.strictObject({
   matcher: z.string().optional(),
   hooks: z.array(z.unknown()),
 });
 
-const jsonFileSchema = z.looseObject({
+// Strict: a misplaced or misspelt key would otherwise load 0 hooks and guard nothing.
+const jsonFileSchema = z.strictObject({
+  $schema: z.string().optional(),
+  /** Claude Code plugin hooks/hooks.json carries one. */
+  description: z.string().optional(),
   enabled: z.boolean().default(true),
   timeout_seconds: positiveSeconds.default(DEFAULT_TIMEOUT_SECONDS),
   parallel_execution: z.boolean().default(true),
@@ -504,8 +547,11 @@ const jsonFileSchema = z.looseObject({
 
 const KNOWN_JSON_HOOK_KEYS = new Set([
   'type', 'command', 'cwd', 'env', 'persistent', 'url', 'method', 'headers', 'retry_count', 'server', 'tool', 'arguments', 'input',
-  'timeout', 'description', 'enabled', 'required', 'mode', 'async', 'priority', 'conditions',
+  'timeout', 'description', 'enabled', 'required', 'mode', 'async', 'priority', 'conditions', 'concurrency', 'scope',
 ]);
+
+/** Claude Code hook fields that only affect its UI: accepted, ignored. */
+const IGNORED_JSON_HOOK_KEYS = new Set(['statusMessage']);
 
 export function loadJsonText(text: string, file: string, env: NodeJS.ProcessEnv): LoadedFile {
   let doc: unknown;
@@ -514,10 +560,20 @@ export function loadJsonText(text: string, file: string, env: NodeJS.ProcessEnv)
   } catch (e) {
     throw new HooksConfigError(`${file}: invalid JSON: ${(e as Error).message}`, file);
   }
-  const top = jsonFileSchema.safeParse(doc);
+  if (isRecord(doc)) {
+    for (const k of Object.keys(doc)) {
+      if (normalizeEvent(k) !== undefined || isForeignKnownEvent(k)) {
+        throw new HooksConfigError(`${file}: (top level): "${k}" is an event: put it under "hooks" ({"hooks": {"${k}": [...]}})`, file, k);
+      }
+    }
+  }
+  // A Claude Code settings file carries much more than hooks (permissions, env, model...): those keys are its business.
+  const settingsFile = /^settings(\.local)?\.json$/.test(path.basename(file));
+  const top = (settingsFile ? jsonFileSchema.loose() : jsonFileSchema).safeParse(doc);
   if (!top.success) throw formatIssues(top.error, file, '(top level)');
   const t = top.data;
   const baseDir = path.dirname(path.resolve(file));
+  const pluginRoot = pluginRootOf(file);
   const hooks: HookDefinition[] = [];
   const warnings: string[] = [];
 
@@ -528,7 +584,7 @@ export function loadJsonText(text: string, file: string, env: NodeJS.ProcessEnv)
         warnings.push(`${file}: hooks.${eventName}: event "${eventName}" is never produced by this system; its hooks will not run`);
         continue;
       }
-      throw new HooksConfigError(`${file}: hooks.${eventName}: unknown event "${eventName}"`, file, `hooks.${eventName}`, 'event');
+      throw new HooksConfigError(`${file}: hooks.${eventName}: unknown event "${eventName}" (expected one of ${KNOWN_EVENT_NAMES})`, file, `hooks.${eventName}`, 'event');
     }
     groups.forEach((rawGroup, gi) => {
       const gEntry = `hooks.${eventName}[${gi}]`;
@@ -539,7 +595,11 @@ export function loadJsonText(text: string, file: string, env: NodeJS.ProcessEnv)
         const r = jsonHookSchema.safeParse(rawHook);
         if (!r.success) throw formatIssues(r.error, file, entry);
         const h = r.data;
-        for (const k of Object.keys(h)) if (!KNOWN_JSON_HOOK_KEYS.has(k)) warnings.push(`${file}: ${entry}: field "${k}" is not supported and is ignored`);
+        for (const k of Object.keys(h)) {
+          if (KNOWN_JSON_HOOK_KEYS.has(k)) continue;
+          if (IGNORED_JSON_HOOK_KEYS.has(k)) warnings.push(`${file}: ${entry}: field "${k}" is not supported and is ignored`);
+          else throw new HooksConfigError(`${file}: ${entry}: unknown field "${k}"`, file, entry, k);
+        }
         if (h.mode !== undefined && h.async !== undefined && (h.mode === 'async') !== h.async) {
           throw new HooksConfigError(`${file}: ${entry}: field "async": contradicts "mode"`, file, entry, 'async');
         }
@@ -552,7 +612,9 @@ export function loadJsonText(text: string, file: string, env: NodeJS.ProcessEnv)
           description: h.description,
           enabled: t.enabled && h.enabled,
           matcher: g.data.matcher,
-          required: h.required,
+          required: defaultRequired(event, h.required),
+          concurrency: h.concurrency,
+          scope: checkScope(event, h.scope, file, entry),
           timeoutMs: Math.round((h.timeout ?? t.timeout_seconds) * 1000),
           mode: h.mode ?? (h.async === true ? 'async' : 'sync'),
           priority: h.priority as HookPriority,
@@ -567,6 +629,7 @@ export function loadJsonText(text: string, file: string, env: NodeJS.ProcessEnv)
             cwd: h.cwd === undefined ? undefined : path.resolve(baseDir, h.cwd),
             env: h.env,
             persistent: h.persistent,
+            pluginRoot,
           });
         } else if (h.type === 'mcp_tool') {
           hooks.push({ ...common, type: 'mcp_tool', server: h.server, tool: h.tool, arguments: h.arguments ?? h.input ?? {} });

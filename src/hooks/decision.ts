@@ -12,6 +12,12 @@ export type Opinion = {
   readonly decision?: 'allow' | 'deny' | 'ask' | undefined;
   readonly reason?: string | undefined;
   readonly rewrite?: readonly string[] | undefined;
+  /**
+   * updatedInput carried both `argv` and a `command` that parse differently
+   * (a hook echoing our whole tool_input and editing one of them): the engine
+   * resolves it against the original argv (see resolveRewrite).
+   */
+  readonly rewriteCandidates?: { readonly fromArgv: readonly string[]; readonly fromCommand: readonly string[] } | undefined;
 };
 export type Failure = { readonly kind: 'failure'; readonly status: 'failed' | 'timed_out'; readonly error: string };
 export type HookOutcome = Opinion | Failure;
@@ -47,7 +53,8 @@ export function interpretProcessResult(r: ProcessResult): HookOutcome {
   if (r.signal !== undefined) return { kind: 'failure', status: 'failed', error: `hook killed by ${r.signal}${stderrTail(r.stderr)}` };
   if (r.exitCode === 2) {
     const reason = r.stderr.trim();
-    if (reason === '') return { kind: 'failure', status: 'failed', error: 'hook exited 2 without a reason on stderr' };
+    // Exit 2 is a block in Claude Code whether or not the hook explained itself.
+    if (reason === '') return { kind: 'opinion', decision: 'deny', reason: 'hook exited 2 (no reason on stderr)' };
     return { kind: 'opinion', decision: 'deny', reason: clip(reason) };
   }
   if (r.exitCode !== 0) return { kind: 'failure', status: 'failed', error: `hook exited with status ${String(r.exitCode)}${stderrTail(r.stderr)}` };
@@ -103,12 +110,15 @@ export function interpretDecisionObject(value: unknown): HookOutcome {
     let decision: Opinion['decision'];
     if (pd === undefined) decision = undefined;
     else if (pd === 'allow' || pd === 'deny' || pd === 'ask') decision = pd;
-    else return { kind: 'failure', status: 'failed', error: `unknown permissionDecision ${JSON.stringify(pd)}` };
+    // An unknown verdict is never a pass: deny (fail closed), whatever `required` says.
+    else return { kind: 'opinion', decision: 'deny', reason: `hook gave an unknown permissionDecision ${JSON.stringify(pd)} (denied: only allow, deny, ask are understood)` };
     if (decision === 'deny') return { kind: 'opinion', decision, reason: clip(reason ?? 'denied by hook') };
     if (hso.updatedInput !== undefined) {
       const rw = rewriteFromInput(hso.updatedInput);
       if ('error' in rw) return { kind: 'opinion', decision: 'deny', reason: rw.error };
-      if (rw.argv) return { kind: 'opinion', decision, reason: reason === undefined ? undefined : clip(reason), rewrite: rw.argv };
+      const r = reason === undefined ? undefined : clip(reason);
+      if ('candidates' in rw) return { kind: 'opinion', decision, reason: r, rewriteCandidates: rw.candidates };
+      if (rw.argv) return { kind: 'opinion', decision, reason: r, rewrite: rw.argv };
     }
     return { kind: 'opinion', decision, reason: reason === undefined ? undefined : clip(reason) };
   }
@@ -118,7 +128,11 @@ export function interpretDecisionObject(value: unknown): HookOutcome {
   const reason = str(value, 'reason');
   switch (d) {
     case 'approve':
+    case 'allow':
       return { kind: 'opinion', decision: 'allow', reason };
+    case 'ask':
+      return { kind: 'opinion', decision: 'ask', reason };
+    case 'deny':
     case 'block':
       return { kind: 'opinion', decision: 'deny', reason: clip(reason ?? str(value, 'content') ?? 'blocked by hook') };
     case 'proceed':
@@ -130,11 +144,13 @@ export function interpretDecisionObject(value: unknown): HookOutcome {
       }
       const rw = rewriteFromInput(value.content);
       if ('error' in rw) return { kind: 'opinion', decision: 'deny', reason: rw.error };
+      if ('candidates' in rw) return { kind: 'opinion', reason, rewriteCandidates: rw.candidates };
       if (!rw.argv) return { kind: 'opinion', decision: 'deny', reason: 'hook modify content has no command' };
       return { kind: 'opinion', reason, rewrite: rw.argv };
     }
     default:
-      return { kind: 'failure', status: 'failed', error: `unknown decision ${JSON.stringify(d)}` };
+      // Fail closed: a verdict we do not understand must not let the command through.
+      return { kind: 'opinion', decision: 'deny', reason: `hook gave an unknown decision ${JSON.stringify(d)} (denied: understood are approve, block, ask, allow, deny, proceed, modify)` };
   }
 }
 
@@ -142,16 +158,50 @@ export function interpretDecisionObject(value: unknown): HookOutcome {
  * A rewrite given as `{argv: [...]}` (ours), `{command: "..."}` (Claude's
  * updatedInput) or a bare command string (seed `content`).
  */
-export function rewriteFromInput(input: unknown): { argv?: string[] } | { error: string } {
+export type RewriteInput = { argv?: string[] } | { error: string } | { candidates: { fromArgv: string[]; fromCommand: string[] } };
+
+export function rewriteFromInput(input: unknown): RewriteInput {
   if (typeof input === 'string') return parseRewriteCommand(input);
   if (Array.isArray(input)) return validateArgv(input);
   if (!isRecord(input)) return { error: 'hook rewrite is neither a command string nor an object' };
+  if (input.argv !== undefined && input.command !== undefined) {
+    // Real rewrite hooks echo the whole tool_input back: both fields arrive, usually only one edited.
+    const a = validateArgv(input.argv);
+    if ('error' in a) return a;
+    if (typeof input.command !== 'string') return { error: 'hook rewrite: updatedInput.command is not a string' };
+    const c = parseRewriteCommand(input.command);
+    if ('error' in c) return c;
+    if (sameList(a.argv, c.argv)) return a;
+    return { candidates: { fromArgv: a.argv, fromCommand: c.argv } };
+  }
   if (input.argv !== undefined) return validateArgv(input.argv);
   if (input.command !== undefined) {
     if (typeof input.command !== 'string') return { error: 'hook rewrite: updatedInput.command is not a string' };
     return parseRewriteCommand(input.command);
   }
   return {}; // updatedInput without a command changes nothing we run
+}
+
+function sameList(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+/**
+ * Settle an updatedInput whose `argv` and `command` disagree: the one the
+ * hook changed wins; if both changed (to different commands) it is a
+ * conflict, which denies rather than silently dropping either.
+ */
+export function resolveRewrite(o: HookOutcome, originalArgv: readonly string[]): HookOutcome {
+  if (o.kind !== 'opinion' || o.rewriteCandidates === undefined) return o;
+  const { fromArgv, fromCommand } = o.rewriteCandidates;
+  const { rewriteCandidates: _drop, ...rest } = o;
+  if (sameList(fromCommand, originalArgv)) return { ...rest, rewrite: fromArgv };
+  if (sameList(fromArgv, originalArgv)) return { ...rest, rewrite: fromCommand };
+  return {
+    kind: 'opinion',
+    decision: 'deny',
+    reason: `hook rewrite conflict: updatedInput.command ${JSON.stringify(fromCommand)} and updatedInput.argv ${JSON.stringify(fromArgv)} both changed and disagree`,
+  };
 }
 
 function validateArgv(v: unknown): { argv: string[] } | { error: string } {

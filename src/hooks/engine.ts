@@ -1,6 +1,9 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { pino, type Logger } from 'pino';
 import { aggregate, deniesAlone, type HookResult } from './aggregate.js';
-import { interpretProcessResult, type HookOutcome } from './decision.js';
+import { interpretProcessResult, resolveRewrite, type HookOutcome } from './decision.js';
 import { hookApplies } from './matcher.js';
 import { eventEnv, fillTemplate, stdinPayload, webhookPayload, type HookEventData } from './payload.js';
 import { runSpawnedHook } from './runners/command.js';
@@ -17,6 +20,7 @@ import type {
   HooksConfig,
   PostToolUseInfo,
   PreToolUseVerdict,
+  RunEventInfo,
   SessionEndInfo,
   SessionStartInfo,
 } from './types.js';
@@ -25,6 +29,25 @@ export interface HookEngineOptions {
   readonly logger?: Logger;
   /** Base environment of spawned hooks and of `conditions` lookups (default process.env). */
   readonly env?: NodeJS.ProcessEnv;
+  /** One line per failed hook run, for the user (the CLI writes it to stderr); the audit log gets the details anyway. */
+  readonly notice?: (line: string) => void;
+}
+
+/** A counting semaphore: a hook's `concurrency` limit. */
+class Gate {
+  private active = 0;
+  private readonly waiting: (() => void)[] = [];
+  constructor(private readonly limit: number) {}
+  async run<T>(f: () => Promise<T>): Promise<T> {
+    if (this.active >= this.limit) await new Promise<void>((res) => this.waiting.push(res));
+    this.active++;
+    try {
+      return await f();
+    } finally {
+      this.active--;
+      this.waiting.shift()?.();
+    }
+  }
 }
 
 const PRIORITY_ORDER = { high: 0, normal: 1, low: 2 } as const;
@@ -42,6 +65,11 @@ export class HookEngine {
   private readonly asyncRuns = new Set<Promise<unknown>>();
   private readonly liveGroups = new Set<number>();
   private readonly lifetime = new AbortController();
+  private readonly gates = new Map<string, Gate>();
+  private readonly notice: ((line: string) => void) | undefined;
+  private transcriptDir: string | undefined;
+  private readonly transcripts = new Map<string, string>();
+  private readonly scripts = new Map<string, string>();
   private closed = false;
 
   constructor(
@@ -50,6 +78,7 @@ export class HookEngine {
   ) {
     this.logger = opts.logger ?? pino({ level: 'silent' });
     this.env = opts.env ?? process.env;
+    this.notice = opts.notice;
     this.mcp = new McpPool(config.mcpServers, this.logger);
   }
 
@@ -65,6 +94,45 @@ export class HookEngine {
       return { decision: 'deny', reason: 'request aborted while PreToolUse hooks ran', runs: results.map((r) => r.summary) };
     }
     return aggregate(results, info.argv);
+  }
+
+  /** Whether any hook wants the whole script (a run-level PreToolUse): none = nothing to do before the run. */
+  hasRunLevel(): boolean {
+    return this.config.hooks.some((h) => h.enabled && h.event === 'exec.before' && (h.scope ?? 'exec') !== 'exec');
+  }
+
+  /**
+   * The once-per-run PreToolUse: the whole script, before anything runs.
+   * Also remembers the script so each exec's payload carries it. There is
+   * no approver and no rewrite at this level: `ask` and a rewrite deny.
+   */
+  async preRun(info: RunEventInfo, signal?: AbortSignal): Promise<PreToolUseVerdict> {
+    this.scripts.set(info.sessionId, info.script);
+    const transcriptPath = this.transcriptPath(info.sessionId);
+    const d: HookEventData = {
+      event: 'exec.before',
+      sessionId: info.sessionId,
+      cwd: info.cwd,
+      timestamp: new Date().toISOString(),
+      ...(transcriptPath !== undefined ? { transcriptPath } : {}),
+      run: { script: info.script, args: [...info.args] },
+    };
+    const results = (await this.dispatch(d, signal, true)).map((r): HookResult => {
+      const o = r.outcome;
+      if (o.kind === 'opinion' && (o.rewrite !== undefined || o.rewriteCandidates !== undefined)) {
+        return { ...r, outcome: { kind: 'opinion', decision: 'deny', reason: 'a run-level hook cannot rewrite the script (updatedInput): denied' } };
+      }
+      if (o.kind === 'opinion' && o.decision === 'ask') {
+        return { ...r, outcome: { kind: 'opinion', decision: 'deny', reason: `asks for approval of the whole script, which has no approver: denied (${o.reason ?? 'no reason given'})` } };
+      }
+      return r;
+    });
+    return aggregate(results, []);
+  }
+
+  /** Remember a session's script without a run-level check (every exec's payload carries it). */
+  setScript(sessionId: string, script: string): void {
+    this.scripts.set(sessionId, script);
   }
 
   async postToolUse(info: PostToolUseInfo): Promise<HookRunSummary[]> {
@@ -115,6 +183,25 @@ export class HookEngine {
     await Promise.all([...this.persistent.values()].map((p) => p.close()));
     await this.mcp.close();
     await Promise.allSettled([...this.asyncRuns]);
+    if (this.transcriptDir !== undefined) rmSync(this.transcriptDir, { recursive: true, force: true });
+  }
+
+  /**
+   * Claude Code hooks get a transcript path and some read it: an empty file
+   * this session owns (outside the sandbox's reach), created on first use.
+   */
+  private transcriptPath(sessionId: string): string | undefined {
+    const known = this.transcripts.get(sessionId);
+    if (known !== undefined) return known;
+    try {
+      this.transcriptDir ??= mkdtempSync(path.join(tmpdir(), 'codex-escalate-transcript-'));
+      const f = path.join(this.transcriptDir, `${sessionId.replace(/[^A-Za-z0-9_-]/g, '_') || 'session'}.jsonl`);
+      writeFileSync(f, '', { flag: 'a', mode: 0o600 });
+      this.transcripts.set(sessionId, f);
+      return f;
+    } catch {
+      return undefined; // a hook then sees transcript_path: null, as before
+    }
   }
 
   /** Wait for async hooks started so far (tests, orderly shutdown). */
@@ -128,11 +215,14 @@ export class HookEngine {
   }
 
   private execData(event: 'exec.before' | 'exec.after', info: ExecEventInfo): HookEventData {
+    const transcriptPath = this.transcriptPath(info.sessionId);
     return {
       event,
       sessionId: info.sessionId,
       cwd: info.cwd,
       timestamp: new Date().toISOString(),
+      ...(transcriptPath !== undefined ? { transcriptPath } : {}),
+      ...(this.scripts.has(info.sessionId) ? { script: this.scripts.get(info.sessionId)! } : {}),
       exec: { requestId: info.requestId, program: info.program, argv: [...info.argv], workdir: info.workdir },
     };
   }
@@ -172,6 +262,10 @@ export class HookEngine {
   private logRun(s: HookRunSummary, o: HookOutcome, sessionId: string): void {
     const level = s.status === 'failed' || s.status === 'timed_out' ? 'warn' : this.config.debug ? 'info' : 'debug';
     this.logger[level]({ hookRun: s }, `hook ${s.hook} ${s.status}`);
+    if (o.kind === 'failure' && !this.closed) {
+      const effect = s.event === 'exec.before' && !s.async ? (s.required ? 'the command is denied (required)' : 'ignored (required: false)') : 'ignored';
+      this.notice?.(`hook ${s.hook} ${s.status === 'timed_out' ? 'timed out' : 'failed'}: ${oneLine(o.error)}; ${effect}`);
+    }
     if (o.kind === 'failure' && s.event !== 'error.occurred' && !this.closed) {
       // Hook failures are themselves an event; never recurse from error hooks.
       void this.errorOccurred({ sessionId, error: `hook ${s.hook} ${s.status}: ${o.error}`, kind: 'hook' }).catch(() => undefined);
@@ -183,8 +277,9 @@ export class HookEngine {
     let outcome: HookOutcome;
     let output: string | undefined;
     try {
-      const r = await this.execute(h, d, signal);
-      outcome = r.outcome;
+      const gate = this.gate(h);
+      const r = gate ? await gate.run(() => this.execute(h, d, signal)) : await this.execute(h, d, signal);
+      outcome = d.exec ? resolveRewrite(r.outcome, d.exec.argv) : r.outcome;
       output = r.output;
     } catch (e) {
       // A bug or an unexpected runtime error in a runner is a hook failure, never a crash.
@@ -216,6 +311,16 @@ export class HookEngine {
     return { hook: h, outcome, summary };
   }
 
+  private gate(h: HookDefinition): Gate | undefined {
+    if (h.concurrency === undefined) return undefined;
+    let g = this.gates.get(h.id);
+    if (!g) {
+      g = new Gate(h.concurrency);
+      this.gates.set(h.id, g);
+    }
+    return g;
+  }
+
   private async execute(h: HookDefinition, d: HookEventData, signal: AbortSignal): Promise<{ outcome: HookOutcome; output?: string | undefined }> {
     switch (h.type) {
       case 'command':
@@ -236,7 +341,7 @@ export class HookEngine {
     let pid: number | undefined;
     const r = await runSpawnedHook(h, {
       cwd: h.cwd ?? d.cwd,
-      env: { ...this.env, ...h.env, ...eventEnv(d) },
+      env: { ...this.env, ...h.env, ...eventEnv(d), ...(h.pluginRoot !== undefined ? { CLAUDE_PLUGIN_ROOT: h.pluginRoot } : {}) },
       input: `${JSON.stringify(stdinPayload(d))}\n`,
       timeoutMs: h.timeoutMs,
       signal,
@@ -260,4 +365,9 @@ export class HookEngine {
     const r = await p.request(stdinPayload(d), d.cwd, h.timeoutMs, signal);
     return { outcome: r, output: r.output };
   }
+}
+
+function oneLine(s: string): string {
+  const t = s.replace(/\s*\n\s*/g, ' / ').trim();
+  return t.length > 300 ? `${t.slice(0, 300)}…` : t;
 }

@@ -54,14 +54,15 @@ export function conditionsHold(conditions: Readonly<Record<string, string>>, d: 
         break;
       }
       case 'command': {
-        if (!d.exec) return false;
+        const line = d.exec ? commandString(d.exec.argv) : d.run?.script;
+        if (line === undefined) return false;
         let re: RegExp;
         try {
           re = new RegExp(v);
         } catch {
           return false;
         }
-        if (!re.test(commandString(d.exec.argv))) return false;
+        if (!re.test(line)) return false;
         break;
       }
       case 'workdir': {
@@ -82,6 +83,11 @@ export function conditionsHold(conditions: Readonly<Record<string, string>>, d: 
 
 export function hookApplies(h: HookDefinition, d: HookEventData, env: NodeJS.ProcessEnv): boolean {
   if (!h.enabled || h.event !== d.event) return false;
+  // PreToolUse has two levels: the whole script once per run, or each exec.
+  if (d.event === 'exec.before') {
+    const scope = h.scope ?? 'exec';
+    if (scope !== 'both' && scope !== (d.run ? 'run' : 'exec')) return false;
+  }
   const target = matcherTarget(d);
   if (target !== undefined && !matcherMatches(h.matcher, target)) return false;
   return conditionsHold(h.conditions, d, env);

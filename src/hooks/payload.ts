@@ -1,4 +1,3 @@
-import { quote } from 'shell-quote';
 import { CLAUDE_EVENT_NAMES, type HookEvent, type PostToolUseOutcome } from './types.js';
 
 /** Everything one event carries; each hook type renders it its own way. */
@@ -8,12 +7,18 @@ export interface HookEventData {
   /** Session working directory. */
   readonly cwd: string;
   readonly timestamp: string;
+  /** A session-owned (empty) transcript file, for hooks that expect a path. */
+  readonly transcriptPath?: string;
   readonly exec?: {
     readonly requestId: string;
     readonly program: string;
     readonly argv: readonly string[];
     readonly workdir: string;
   };
+  /** The once-per-run PreToolUse (no exec yet): the whole script. */
+  readonly run?: { readonly script: string; readonly args: readonly string[] };
+  /** The session's script, carried on every exec's payload too (tool_input.script). */
+  readonly script?: string;
   readonly outcome?: PostToolUseOutcome;
   readonly exitCode?: number;
   readonly durationMs?: number;
@@ -21,9 +26,28 @@ export interface HookEventData {
   readonly error?: { readonly message: string; readonly kind: string };
 }
 
-/** The argv as one shell word list, the form Claude Code hooks read in tool_input.command. */
+/** Characters no shell treats specially anywhere in a word. */
+const PLAIN_WORD = /^[A-Za-z0-9_@%+=:,./-]+$/;
+
+/**
+ * One argument as a person would type it: bare when the shell reads it
+ * literally, otherwise single-quoted (`'` as `'\''`). `~` is bare only where
+ * bash never tilde-expands it (not first, not after `=` or `:`).
+ */
+export function quoteWord(w: string): string {
+  if (w === '') return "''";
+  if (PLAIN_WORD.test(w.replace(/(?<=[^=:])~/g, ''))) return w;
+  return `'${w.replace(/'/g, "'\\''")}'`;
+}
+
+/** The argv as one shell line, the form Claude Code hooks read in tool_input.command (`dd if=/dev/zero`, not `if\=`). */
 export function commandString(argv: readonly string[]): string {
-  return quote([...argv]);
+  return argv.map(quoteWord).join(' ');
+}
+
+/** Claude Code's tool_use_id shape (`toolu_` + word characters), derived from our request id. */
+export function toolUseId(requestId: string): string {
+  return `toolu_${requestId.replace(/[^A-Za-z0-9_]/g, '')}`;
 }
 
 /**
@@ -33,8 +57,9 @@ export function commandString(argv: readonly string[]): string {
 export function stdinPayload(d: HookEventData): Record<string, unknown> {
   const p: Record<string, unknown> = {
     session_id: d.sessionId,
-    transcript_path: null,
-    cwd: d.exec?.workdir ?? d.cwd,
+    transcript_path: d.transcriptPath ?? null,
+    // Claude Code sends the session's project directory; the exec's own directory is tool_input.workdir.
+    cwd: d.cwd,
     hook_event_name: CLAUDE_EVENT_NAMES[d.event],
     permission_mode: 'default',
     codex_event: d.event,
@@ -42,12 +67,29 @@ export function stdinPayload(d: HookEventData): Record<string, unknown> {
   };
   if (d.exec) {
     p.tool_name = 'Bash';
-    p.tool_use_id = d.exec.requestId;
+    p.tool_use_id = toolUseId(d.exec.requestId);
     p.tool_input = {
       command: commandString(d.exec.argv),
+      // Claude's Bash tool carries the model's description; here: what is being asked and by whom.
+      description: `exec of ${d.exec.program} by the sandboxed script`,
       argv: d.exec.argv,
       program: d.exec.program,
       workdir: d.exec.workdir,
+      ...(d.script !== undefined ? { script: d.script } : {}),
+      scope: 'exec',
+    };
+  }
+  if (d.run) {
+    // Like Claude Code's Bash tool: the command line is the whole script, exactly as given.
+    p.tool_name = 'Bash';
+    p.tool_use_id = toolUseId(`run_${d.sessionId}`);
+    p.tool_input = {
+      command: d.run.script,
+      description: 'the whole script given to codex-escalate run, before any of it runs',
+      args: d.run.args,
+      workdir: d.cwd,
+      script: d.run.script,
+      scope: 'run',
     };
   }
   if (d.event === 'exec.after') {
@@ -88,6 +130,10 @@ export function eventEnv(d: HookEventData): Record<string, string> {
     env.CODEX_PROGRAM = d.exec.program;
     env.CODEX_REQUEST_ID = d.exec.requestId;
   }
+  if (d.run) {
+    env.CODEX_SCRIPT = d.run.script;
+    env.CODEX_WORKDIR = d.cwd;
+  }
   if (d.outcome !== undefined) env.CODEX_OUTCOME = d.outcome;
   if (d.exitCode !== undefined) env.CODEX_EXIT_CODE = String(d.exitCode);
   if (d.durationMs !== undefined) env.CODEX_DURATION = String(Math.round(d.durationMs));
@@ -109,6 +155,11 @@ export function webhookPayload(d: HookEventData): { event: Record<string, unknow
     event.program = d.exec.program;
     event.workdir = d.exec.workdir;
   }
+  if (d.run) {
+    event.commandLine = d.run.script;
+    event.script = d.run.script;
+    event.workdir = d.cwd;
+  }
   if (d.outcome !== undefined) event.outcome = d.outcome;
   if (d.exitCode !== undefined) event.exitCode = d.exitCode;
   if (d.durationMs !== undefined) event.duration = Math.round(d.durationMs);
@@ -127,6 +178,7 @@ export function webhookPayload(d: HookEventData): { event: Record<string, unknow
 export const TEMPLATE_KEYS = [
   'command',
   'argv',
+  'script',
   'program',
   'workdir',
   'cwd',
@@ -143,8 +195,9 @@ export const TEMPLATE_KEYS = [
 
 function templateValues(d: HookEventData): Record<string, unknown> {
   return {
-    command: d.exec ? commandString(d.exec.argv) : '',
+    command: d.exec ? commandString(d.exec.argv) : (d.run?.script ?? ''),
     argv: d.exec ? [...d.exec.argv] : [],
+    script: d.run?.script ?? d.script ?? '',
     program: d.exec?.program ?? '',
     workdir: d.exec?.workdir ?? d.cwd,
     cwd: d.cwd,

@@ -18,6 +18,7 @@ export const CLAUDE_EVENT_NAMES: Readonly<Record<HookEvent, string>> = {
 
 export type HookPriority = 'high' | 'normal' | 'low';
 export type HookMode = 'sync' | 'async';
+export type HookScope = 'exec' | 'run' | 'both';
 
 interface HookBase {
   /** Stable display id: `<file>#<entry>` (e.g. `hooks.toml#hooks.exec[0]`). */
@@ -41,6 +42,14 @@ interface HookBase {
   readonly conditions: Readonly<Record<string, string>>;
   /** Directory of the config file: relative paths in the entry resolve against it. */
   readonly baseDir: string;
+  /**
+   * PreToolUse level: `exec` = every exec the script makes (default), `run` =
+   * once per `codex-escalate run` with the whole script, `both`.
+   * Undefined = `exec`.
+   */
+  readonly scope?: HookScope | undefined;
+  /** At most this many runs of this hook at once (1 = serialised, for read-modify-write hooks); undefined = no limit. */
+  readonly concurrency?: number | undefined;
 }
 
 export interface CommandHook extends HookBase {
@@ -52,6 +61,8 @@ export interface CommandHook extends HookBase {
   readonly env: Readonly<Record<string, string>>;
   /** Start once per engine and talk JSON lines instead of spawning per event. */
   readonly persistent: boolean;
+  /** A Claude Code plugin's root (the file is `<root>/hooks/hooks.json`): exported as CLAUDE_PLUGIN_ROOT. */
+  readonly pluginRoot?: string | undefined;
 }
 
 export interface WebhookHook extends HookBase {
@@ -157,6 +168,17 @@ export interface PreToolUseVerdict {
   /** A rewrite must run exactly as given (after the rules re-check it) or not at all. */
   readonly rewrite?: { readonly argv: readonly string[] } | undefined;
   readonly runs: readonly HookRunSummary[];
+}
+
+/** The once-per-run PreToolUse: the whole script, before anything runs. */
+export interface RunEventInfo {
+  readonly sessionId: string;
+  /** The session's working directory. */
+  readonly cwd: string;
+  /** The script exactly as given to `codex-escalate run`. */
+  readonly script: string;
+  /** Its positional arguments ($1...). */
+  readonly args: readonly string[];
 }
 
 export type PostToolUseOutcome = 'exited' | 'denied' | 'run-handed-off';

@@ -29,10 +29,12 @@ describe('what a command hook receives', () => {
       session_id: 'sess-1',
       hook_event_name: 'PreToolUse',
       tool_name: 'Bash',
-      tool_use_id: 'r-42',
-      transcript_path: null,
-      cwd: '/var',
-      tool_input: { command: `rm -rf 'a b' "it's"`, argv: ['rm', '-rf', 'a b', "it's"], program: '/usr/bin/rm', workdir: '/var' },
+      // Claude's shape; and a transcript file the session owns.
+      tool_use_id: 'toolu_r42',
+      transcript_path: expect.stringMatching(/codex-escalate-transcript-.*sess-1\.jsonl$/),
+      // The session's directory, as Claude Code sends its project dir (the exec's is tool_input.workdir).
+      cwd: sessionCwd,
+      tool_input: { command: `rm -rf 'a b' 'it'\\''s'`, argv: ['rm', '-rf', 'a b', "it's"], program: '/usr/bin/rm', workdir: '/var' },
     });
     const env = readFileSync(`${dir}/env.txt`, 'utf8');
     expect(env).toContain('CODEX_EVENT_TYPE=exec.before');
@@ -150,7 +152,6 @@ describe('PreToolUse decision forms (real processes)', () => {
 describe('failure forms: optional ignored, required denies', () => {
   const failures: [string, object][] = [
     ['exit 1', { command: 'echo oops >&2; exit 1' }],
-    ['exit 2 with empty stderr', { command: 'exit 2' }],
     ['invalid JSON', { command: 'echo "this is not json"' }],
     ['crash (SIGSEGV)', { command: 'kill -SEGV $$' }],
     ['missing program', { command: ['/nonexistent/hook-binary'] }],
@@ -158,7 +159,7 @@ describe('failure forms: optional ignored, required denies', () => {
   ];
   for (const [name, h] of failures) {
     it(name, async () => {
-      const { engine } = await mk(pre({ type: 'command', ...h }, { type: 'command', required: true, ...h }));
+      const { engine } = await mk(pre({ type: 'command', required: false, ...h }, { type: 'command', required: true, ...h }));
       const v = await engine.preToolUse(execInfo(['ls']));
       const want = name === 'timeout' ? 'timed_out' : 'failed';
       expect(v.runs.map((r) => r.status)).toEqual([want, want]);
@@ -168,10 +169,20 @@ describe('failure forms: optional ignored, required denies', () => {
       expect(v.reason).toContain('required hook');
       expect(v.reason).toContain('hooks[1]');
       expect(v.reason).not.toContain('hooks[0]');
-      const { engine: e2 } = await mk(pre({ type: 'command', ...h }));
+      const { engine: e2 } = await mk(pre({ type: 'command', required: false, ...h }));
       expect((await e2.preToolUse(execInfo(['ls']))).decision).toBe('none');
+      // Unmarked, a PreToolUse hook is required: one that cannot give a verdict denies (fail closed).
+      const { engine: e3 } = await mk(pre({ type: 'command', ...h }));
+      expect((await e3.preToolUse(execInfo(['ls']))).decision).toBe('deny');
     });
   }
+
+  it('exit 2 with empty stderr blocks, required or not', async () => {
+    const { engine } = await mk(pre({ type: 'command', required: false, command: 'exit 2' }));
+    const v = await engine.preToolUse(execInfo(['ls']));
+    expect(v.decision).toBe('deny');
+    expect(v.reason).toContain('exited 2');
+  });
 
   it('a timeout kills the whole process group (the grandchild dies too)', async () => {
     const dir = tmp();

@@ -39,7 +39,7 @@ async function server(reply: (n: number, res: ServerResponse) => void): Promise<
   return { url: `http://127.0.0.1:${(srv.address() as AddressInfo).port}/hook`, got };
 }
 
-async function webhookEngine(url: string, extra: Record<string, string | number> = {}, env: NodeJS.ProcessEnv = process.env): Promise<HookEngine> {
+async function webhookEngine(url: string, extra: Record<string, string | number | boolean> = {}, env: NodeJS.ProcessEnv = process.env): Promise<HookEngine> {
   const lines = Object.entries(extra).map(([k, v]) => `${k} = ${typeof v === 'number' ? v : JSON.stringify(v)}`);
   const toml = `[[hooks.exec]]\nevent = "exec.before"\ntype = "webhook"\nurl = "${url}"\n${lines.join('\n')}\n[hooks.exec.headers]\nAuthorization = "Bearer \${HOOK_TOKEN}"\n`;
   const { engine } = await engineFrom(toml, { ...env, HOOK_TOKEN: 'tok-123' });
@@ -102,7 +102,7 @@ describe('webhook hooks (real HTTP on loopback)', () => {
 
   it('gives up after retry_count on persistent 5xx', async () => {
     const s = await server((_n, res) => json(res, 500, {}));
-    const engine = await webhookEngine(s.url, { retry_count: 2 });
+    const engine = await webhookEngine(s.url, { retry_count: 2, required: false });
     const v = await engine.preToolUse(execInfo(['ls']));
     expect(s.got).toHaveLength(3);
     expect(v.runs[0]).toMatchObject({ status: 'failed', error: expect.stringContaining('3 attempt') });

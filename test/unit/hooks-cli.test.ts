@@ -68,7 +68,7 @@ describe('codex-escalate hooks test', () => {
               matcher: 'Bash',
               hooks: [
                 { type: 'command', command: ['node', path.join(examples, 'hooks/security/scan-commands.cjs')] },
-                { type: 'command', command: 'echo "no opinion"; exit 1' },
+                { type: 'command', command: 'echo "no opinion"; exit 1', required: false },
               ],
             },
           ],

@@ -15,8 +15,8 @@ describe('process result interpretation', () => {
   it('exit 2 with stderr denies with stderr as reason', () => {
     expect(interpretProcessResult({ ...ok, exitCode: 2, stderr: 'no way\n' })).toEqual({ kind: 'opinion', decision: 'deny', reason: 'no way' });
   });
-  it('exit 2 with empty stderr is a failure', () => {
-    expect(interpretProcessResult({ ...ok, exitCode: 2, stderr: '  ' })).toMatchObject({ kind: 'failure', status: 'failed' });
+  it('exit 2 with empty stderr still blocks (Claude Code: exit 2 is a block)', () => {
+    expect(interpretProcessResult({ ...ok, exitCode: 2, stderr: '  ' })).toMatchObject({ kind: 'opinion', decision: 'deny' });
   });
   it('other exit codes, signals, spawn errors are failures; timeouts are timed_out', () => {
     expect(interpretProcessResult({ ...ok, exitCode: 1 })).toMatchObject({ kind: 'failure', status: 'failed' });
@@ -45,8 +45,8 @@ describe('decision objects', () => {
       });
     }
   });
-  it('unknown permissionDecision is a failure', () => {
-    expect(interpretDecisionObject({ hookSpecificOutput: { permissionDecision: 'maybe' } })).toMatchObject({ kind: 'failure' });
+  it('unknown permissionDecision denies (fail closed)', () => {
+    expect(interpretDecisionObject({ hookSpecificOutput: { permissionDecision: 'maybe' } })).toMatchObject({ kind: 'opinion', decision: 'deny' });
   });
   it('updatedInput.command is re-parsed into argv', () => {
     expect(interpretDecisionObject({ hookSpecificOutput: { permissionDecision: 'allow', updatedInput: { command: "ls -l 'a b' \"c d\" e\\ f" } } })).toEqual({
@@ -89,8 +89,9 @@ describe('decision objects', () => {
   it('continue:false denies with stopReason', () => {
     expect(interpretDecisionObject({ continue: false, stopReason: 'halt' })).toEqual({ kind: 'opinion', decision: 'deny', reason: 'halt' });
   });
-  it('unknown decision is a failure', () => {
-    expect(interpretDecisionObject({ decision: 'perhaps' })).toMatchObject({ kind: 'failure' });
+  it('unknown decision denies (fail closed); legacy ask asks', () => {
+    expect(interpretDecisionObject({ decision: 'perhaps' })).toMatchObject({ kind: 'opinion', decision: 'deny' });
+    expect(interpretDecisionObject({ decision: 'ask', reason: 'sure?' })).toEqual({ kind: 'opinion', decision: 'ask', reason: 'sure?' });
   });
 });
 

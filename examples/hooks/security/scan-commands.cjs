@@ -40,11 +40,19 @@ const WARNINGS = [
   [/\bchmod\s+(?:-[^\s]+\s+)*(?:[0-7]?[0-7][0-7][4-7]\b|[ugoa]*[ao][ugoa]*[+=][rwxXst]*r)/, 'world-readable permissions'],
 ];
 
-function scan(command) {
+/*
+ * Patterns only the whole script shows: each exec alone looks innocent
+ * (`curl x | sh` is a curl and a sh). Checked on the once-per-run PreToolUse
+ * (tool_input.scope = "run", tool_input.command = the script); the per-exec
+ * patterns above stay per exec, where bash has expanded globs and variables.
+ */
+const LINE_LEVEL = new Set(['download piped to a shell (curl | sh)', 'fork bomb', 'write to a raw disk device']);
+
+function scan(command, level) {
   const issues = [];
   const warnings = [];
-  for (const [re, what] of DANGEROUS) if (re.test(command)) issues.push(what);
-  for (const [re, what] of WARNINGS) if (re.test(command)) warnings.push(what);
+  for (const [re, what] of DANGEROUS) if ((level !== 'run' || LINE_LEVEL.has(what)) && re.test(command)) issues.push(what);
+  if (level !== 'run') for (const [re, what] of WARNINGS) if (re.test(command)) warnings.push(what);
   const risk_level = issues.length ? 'high' : warnings.length ? 'medium' : 'low';
   return { issues, warnings, risk_level };
 }
@@ -81,7 +89,8 @@ function decide(event) {
   if (command === '') return {};
   // The argv joined unquoted shows what the program really gets (`/*` already expanded by bash,
   // `bash -c 'curl x | sh'` as one line); the quoted command covers hooks that only send a string.
-  const result = scan(argv ? `${argv.join(' ')}\n${command}` : command);
+  const level = input.scope === 'run' ? 'run' : 'exec';
+  const result = scan(argv ? `${argv.join(' ')}\n${command}` : command, level);
   logScan(event, command, result);
   const isPre = event.hook_event_name === 'PreToolUse' || event.hook_event_name === undefined;
   if (!isPre) return {};

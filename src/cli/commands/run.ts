@@ -133,6 +133,17 @@ export async function runCommand(script: string, args: readonly string[], opts: 
   const logger = createAuditLogger({ file: opts.logFile });
   const boundary = sessionBoundary(cwd, opts.writable, opts.gitSafe !== false, opts.logFile !== undefined ? logger : undefined);
   const hooks = await loadHookEngine(opts.hooks, opts.discoverHooks ? cwd : undefined, logger, boundary);
+  const sessionId = randomUUID();
+  if (hooks) {
+    // The whole-script PreToolUse: its deny stops the run before anything executes.
+    const refused = await runLevelRefusal(hooks, { sessionId, cwd, script, args }, logger);
+    if (refused !== undefined) {
+      process.stderr.write(`codex-escalate: denied: ${refused}\n`);
+      await hooks.close();
+      logger.flush();
+      return 126;
+    }
+  }
   // One session: its containment (cgroup v2, else signals) holds the shell and every escalated command,
   // is frozen while the tty approver asks, and is emptied when the session ends.
   let containment: SessionContainment | undefined;
@@ -162,7 +173,6 @@ export async function runCommand(script: string, args: readonly string[], opts: 
   const launch = sandboxLaunch(opts, shell, ['-c', script, ...args], cwd, [path.dirname(shell), path.dirname(wrapperPath)]);
   let running;
   try {
-    const sessionId = randomUUID();
     // The shell joins the session's cgroup before it runs anything (a /bin/sh trampoline; fds pass through).
     const wrapped = contain(sessionId).wrapLaunch(launch.command, launch.args);
     running = await launchShell(server, { sessionId, command: wrapped.command, args: wrapped.args, cwd, env: shellEnv, extraFds: launch.extraFds });
@@ -266,6 +276,22 @@ function sandboxLaunch(opts: RunOptions, shell: string, args: string[], cwd: str
   return bwrapLaunch(shell, args, { cwd, writable: opts.writable, network: opts.network, readable });
 }
 
+/** Run the once-per-run PreToolUse hooks (if any want the whole script); a reason = the run is refused. */
+async function runLevelRefusal(hooks: HookEngine, info: { sessionId: string; cwd: string; script: string; args: readonly string[] }, logger: AuditLogger): Promise<string | undefined> {
+  if (!hooks.hasRunLevel()) {
+    hooks.setScript(info.sessionId, info.script);
+    return undefined;
+  }
+  let v;
+  try {
+    v = await hooks.preRun(info);
+  } catch (err) {
+    return `run-level hooks failed: ${(err as Error).message}`; // fail closed
+  }
+  logger.info({ event: 'run_hooks', session_id: info.sessionId, decision: v.decision, hooks: v.runs }, `run-level PreToolUse: ${v.decision}`);
+  return v.decision === 'deny' ? `blocked by hook: ${v.reason ?? 'no reason given'}` : undefined;
+}
+
 /** Load hooks from --hooks files and discovery; null when none are configured (no per-exec cost then). */
 export async function loadHookEngine(
   files: readonly string[],
@@ -279,7 +305,11 @@ export async function loadHookEngine(
   } catch (err) {
     throw new CliError(`hooks did not load: ${(err as Error).message}`, 2, { cause: err });
   }
-  for (const w of config.warnings) logger.warn({ event: 'hooks_warning', warning: w }, w);
+  for (const w of config.warnings) {
+    // Not only in the audit: a hook that will not run is something the user must see.
+    logger.warn({ event: 'hooks_warning', warning: w }, w);
+    process.stderr.write(`codex-escalate: warning: ${w}\n`);
+  }
   // Untrusted discovered files, a distrusted store, hook scripts the sandbox can edit: one clear line each.
   for (const w of config.trustWarnings ?? []) {
     if (boundary) boundary.warn('hooks_trust', w);
@@ -287,7 +317,7 @@ export async function loadHookEngine(
   }
   if (config.hooks.length === 0) return undefined;
   logger.info({ event: 'hooks_loaded', files: config.files.map((f) => f.path), hooks: config.hooks.length }, 'hooks loaded');
-  return new HookEngine(config, { logger });
+  return new HookEngine(config, { logger, notice: (line) => process.stderr.write(`codex-escalate: ${line}\n`) });
 }
 
 /** Prefixes, rules (reloaded on change/SIGHUP), hooks and approver, composed into one decision pipeline. */
