@@ -151,8 +151,9 @@ describe('failing hooks, through the real server: fail closed, and the server ke
       expect(r.ms).toBeLessThan(500);
     }
     for (const [word, r] of await Promise.all(pending)) {
-      // Oversized output is a block by rule (the output is untrustworthy), the rest are failures of a required hook.
-      const why = word === 'HBIG' ? 'exceeded the 1 MiB cap' : 'required hook';
+      // Oversized output is a block by rule (the output is untrustworthy); exit 2 is a block even without a reason
+      // (as Claude Code treats it); the rest are failures of a required hook.
+      const why = word === 'HBIG' ? 'exceeded the 1 MiB cap' : word === 'HEXIT2' ? 'hook exited 2 (no reason on stderr)' : 'required hook';
       expect(r.reply, word).toMatchObject({ action: { Deny: { reason: expect.stringContaining(why) } } });
       expect(r.ms, word).toBeLessThan(8000);
     }
