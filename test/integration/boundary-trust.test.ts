@@ -8,7 +8,7 @@
  * write it itself, so there the audit log's decision is the evidence.
  */
 import { execFileSync } from 'node:child_process';
-import { closeSync, constants as fsConstants, existsSync, linkSync, mkdirSync, mkdtempSync, openSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, constants as fsConstants, cpSync, existsSync, linkSync, mkdirSync, mkdtempSync, openSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -497,11 +497,18 @@ describe('finding 4: a rules file the sandbox can write is read once, never relo
 describe('the shipped examples', () => {
   it('the example hooks files raise no trust warning in a session (no script the sandbox could edit)', async () => {
     const s = fresh();
-    const examples = path.join(path.dirname(new URL(import.meta.url).pathname), '..', '..', 'examples');
-    const r = await runCli(['hooks', 'list', '--hooks', path.join(examples, 'hooks.toml'), '--hooks', path.join(examples, 'hooks.json')], { cwd: s.cwd, env: s.env });
-    expect(r.code).toBe(0);
-    expect(r.stdout).toContain('hook(s) from 2 file(s)');
-    expect(r.stderr).toBe('');
+    // A copy outside every sandbox-writable root: the checkout itself may live under /tmp (then the warnings are right).
+    const shipped = path.join(path.dirname(new URL(import.meta.url).pathname), '..', '..', 'examples');
+    const copy = mkdtempSync('/var/tmp/cse-bt-examples-');
+    try {
+      cpSync(shipped, copy, { recursive: true });
+      const r = await runCli(['hooks', 'list', '--hooks', path.join(copy, 'hooks.toml'), '--hooks', path.join(copy, 'hooks.json')], { cwd: s.cwd, env: s.env });
+      expect(r.code).toBe(0);
+      expect(r.stdout).toContain('hook(s) from 2 file(s)');
+      expect(r.stderr).toBe('');
+    } finally {
+      rmSync(copy, { recursive: true, force: true });
+    }
   });
 
   it('no example rules file makes check warn about a config-executing program', async () => {

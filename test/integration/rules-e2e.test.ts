@@ -330,7 +330,11 @@ describe('rules through the real CLI (codex-escalate run --rules)', () => {
     execFileSync('mkfifo', [path.join(t.dir, 'go')]);
     const log = path.join(t.dir, 'audit.jsonl');
     const script = `rm -rf ${sq(t.path('t1'))}; echo "first=$?"; read -r _ < go; rm -rf ${sq(t.path('t2'))}; echo "second=$?"`;
-    const { child, result } = startCli(['run', '--shell', patchedBash(), '--rules', policyRules, '--log-file', log, '--cwd', t.dir, '--', script]);
+    // Out of every sandbox-writable root wherever the checkout lives (a checkout under /tmp would make it read-once).
+    const rulesDir = mkdtempSync('/var/tmp/cse-e2e-sighup-');
+    const rules = path.join(rulesDir, 'policy.rules');
+    copyFileSync(policyRules, rules);
+    const { child, result } = startCli(['run', '--shell', patchedBash(), '--rules', rules, '--log-file', log, '--cwd', t.dir, '--', script]);
     let stdout = '';
     child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
     child.stdin!.end();
@@ -346,6 +350,7 @@ describe('rules through the real CLI (codex-escalate run --rules)', () => {
     expect(r.stdout).toBe('first=126\nsecond=126\n');
     expect(r.code).toBe(0);
     expect(existsSync(path.join(t.path('t2'), 'keep'))).toBe(true);
+    rmSync(rulesDir, { recursive: true, force: true });
   });
 });
 
