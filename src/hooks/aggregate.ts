@@ -22,13 +22,21 @@ export function deniesAlone(r: HookResult): boolean {
  * `ask` beats `allow` beats no opinion, and a rewrite (one distinct argv
  * different from the original) rides along with that decision.
  */
-/** A multi-line reason as one line (the wrapper prints one line; it would turn each newline into `?`). */
-export function joinLines(reason: string): string {
+/**
+ * A hook's reason tidied, its lines kept: trailing blanks and empty lines
+ * go, CRLF becomes LF. The wrapper prints each line as its own indented line.
+ */
+export function tidyLines(reason: string): string {
   return reason
     .split(/\r?\n/)
-    .map((l) => l.trim())
-    .filter((l) => l !== '')
-    .join(' / ');
+    .map((l) => l.trimEnd())
+    .filter((l) => l.trim() !== '')
+    .join('\n');
+}
+
+/** Several hooks' reasons: `; ` between one-liners, a line each once any spans lines. */
+function joinReasons(reasons: readonly string[]): string {
+  return reasons.join(reasons.some((r) => r.includes('\n')) ? '\n' : '; ');
 }
 
 export function aggregate(results: readonly HookResult[], originalArgv: readonly string[]): PreToolUseVerdict {
@@ -36,10 +44,10 @@ export function aggregate(results: readonly HookResult[], originalArgv: readonly
   const denyReasons: string[] = [];
   for (const r of results) {
     const o = r.outcome;
-    if (o.kind === 'opinion' && o.decision === 'deny') denyReasons.push(`${r.hook.id}: ${joinLines(o.reason ?? 'denied')}`);
+    if (o.kind === 'opinion' && o.decision === 'deny') denyReasons.push(`${r.hook.id}: ${tidyLines(o.reason ?? 'denied')}`);
     else if (o.kind === 'failure' && r.hook.required) denyReasons.push(`required hook ${r.hook.id} failed: ${o.error}`);
   }
-  if (denyReasons.length > 0) return { decision: 'deny', reason: denyReasons.join('; '), runs };
+  if (denyReasons.length > 0) return { decision: 'deny', reason: joinReasons(denyReasons), runs };
 
   const rewrites: { argv: readonly string[]; by: string }[] = [];
   for (const r of results) {
@@ -59,7 +67,7 @@ export function aggregate(results: readonly HookResult[], originalArgv: readonly
   const opinions = results.flatMap((r) => (r.outcome.kind === 'opinion' ? [{ o: r.outcome, id: r.hook.id }] : []));
   const asks = opinions.filter((x) => x.o.decision === 'ask');
   if (asks.length > 0) {
-    return { decision: 'ask', reason: asks.map((x) => `${x.id}: ${joinLines(x.o.reason ?? 'asks for approval')}`).join('; '), rewrite, runs };
+    return { decision: 'ask', reason: joinReasons(asks.map((x) => `${x.id}: ${tidyLines(x.o.reason ?? 'asks for approval')}`)), rewrite, runs };
   }
   const allows = opinions.filter((x) => x.o.decision === 'allow');
   if (allows.length > 0) {

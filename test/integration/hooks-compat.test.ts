@@ -74,7 +74,7 @@ exit 0
     expect(readFileSync(path.join(p.dir, 'dd-ran'), 'utf8')).toBe('if=/dev/zero of=out.img count=0\n');
   });
 
-  it('python legacy {"decision":"block"} with a multi-line reason: blocked, reason printed without "?" for newlines', async () => {
+  it('python legacy {"decision":"block"} with a multi-line reason: blocked, each reason line printed on its own indented line', async () => {
     const p = project();
     const hook = writeExecutable(
       path.join(p.hooksDir, 'protect-env.py'),
@@ -92,7 +92,8 @@ sys.exit(0)
     const r = await run(p, [f], 'touch .env; touch ok');
     expect(existsSync(path.join(p.dir, '.env'))).toBe(false);
     expect(existsSync(path.join(p.dir, 'ok'))).toBe(true);
-    expect(r.stderr).toContain('Writing .env files is not allowed. / Use .env.example instead.');
+    // One line each, the continuation indented (not "?" for the newline, not joined).
+    expect(r.stderr).toMatch(/denied: [^\n]*Writing \.env files is not allowed\.\n  Use \.env\.example instead\.\n/);
     expect(r.stderr).not.toContain('allowed.?Use');
   });
 

@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { aggregate, joinLines } from '../../src/hooks/aggregate.js';
+import { aggregate, tidyLines } from '../../src/hooks/aggregate.js';
 import { loadHooksSync } from '../../src/hooks/config.js';
 import { interpretDecisionObject, parseRewriteCommand, resolveRewrite } from '../../src/hooks/decision.js';
 import { commandString, quoteWord } from '../../src/hooks/payload.js';
@@ -67,8 +67,17 @@ describe('updatedInput echoing the whole tool_input', () => {
 });
 
 describe('multi-line reasons', () => {
-  it('become one line joined by " / "', () => {
-    expect(joinLines('first\n  second\r\n\nthird ')).toBe('first / second / third');
+  it('keep their lines (the wrapper indents each), without blank lines, trailing blanks or CRs', () => {
+    expect(tidyLines('first\n  - second\r\n\n \nthird ')).toBe('first\n  - second\nthird');
+  });
+  it('from several hooks: "; " between one-liners, a line each once one spans lines', () => {
+    const deny = (id: string, reason: string) => ({
+      hook: { id, required: true } as never,
+      outcome: { kind: 'opinion', decision: 'deny', reason } as never,
+      summary: {} as never,
+    });
+    expect(aggregate([deny('a', 'no'), deny('b', 'never')], ['rm']).reason).toBe('a: no; b: never');
+    expect(aggregate([deny('a', 'no'), deny('b', 'never\nagain')], ['rm']).reason).toBe('a: no\nb: never\nagain');
   });
 });
 

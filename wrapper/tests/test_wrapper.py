@@ -433,7 +433,17 @@ class TestDeny(Base):
         peer = Peer(respond(struct.pack('<I', len(body)) + body))
         rc, out, err = run_wrapper(['/bin/true', 'true'], peer)
         self.assertEqual(rc, 126)
-        self.assertEqual(err, (P + '/bin/true: denied: a?b?c?[31m \U0001F600 ').encode() + b'\xff lone\xef\xbf\xbd\n')
+        self.assertEqual(err, (P + '/bin/true: denied: a\n  b?c?[31m \U0001F600 ').encode() + b'\xff lone\xef\xbf\xbd\n')
+
+    def test_multi_line_reason_one_indented_line_each(self):
+        # Hooks write reasons over several lines (CRLF too); each stays its own line.
+        peer = Peer(respond(deny('blocked by policy:\r\n- no rm -rf\n- ask security\n\n')))
+        self.assertRefused(run_wrapper(['/bin/true', 'true'], peer),
+                           P + '/bin/true: denied: blocked by policy:\n  - no rm -rf\n  - ask security')
+
+    def test_reason_of_only_newlines_reads_as_policy(self):
+        peer = Peer(respond(deny('\r\n\n')))
+        self.assertRefused(run_wrapper(['/bin/true', 'true'], peer), P + '/bin/true: denied by policy')
 
     def test_empty_reason_reads_as_policy(self):
         peer = Peer(respond(deny('')))
