@@ -216,17 +216,24 @@ export function registerHooksCommands(program: Command, io: HooksCommandIO = def
     .option('--cwd <dir>', 'session working directory (default: current directory)')
     .option('--session <id>', 'session id to report', 'hooks-test')
     .option('--exit-code <n>', 'exit status for PostToolUse / Stop', '0')
+    .option('--script <text>', 'PreToolUse: the whole script as `run` would get it; runs the run-level hooks on it first (and each exec payload carries it)')
     .option('--json', 'machine-readable output')
     .argument('[command...]', 'the command (argv) for PreToolUse / PostToolUse')
-    .action(async (argv: string[], o: CommonOpts & { event: string; session: string; exitCode: string }) => {
+    .action(async (argv: string[], o: CommonOpts & { event: string; session: string; exitCode: string; script?: string }) => {
       const event = normalizeEvent(o.event);
       if (!event) {
         io.err(`codex-escalate hooks test: unknown event "${o.event}" (expected PreToolUse, PostToolUse, SessionStart, Stop or ErrorOccurred)\n`);
         process.exitCode = 1;
         return;
       }
-      if ((event === 'exec.before' || event === 'exec.after') && argv.length === 0) {
-        io.err(`codex-escalate hooks test: ${o.event} needs a command: hooks test --event ${o.event} -- rm -rf /\n`);
+      if (o.script !== undefined && event !== 'exec.before') {
+        io.err(`codex-escalate hooks test: --script goes with --event PreToolUse (the run-level hooks), not ${o.event}\n`);
+        process.exitCode = 1;
+        return;
+      }
+      const needsCommand = event === 'exec.after' || (event === 'exec.before' && o.script === undefined);
+      if (needsCommand && argv.length === 0) {
+        io.err(`codex-escalate hooks test: ${o.event} needs a command: hooks test --event ${o.event} -- rm -rf /${event === 'exec.before' ? " (or --script 'SCRIPT' for the run-level hooks)" : ''}\n`);
         process.exitCode = 1;
         return;
       }
@@ -244,8 +251,18 @@ export function registerHooksCommands(program: Command, io: HooksCommandIO = def
         const info = { sessionId: o.session, requestId: 'hooks-test-1', program: resolveProgram(argv[0] ?? '', cwd), argv, workdir: cwd, cwd };
         let runs: readonly HookRunSummary[];
         let verdict: { decision: string; reason?: string | undefined; rewrite?: { argv: readonly string[] } | undefined } | undefined;
+        // The run level (--script) decides first, as in `run`: its deny stops everything.
+        let runLevel: { runs: readonly HookRunSummary[]; decision: string; reason?: string | undefined } | undefined;
         switch (event) {
           case 'exec.before': {
+            if (o.script !== undefined) {
+              runLevel = await engine.preRun({ sessionId: o.session, cwd, script: o.script, args: [] });
+              if (runLevel.decision === 'deny' || argv.length === 0) {
+                runs = [];
+                verdict = runLevel;
+                break;
+              }
+            }
             const v = await engine.preToolUse(info);
             runs = v.runs;
             verdict = v;
@@ -266,10 +283,19 @@ export function registerHooksCommands(program: Command, io: HooksCommandIO = def
         }
         await engine.drainAsync();
         if (o.json) {
-          io.out(`${JSON.stringify({ event, runs, ...(verdict ? { verdict: { decision: verdict.decision, reason: verdict.reason, rewrite: verdict.rewrite } } : {}) }, null, 2)}\n`);
+          const run = runLevel ? { run: { script: o.script, runs: runLevel.runs, decision: runLevel.decision, reason: runLevel.reason } } : {};
+          io.out(`${JSON.stringify({ event, ...run, runs, ...(verdict ? { verdict: { decision: verdict.decision, reason: verdict.reason, rewrite: verdict.rewrite } } : {}) }, null, 2)}\n`);
         } else {
-          io.out(`${CLAUDE_EVENT_NAMES[event]} (${event})${argv.length ? `: ${JSON.stringify(argv)}` : ''}\n`);
-          if (runs.length === 0) io.out('  no synchronous hook matched\n');
+          if (runLevel) {
+            io.out(`${CLAUDE_EVENT_NAMES[event]} (${event}, whole script): ${JSON.stringify(o.script)}\n`);
+            if (runLevel.runs.length === 0) io.out('  no run-level hook matched\n');
+            for (const r of runLevel.runs) io.out(formatRun(r));
+            if (runLevel.decision === 'deny') io.out('  the run stops here: no exec is decided\n');
+          }
+          if (!runLevel || (runLevel.decision !== 'deny' && argv.length > 0)) {
+            io.out(`${CLAUDE_EVENT_NAMES[event]} (${event})${argv.length ? `: ${JSON.stringify(argv)}` : ''}\n`);
+            if (runs.length === 0) io.out('  no synchronous hook matched\n');
+          }
           for (const r of runs) io.out(formatRun(r));
           if (verdict) {
             io.out(`merged decision: ${verdict.decision}${verdict.reason ? ` — ${verdict.reason}` : ''}\n`);
