@@ -10,12 +10,14 @@ import {
   HooksConfigError,
   type HookDefinition,
   type HookEvent,
+  type HookMode,
   type HookPriority,
   type HookScope,
   type HooksConfig,
   type HooksFileInfo,
   type McpServerConfig,
   type UntrustedHooksFile,
+  type WebhookHook,
 } from './types.js';
 
 /**
@@ -82,6 +84,41 @@ function checkScope(event: HookEvent, scope: HookScope | undefined, file: string
     throw new HooksConfigError(`${file}: ${entry}: field "scope": only PreToolUse (exec.before) hooks have a scope`, file, entry, 'scope');
   }
   return scope ?? 'exec';
+}
+
+/** What a hook entry says in either file format, once the format's own defaults are applied. */
+interface EntryFields {
+  readonly description?: string | undefined;
+  readonly enabled: boolean;
+  readonly matcher?: string | undefined;
+  readonly required?: boolean | undefined;
+  readonly concurrency?: number | undefined;
+  readonly scope?: HookScope | undefined;
+  readonly timeoutSeconds: number;
+  readonly mode: HookMode;
+  readonly priority: string;
+  readonly conditions: Readonly<Record<string, string>>;
+}
+
+/** The fields every hook type shares, built one way for hooks.toml and hooks.json alike. */
+function hookBase(file: string, entry: string, event: HookEvent, baseDir: string, f: EntryFields) {
+  return {
+    id: `${path.basename(file)}#${entry}`,
+    source: path.resolve(file),
+    entry,
+    event,
+    description: f.description,
+    enabled: f.enabled,
+    matcher: f.matcher,
+    required: defaultRequired(event, f.required),
+    concurrency: f.concurrency,
+    scope: checkScope(event, f.scope, file, entry),
+    timeoutMs: Math.round(f.timeoutSeconds * 1000),
+    mode: f.mode,
+    priority: f.priority as HookPriority,
+    conditions: f.conditions,
+    baseDir,
+  } as const;
 }
 
 /** A Claude Code plugin keeps its hooks in `<plugin root>/hooks/hooks.json`; its commands find themselves through CLAUDE_PLUGIN_ROOT. */
@@ -281,6 +318,23 @@ function substRecord(
   return out;
 }
 
+/** A webhook entry's own fields, the same in both file formats (variables substituted, the URL checked). */
+function webhookFields(
+  h: { readonly url: string; readonly method: WebhookHook['method']; readonly headers?: Readonly<Record<string, string>> | undefined; readonly retry_count: number },
+  env: NodeJS.ProcessEnv,
+  file: string,
+  entry: string,
+): Pick<WebhookHook, 'type' | 'url' | 'method' | 'headers' | 'retryCount'> {
+  const where = (field: string) => ({ file, entry, field });
+  return {
+    type: 'webhook',
+    url: checkUrl(substitute(h.url, env, where('url')), file, entry),
+    method: h.method,
+    headers: substRecord(h.headers, env, where('headers')),
+    retryCount: h.retry_count,
+  };
+}
+
 // ---------------------------------------------------------------- zod helpers
 
 function formatIssues(err: z.ZodError, file: string, entry: string): HooksConfigError {
@@ -393,25 +447,14 @@ export function loadTomlText(text: string, file: string, env: NodeJS.ProcessEnv)
         );
       }
       const where = (field: string) => ({ file, entry, field });
-      const common = {
-        id: `${path.basename(file)}#${entry}`,
-        source: path.resolve(file),
-        entry,
-        event,
-        description: h.description,
+      const common = hookBase(file, entry, event, baseDir, {
+        ...h,
         enabled: globals.enabled && h.enabled,
-        matcher: h.matcher,
-        required: defaultRequired(event, h.required),
-        concurrency: h.concurrency,
-        scope: checkScope(event, h.scope, file, entry),
-        timeoutMs: Math.round((h.timeout ?? globals.timeout_seconds) * 1000),
-        mode: h.mode,
-        priority: h.priority as HookPriority,
+        timeoutSeconds: h.timeout ?? globals.timeout_seconds,
         conditions: Object.fromEntries(
           Object.entries(h.conditions).map(([k, v]) => [k, substitute(String(v), env, where(`conditions.${k}`))]),
         ),
-        baseDir,
-      };
+      });
       if (h.type === 'script' || h.type === 'command') {
         if (h.command === undefined) throw new HooksConfigError(`${file}: ${entry}: field "command": required for a ${h.type} hook`, file, entry, 'command');
         const command = typeof h.command === 'string' ? substitute(h.command, env, where('command')) : h.command.map((c, i) => substitute(c, env, where(`command[${i}]`)));
@@ -425,14 +468,7 @@ export function loadTomlText(text: string, file: string, env: NodeJS.ProcessEnv)
         });
       } else if (h.type === 'webhook') {
         if (h.url === undefined) throw new HooksConfigError(`${file}: ${entry}: field "url": required for a webhook hook`, file, entry, 'url');
-        hooks.push({
-          ...common,
-          type: 'webhook',
-          url: checkUrl(substitute(h.url, env, where('url')), file, entry),
-          method: h.method,
-          headers: substRecord(h.headers, env, where('headers')),
-          retryCount: h.retry_count,
-        });
+        hooks.push({ ...common, ...webhookFields({ ...h, url: h.url }, env, file, entry) });
       } else {
         if (h.server === undefined) throw new HooksConfigError(`${file}: ${entry}: field "server": required for an mcp_tool hook`, file, entry, 'server');
         if (h.tool === undefined) throw new HooksConfigError(`${file}: ${entry}: field "tool": required for an mcp_tool hook`, file, entry, 'tool');
@@ -604,23 +640,14 @@ export function loadJsonText(text: string, file: string, env: NodeJS.ProcessEnv)
           throw new HooksConfigError(`${file}: ${entry}: field "async": contradicts "mode"`, file, entry, 'async');
         }
         const where = (field: string) => ({ file, entry, field });
-        const common = {
-          id: `${path.basename(file)}#${entry}`,
-          source: path.resolve(file),
-          entry,
-          event,
-          description: h.description,
+        const common = hookBase(file, entry, event, baseDir, {
+          ...h,
           enabled: t.enabled && h.enabled,
           matcher: g.data.matcher,
-          required: defaultRequired(event, h.required),
-          concurrency: h.concurrency,
-          scope: checkScope(event, h.scope, file, entry),
-          timeoutMs: Math.round((h.timeout ?? t.timeout_seconds) * 1000),
+          timeoutSeconds: h.timeout ?? t.timeout_seconds,
           mode: h.mode ?? (h.async === true ? 'async' : 'sync'),
-          priority: h.priority as HookPriority,
           conditions: Object.fromEntries(Object.entries(h.conditions).map(([k, v]) => [k, String(v)])),
-          baseDir,
-        } as const;
+        });
         if (h.type === 'command') {
           hooks.push({
             ...common,
@@ -634,14 +661,7 @@ export function loadJsonText(text: string, file: string, env: NodeJS.ProcessEnv)
         } else if (h.type === 'mcp_tool') {
           hooks.push({ ...common, type: 'mcp_tool', server: h.server, tool: h.tool, arguments: h.arguments ?? h.input ?? {} });
         } else {
-          hooks.push({
-            ...common,
-            type: 'webhook',
-            url: checkUrl(substitute(h.url, env, where('url')), file, entry),
-            method: h.method,
-            headers: substRecord(h.headers, env, where('headers')),
-            retryCount: h.retry_count,
-          });
+          hooks.push({ ...common, ...webhookFields(h, env, file, entry) });
         }
       });
     });
