@@ -105,6 +105,13 @@ bool codex_get_array(napi_env env, napi_value v, const char *name, uint32_t *len
 #define CODEX_DEFINE_ALL(env, exports, props) \
   NAPI_CALL((env),                            \
             napi_define_properties((env), (exports), sizeof(props) / sizeof(props)[0], (props)))
+/* A module part whose exports are only functions: defines its init function. */
+#define CODEX_MODULE(init, ...)                               \
+  napi_value init(napi_env env, napi_value exports) {         \
+    napi_property_descriptor props[] = {__VA_ARGS__};         \
+    CODEX_DEFINE_ALL(env, exports, props);                    \
+    return exports;                                           \
+  }
 
 /* Module parts register their exports through these. */
 napi_value codex_init_fdpass(napi_env env, napi_value exports);

@@ -319,16 +319,11 @@ static napi_value peer_credentials(napi_env env, napi_callback_info info) {
   return obj;
 }
 
-napi_value codex_init_fdpass(napi_env env, napi_value exports) {
-  napi_property_descriptor props[] = {
-      CODEX_FN("socketPair", socket_pair),
-      CODEX_FN("setCloexec", set_cloexec),
-      CODEX_FN("setNonblock", set_nonblock),
-      CODEX_FN("closeFd", close_fd),
-      CODEX_FN("recvMsg", recv_msg),
-      CODEX_FN("sendMsg", send_msg),
-      CODEX_FN("peerCredentials", peer_credentials),
-  };
-  CODEX_DEFINE_ALL(env, exports, props);
-  return exports;
-}
+CODEX_MODULE(codex_init_fdpass,
+             CODEX_FN("socketPair", socket_pair),
+             CODEX_FN("setCloexec", set_cloexec),
+             CODEX_FN("setNonblock", set_nonblock),
+             CODEX_FN("closeFd", close_fd),
+             CODEX_FN("recvMsg", recv_msg),
+             CODEX_FN("sendMsg", send_msg),
+             CODEX_FN("peerCredentials", peer_credentials))

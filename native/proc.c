@@ -207,14 +207,9 @@ static napi_value mark_cloexec_from(napi_env env, napi_callback_info info) {
   return result;
 }
 
-napi_value codex_init_proc(napi_env env, napi_value exports) {
-  napi_property_descriptor props[] = {
-      CODEX_FN("waitPidfd", wait_pidfd),
-      CODEX_FN("sendSignal", send_signal),
-      CODEX_FN("openPath", open_path),
-      CODEX_FN("countOpenFds", count_open_fds),
-      CODEX_FN("markCloexecFrom", mark_cloexec_from),
-  };
-  CODEX_DEFINE_ALL(env, exports, props);
-  return exports;
-}
+CODEX_MODULE(codex_init_proc,
+             CODEX_FN("waitPidfd", wait_pidfd),
+             CODEX_FN("sendSignal", send_signal),
+             CODEX_FN("openPath", open_path),
+             CODEX_FN("countOpenFds", count_open_fds),
+             CODEX_FN("markCloexecFrom", mark_cloexec_from))

@@ -444,10 +444,5 @@ static napi_value spawn(napi_env env, napi_callback_info info) {
   return obj;
 }
 
-napi_value codex_init_spawn(napi_env env, napi_value exports) {
-  napi_property_descriptor props[] = {
-      CODEX_FN("spawn", spawn),
-  };
-  CODEX_DEFINE_ALL(env, exports, props);
-  return exports;
-}
+CODEX_MODULE(codex_init_spawn,
+             CODEX_FN("spawn", spawn))

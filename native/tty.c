@@ -132,12 +132,7 @@ static napi_value tty_give_back(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-napi_value codex_init_tty(napi_env env, napi_value exports) {
-  napi_property_descriptor props[] = {
-      CODEX_FN("ttyFlushInput", tty_flush_input),
-      CODEX_FN("ttyTakeOver", tty_take_over),
-      CODEX_FN("ttyGiveBack", tty_give_back),
-  };
-  CODEX_DEFINE_ALL(env, exports, props);
-  return exports;
-}
+CODEX_MODULE(codex_init_tty,
+             CODEX_FN("ttyFlushInput", tty_flush_input),
+             CODEX_FN("ttyTakeOver", tty_take_over),
+             CODEX_FN("ttyGiveBack", tty_give_back))
