@@ -4,7 +4,7 @@
  */
 import { RulesLoadError, type SourcePos } from './errors.js';
 
-export type TokenKind = 'name' | 'string' | 'int' | 'op' | 'newline' | 'eof';
+export type TokenKind = 'name' | 'string' | 'fstring' | 'int' | 'op' | 'newline' | 'indent' | 'dedent' | 'eof';
 
 export interface Token {
   readonly kind: TokenKind;
@@ -20,6 +20,12 @@ export function describeToken(t: Token): string {
       return `name \`${t.value}\``;
     case 'string':
       return `string ${JSON.stringify(t.value)}`;
+    case 'fstring':
+      return `f-string ${JSON.stringify(t.value)}`;
+    case 'indent':
+      return 'an indented block';
+    case 'dedent':
+      return 'the end of an indented block';
     case 'int':
       return `number ${t.value}`;
     case 'op':
@@ -60,10 +66,28 @@ export function tokenize(source: string, file: string): Token[] {
   let depth = 0; // bracket nesting: newlines inside brackets are insignificant
   const openers: { op: string; pos: SourcePos }[] = [];
   let atLineStart = true;
+  // Python-style block structure: the indentation strings of the open blocks.
+  const indents: string[] = [''];
 
   const pos = (at: number): SourcePos => ({ line, column: at - lineStart + 1 });
   const fail = (at: SourcePos, msg: string): never => {
     throw new RulesLoadError(file, at, msg);
+  };
+  const indentTo = (indent: string, at: SourcePos): void => {
+    const top = indents[indents.length - 1] as string;
+    if (indent === top) return;
+    if (indent.startsWith(top)) {
+      indents.push(indent);
+      tokens.push({ kind: 'indent', value: indent, pos: at });
+      return;
+    }
+    while (indents.length > 1 && !indent.startsWith(indents[indents.length - 1] as string)) {
+      indents.pop();
+      tokens.push({ kind: 'dedent', value: '', pos: at });
+    }
+    if (indent !== indents[indents.length - 1]) {
+      fail(at, 'inconsistent indentation: this line does not line up with any enclosing block (mixed tabs and spaces?)');
+    }
   };
   const newline = (at: number): void => {
     line += 1;
@@ -78,16 +102,13 @@ export function tokenize(source: string, file: string): Token[] {
       let j = i;
       while (j < source.length && (source[j] === ' ' || source[j] === '\t' || source[j] === '\f')) j++;
       const next = source[j];
+      atLineStart = false;
       if (next === undefined || next === '\n' || next === '\r' || next === '#') {
         i = j;
-        atLineStart = false;
         continue;
       }
-      if (j > i && depth === 0) {
-        fail(pos(j), 'unexpected indentation: top-level statements must start in column 1');
-      }
+      if (depth === 0) indentTo(source.slice(i, j), pos(j));
       i = j;
-      atLineStart = false;
       continue;
     }
 
@@ -138,13 +159,11 @@ export function tokenize(source: string, file: string): Token[] {
       if ((q === '"' || q === "'") && /^[rRbBfF]{1,2}$/.test(word)) {
         const lower = word.toLowerCase();
         if (lower.includes('b')) fail(start, 'byte strings are not supported: expected a plain string literal');
-        if (lower.includes('f')) fail(start, 'f-strings are not supported: expected a plain string literal');
-        if (lower === 'r') {
-          const r = readString(j, true, start);
-          tokens.push({ kind: 'string', value: r.value, pos: start });
-          i = r.end;
-          continue;
-        }
+        // Upstream parses rules with f-strings enabled: f"...{name}..." (and rf / fr).
+        const r = readString(j, lower.includes('r'), start);
+        tokens.push({ kind: lower.includes('f') ? 'fstring' : 'string', value: r.value, pos: start });
+        i = r.end;
+        continue;
       }
       tokens.push({ kind: 'name', value: word, pos: start });
       i = j;
@@ -196,7 +215,11 @@ export function tokenize(source: string, file: string): Token[] {
     fail(open.pos, `unclosed '${open.op}': expected '${close}' before the end of the file`);
   }
   const last = tokens[tokens.length - 1];
-  if (last !== undefined && last.kind !== 'newline') tokens.push({ kind: 'newline', value: '\n', pos: pos(i) });
+  if (last !== undefined && last.kind !== 'newline' && last.kind !== 'dedent') tokens.push({ kind: 'newline', value: '\n', pos: pos(i) });
+  while (indents.length > 1) {
+    indents.pop();
+    tokens.push({ kind: 'dedent', value: '', pos: pos(i) });
+  }
   tokens.push({ kind: 'eof', value: '', pos: pos(i) });
   return tokens;
 
