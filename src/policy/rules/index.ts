@@ -32,3 +32,13 @@ export { EVAL_LIMITS } from './eval.js';
 export { toCheckJson, formatCheckJson, type CheckOutput, type CheckPrefixRuleMatch } from './check-json.js';
 export { RulesStore, type RulesStoreOptions, type ReloadResult } from './store.js';
 export { shlexSplit, shlexJoin } from './shlex.js';
+export {
+  resolveRulesFiles,
+  rulesFilesInDir,
+  rulesDiscoveryDirs,
+  networkRulesNotice,
+  RULES_DIR_NAME,
+  RULES_EXTENSION,
+  type RulesFileSet,
+  type ResolveRulesOptions,
+} from './discover.js';
