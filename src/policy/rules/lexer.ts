@@ -58,6 +58,13 @@ const OPERATORS = [
   '(', ')', '[', ']', '{', '}', ',', '=', ';', ':', '.', '+', '-', '*', '/', '%', '<', '>', '&', '|', '^', '~',
 ];
 
+// By length, for a longest-match lookup without scanning the whole list at every operator.
+const OPS_BY_LENGTH: readonly ReadonlySet<string>[] = [3, 2, 1].map((n) => new Set(OPERATORS.filter((o) => o.length === n)));
+
+const isIdentStart = (c: number): boolean => (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || c === 95;
+const isDigit = (c: number): boolean => c >= 48 && c <= 57;
+const isIdentPart = (c: number): boolean => isIdentStart(c) || isDigit(c);
+
 export function tokenize(source: string, file: string): Token[] {
   const tokens: Token[] = [];
   let i = 0;
@@ -151,9 +158,10 @@ export function tokenize(source: string, file: string): Token[] {
 
     const start = pos(i);
 
-    if (/[A-Za-z_]/.test(c)) {
+    const code = source.charCodeAt(i);
+    if (isIdentStart(code)) {
       let j = i + 1;
-      while (j < source.length && /[A-Za-z0-9_]/.test(source[j] as string)) j++;
+      while (j < source.length && isIdentPart(source.charCodeAt(j))) j++;
       const word = source.slice(i, j);
       const q = source[j];
       if ((q === '"' || q === "'") && /^[rRbBfF]{1,2}$/.test(word)) {
@@ -177,15 +185,22 @@ export function tokenize(source: string, file: string): Token[] {
       continue;
     }
 
-    if (/[0-9]/.test(c)) {
+    if (isDigit(code)) {
       let j = i + 1;
-      while (j < source.length && /[0-9A-Za-z_.]/.test(source[j] as string)) j++;
+      while (j < source.length && (isIdentPart(source.charCodeAt(j)) || source[j] === '.')) j++;
       tokens.push({ kind: 'int', value: source.slice(i, j), pos: start });
       i = j;
       continue;
     }
 
-    const op = OPERATORS.find((o) => source.startsWith(o, i));
+    let op: string | undefined;
+    for (const [k, set] of OPS_BY_LENGTH.entries()) {
+      const cand = source.substr(i, 3 - k);
+      if (set.has(cand)) {
+        op = cand;
+        break;
+      }
+    }
     if (op !== undefined) {
       if (op === '(' || op === '[' || op === '{') {
         depth++;
