@@ -13,8 +13,12 @@ import { parseModule, startPos, type Argument, type Call, type CallArg, type Cla
 
 /** Limits on one file's evaluation (all generous for real policies: the largest known is a few hundred rules). */
 export const EVAL_LIMITS = {
-  /** Expressions evaluated plus loop iterations. */
-  steps: 1_000_000,
+  /** Work units: one per expression and loop iteration, plus one per element (or 16 characters) built, copied, searched or compared. */
+  steps: 5_000_000,
+  /** Size of one rules file, in characters. */
+  sourceChars: 16 * 1024 * 1024,
+  /** Brackets, calls and operators nested in one expression (the parser recurses on them). */
+  nesting: 200,
   /** Elements in one list, tuple or dict. */
   items: 100_000,
   /** Characters in one string. */
@@ -71,8 +75,18 @@ type Flow = undefined | typeof BREAK | typeof CONTINUE | Return;
 
 /** Evaluates `source` and returns the rules-builtin calls it made, in order. Throws RulesLoadError. */
 export function evaluateRules(source: string, file: string): Call[] {
-  const module = parseModule(source, file);
-  return new Evaluator(file).run(module);
+  if (source.length > EVAL_LIMITS.sourceChars) {
+    throw new RulesLoadError(file, { line: 1, column: 1 }, `rules file too large: ${source.length} characters, at most ${EVAL_LIMITS.sourceChars}`);
+  }
+  const module = parseModule(source, file, EVAL_LIMITS.nesting);
+  const ev = new Evaluator(file);
+  try {
+    return ev.run(module);
+  } catch (err) {
+    // A value nested deeper than the JS stack (built in a loop) must still fail as a load error with a position.
+    if (err instanceof RangeError) throw new RulesLoadError(file, ev.lastPos, `evaluation nested too deeply (${err.message})`, { cause: err });
+    throw err;
+  }
 }
 
 class Evaluator {
@@ -81,6 +95,8 @@ class Evaluator {
   readonly #builtins = new Map<string, RV>();
   readonly #calls: Call[] = [];
   #steps = 0;
+  /** The statement being run, for errors that have no better position. */
+  lastPos: SourcePos = { line: 1, column: 1 };
   readonly #active = new Set<UserFn>();
   #depth = 0;
 
@@ -99,17 +115,20 @@ class Evaluator {
     throw new RulesLoadError(this.#file, at, msg);
   }
 
-  #step(at: SourcePos): void {
-    if (++this.#steps > EVAL_LIMITS.steps) {
+  #step(at: SourcePos, units = 1): void {
+    this.#steps += units;
+    if (this.#steps > EVAL_LIMITS.steps) {
       this.#fail(at, `evaluation exceeded ${EVAL_LIMITS.steps} steps: a rules file must finish quickly (is a loop too large?)`);
     }
   }
 
   #checkItems(n: number, at: SourcePos): void {
     if (n > EVAL_LIMITS.items) this.#fail(at, `a list, tuple or dict would have ${n} elements: at most ${EVAL_LIMITS.items} are allowed in a rules file`);
+    this.#step(at, n);
   }
 
   #str(v: string, at: SourcePos): RV {
+    this.#step(at, v.length >> 4);
     if (v.length > EVAL_LIMITS.chars) this.#fail(at, `a string would have ${v.length} characters: at most ${EVAL_LIMITS.chars} are allowed in a rules file`);
     return { t: 'str', v, pos: at };
   }
@@ -136,6 +155,7 @@ class Evaluator {
 
   #exec(s: Stmt, locals: Map<string, RV> | undefined): Flow {
     this.#step(s.pos);
+    this.lastPos = s.pos;
     switch (s.k) {
       case 'expr':
         this.#eval(s.e, locals);
@@ -450,9 +470,15 @@ class Evaluator {
 
   #iterate(v: RV, at: SourcePos): readonly RV[] {
     // A copy: mutating the list inside the loop cannot make it run longer.
-    if (v.t === 'list') return [...v.items];
+    if (v.t === 'list') {
+      this.#step(at, v.items.length);
+      return [...v.items];
+    }
     if (v.t === 'tuple') return v.items;
-    if (v.t === 'dict') return [...v.map.values()].map(([k]) => k);
+    if (v.t === 'dict') {
+      this.#step(at, v.map.size);
+      return [...v.map.values()].map(([k]) => k);
+    }
     return this.#fail(at, `a ${tn(v)} is not iterable${v.t === 'str' ? ' (Starlark strings are not: use .elems() or .split())' : ''}`);
   }
 
@@ -483,9 +509,9 @@ class Evaluator {
   #binary(op: string, l: RV, r: RV, at: SourcePos): RV {
     switch (op) {
       case '==':
-        return { t: 'bool', v: equal(l, r), pos: at };
       case '!=':
-        return { t: 'bool', v: !equal(l, r), pos: at };
+        this.#step(at, sizeOf(l) + sizeOf(r));
+        return { t: 'bool', v: equal(l, r) === (op === '=='), pos: at };
       case '<':
       case '>':
       case '<=':
@@ -496,6 +522,7 @@ class Evaluator {
       case 'in':
       case 'not in': {
         let found: boolean;
+        this.#step(at, sizeOf(r) + sizeOf(l));
         if (r.t === 'str') {
           if (l.t !== 'str') this.#fail(at, `'in <string>' needs a string on the left, found ${tn(l)}`);
           found = r.v.includes(l.v);
@@ -570,6 +597,7 @@ class Evaluator {
 
   #compare(l: RV, r: RV, at: SourcePos): number {
     if (l.t === 'int' && r.t === 'int') return l.v - r.v;
+    this.#step(at, sizeOf(l) + sizeOf(r));
     if (l.t === 'str' && r.t === 'str') return l.v < r.v ? -1 : l.v > r.v ? 1 : 0;
     if ((l.t === 'list' && r.t === 'list') || (l.t === 'tuple' && r.t === 'tuple')) {
       const n = Math.min(l.items.length, r.items.length);
@@ -976,7 +1004,8 @@ class Evaluator {
         reverse = truthy(v);
       }
       const items = [...this.#iterate(args[0] as RV, at)];
-      // Insertion sort would be quadratic; Array.sort is fine: #compare throws on mixed types.
+      this.#step(at, items.length * Math.ceil(Math.log2(items.length + 1)));
+      // Array.sort is n log n; #compare throws on mixed types (and charges each comparison).
       items.sort((a, b) => this.#compare(a, b, at));
       if (reverse) items.reverse();
       return this.#list(items, at);
@@ -1017,6 +1046,14 @@ class Evaluator {
     this.#builtins.set('False', { t: 'bool', v: false, pos: { line: 0, column: 0 } });
     this.#builtins.set('None', { t: 'none', pos: { line: 0, column: 0 } });
   }
+}
+
+/** Work a value costs to scan: elements, or characters / 16. */
+function sizeOf(v: RV): number {
+  if (v.t === 'str') return v.v.length >> 4;
+  if (v.t === 'list' || v.t === 'tuple') return v.items.length;
+  if (v.t === 'dict') return v.map.size;
+  return 0;
 }
 
 function calleeName(e: Expr): string {

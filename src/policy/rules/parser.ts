@@ -132,9 +132,11 @@ const AUG_OPS = new Set(['+=', '-=', '*=', '//=', '%=', '|=', '&=', '^=', '<<=',
 const COMPARE_OPS = new Set(['==', '!=', '<', '>', '<=', '>=']);
 
 /** Parses a whole file into statements; throws RulesLoadError at the first syntax error. */
-export function parseModule(source: string, file: string): Stmt[] {
+export function parseModule(source: string, file: string, maxNesting = 200): Stmt[] {
   const tokens = tokenize(source, file);
   let p = 0;
+  let nesting = 0;
+  let blocks = 0;
   let loopDepth = 0;
   let defDepth = 0;
   const peek = (o = 0): Token => tokens[Math.min(p + o, tokens.length - 1)] as Token;
@@ -197,6 +199,15 @@ export function parseModule(source: string, file: string): Stmt[] {
   }
 
   function parseSuite(what: string): Stmt[] {
+    if (++blocks > maxNesting) fail(peek().pos, `blocks nested more than ${maxNesting} deep`);
+    try {
+      return parseSuiteInner(what);
+    } finally {
+      blocks--;
+    }
+  }
+
+  function parseSuiteInner(what: string): Stmt[] {
     expectOp(':', `after the ${what} header`);
     const t = peek();
     if (t.kind !== 'newline') {
@@ -416,8 +427,17 @@ export function parseModule(source: string, file: string): Stmt[] {
     return { k: 'tuple', items, pos: first.pos };
   }
 
-  /** test: conditional expression or lambda. */
+  /** test: conditional expression or lambda. Counts nesting: a hostile file must not overflow the stack. */
   function parseTest(): Expr {
+    if (++nesting > maxNesting) fail(peek().pos, `expression nested more than ${maxNesting} deep`);
+    try {
+      return parseTestInner();
+    } finally {
+      nesting--;
+    }
+  }
+
+  function parseTestInner(): Expr {
     const t = peek();
     if (isKw(t, 'lambda')) {
       p++;
@@ -463,7 +483,12 @@ export function parseModule(source: string, file: string): Stmt[] {
     const t = peek();
     if (isKw(t, 'not')) {
       p++;
-      return { k: 'unary', op: 'not', e: parseNot(), pos: t.pos };
+      if (++nesting > maxNesting) fail(t.pos, `expression nested more than ${maxNesting} deep`);
+      try {
+        return { k: 'unary', op: 'not', e: parseNot(), pos: t.pos };
+      } finally {
+        nesting--;
+      }
     }
     return parseCompare();
   }
@@ -502,7 +527,12 @@ export function parseModule(source: string, file: string): Stmt[] {
     const t = peek();
     if (t.kind === 'op' && (t.value === '-' || t.value === '+' || t.value === '~')) {
       p++;
-      return { k: 'unary', op: t.value, e: parseUnary(), pos: t.pos };
+      if (++nesting > maxNesting) fail(t.pos, `expression nested more than ${maxNesting} deep`);
+      try {
+        return { k: 'unary', op: t.value, e: parseUnary(), pos: t.pos };
+      } finally {
+        nesting--;
+      }
     }
     if (isOp(t, '**')) fail(t.pos, '`**` is not a Starlark operator');
     return parsePrimary();
