@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { createApprover, type SandboxFreezer } from '../../policy/approval/index.js';
-import { RulesStore } from '../../policy/rules/index.js';
+import { networkRulesNotice, resolveRulesFiles, RulesStore } from '../../policy/rules/index.js';
 import { createDecisionPipeline } from '../../policy/decision-pipeline.js';
 import { HookEngine } from '../../hooks/engine.js';
 import { loadHooks } from '../../hooks/config.js';
@@ -33,6 +33,8 @@ export interface RunOptions {
   approval: string;
   hooks: string[];
   discoverHooks: boolean;
+  /** --no-discover-rules sets false. */
+  discoverRules?: boolean;
   sandbox?: 'bwrap' | 'none';
   writable: string[];
   network: boolean;
@@ -60,7 +62,8 @@ export function registerRunCommand(program: Command): void {
     .option('--log-file <file>', 'append audit JSON lines here instead of stderr')
     .option('--deny <prefix>', 'deny commands starting with these words, e.g. --deny "git push" (repeatable)', collect, [])
     .option('--escalate <prefix>', 'escalate commands starting with these words (repeatable)', collect, [])
-    .option('--rules <file>', 'codex execpolicy .rules file (repeatable; loaded in order and merged; reloaded on change or SIGHUP, except a file the sandbox can write: read once)', collect, [])
+    .option('--rules <path>', 'codex execpolicy .rules file, or a directory of *.rules files (repeatable; loaded in order and merged, a directory\'s files sorted by name; reloaded on change or SIGHUP, except a file the sandbox can write: read once)', collect, [])
+    .option('--no-discover-rules', 'do not load $CODEX_HOME/rules/*.rules (~/.codex/rules) and .codex/rules/*.rules of the working directory, as Codex does; a discovered file the sandbox can write is never loaded (name it with --rules)')
     .addOption(new Option('--default <action>', 'decision when no rule or prefix matched').choices(['run', 'deny', 'prompt']).default('run'))
     .option('--hooks <file>', 'hooks.json (Codex/Claude Code) or hooks.toml file (repeatable)', collect, [])
     .option('--no-discover-hooks', 'do not load .codex/hooks.{json,toml} from the working directory and $CODEX_HOME (~/.codex); discovered files run only once trusted (codex-escalate hooks trust)')
@@ -152,7 +155,7 @@ export async function runCommand(script: string, args: readonly string[], opts: 
     containment = SessionContainment.create(sessionId, { forceFallback: process.env['CODEX_ESCALATE_CGROUP'] === 'off' });
     return containment;
   };
-  const { policy, close } = await buildPolicy(opts, logger, hooks, () => cwd, boundary, () => containment?.freezer);
+  const { policy, close } = await buildPolicy({ ...opts, rulesDiscoverFrom: opts.discoverRules !== false ? cwd : undefined }, logger, hooks, () => cwd, boundary, () => containment?.freezer);
   let server: EscalationServer;
   try {
     server = new EscalationServer({
@@ -322,7 +325,10 @@ export async function loadHookEngine(
 
 /** Prefixes, rules (reloaded on change/SIGHUP), hooks and approver, composed into one decision pipeline. */
 export async function buildPolicy(
-  opts: Pick<RunOptions, 'deny' | 'escalate' | 'rules' | 'default' | 'approval'>,
+  opts: Pick<RunOptions, 'deny' | 'escalate' | 'rules' | 'default' | 'approval'> & {
+    /** Also load the rules Codex discovers from this working directory ($CODEX_HOME/rules, ./.codex/rules). */
+    readonly rulesDiscoverFrom?: string | undefined;
+  },
   logger: AuditLogger,
   hooks?: HookEngine,
   sessionCwd?: (sessionId: string) => string | undefined,
@@ -336,8 +342,24 @@ export async function buildPolicy(
     throw new CliError((err as Error).message, 2, { cause: err });
   }
   let store: RulesStore | undefined;
-  if (opts.rules.length > 0) {
-    const files = opts.rules.map((f) => path.resolve(f));
+  let set;
+  try {
+    set = resolveRulesFiles({
+      explicit: opts.rules,
+      discoverFrom: opts.rulesDiscoverFrom,
+      roots: boundary?.roots ?? sandboxWritableRoots(opts.rulesDiscoverFrom ?? process.cwd()),
+    });
+  } catch (err) {
+    throw new CliError(`rules did not load: ${(err as Error).message}`, 2, { cause: err });
+  }
+  const warn = (event: string, message: string): void => {
+    if (boundary) boundary.warn(event, message);
+    else process.stderr.write(`codex-escalate: warning: ${message}\n`);
+  };
+  for (const w of set.warnings) warn('rules_discovery', w);
+  if (set.discovered.length > 0) logger.info({ event: 'rules_discovered', files: set.discovered }, `rules discovered: ${set.discovered.join(', ')}`);
+  if (set.files.length > 0) {
+    const files = [...set.files];
     const readOnce = readOnceRules(files, boundary);
     try {
       store = await RulesStore.open(files, {
@@ -346,7 +368,7 @@ export async function buildPolicy(
         reloadOnSighup: true,
         onReload: (r) => {
           if (r.ok) {
-            logger.info({ event: 'rules_reload', files: opts.rules, rules: r.rules.size }, 'rules reloaded');
+            logger.info({ event: 'rules_reload', files, rules: r.rules.size }, 'rules reloaded');
             // Reloaded rules cross the boundary as knowingly as the first ones: the same warnings.
             policyBoundaryWarnings({ current: r.rules }, opts.escalate, boundary);
           } else logger.error({ event: 'rules_reload_failed', error: r.error.message }, 'rules did not load; the previous rules stay in force');
@@ -355,6 +377,8 @@ export async function buildPolicy(
     } catch (err) {
       throw new CliError(`rules did not load: ${(err as Error).message}`, 2, { cause: err });
     }
+    const net = networkRulesNotice(store.current);
+    if (net !== undefined) warn('network_rules_ignored', net);
   }
   policyBoundaryWarnings(store, opts.escalate, boundary);
   try {

@@ -6,13 +6,16 @@
 import os from 'node:os';
 import { readFile } from 'node:fs/promises';
 import { RulesLoadError, type SourcePos } from './errors.js';
-import { parseCalls, typeName, type Call, type Value } from './parser.js';
+import { evaluateRules } from './eval.js';
+import { typeName, type Call, type Value } from './parser.js';
 import {
   RuleSet,
   describeRule,
   normalizeAbsolute,
   pathFileName,
   type PatternToken,
+  type NetworkRule,
+  type NetworkRuleProtocol,
   type PrefixRule,
   type RuleDecision,
 } from './ruleset.js';
@@ -38,7 +41,10 @@ export interface HostExecutableDecl {
   readonly pos: SourcePos;
 }
 
-export type Statement = { readonly kind: 'prefix_rule'; readonly decl: PrefixRuleDecl } | { readonly kind: 'host_executable'; readonly decl: HostExecutableDecl };
+export type Statement =
+  | { readonly kind: 'prefix_rule'; readonly decl: PrefixRuleDecl }
+  | { readonly kind: 'host_executable'; readonly decl: HostExecutableDecl }
+  | { readonly kind: 'network_rule'; readonly decl: NetworkRule };
 
 /** A syntactically and semantically valid file whose examples are not yet validated (that needs the merged host_executable table). */
 export interface ParsedRules {
@@ -57,18 +63,31 @@ const SIGNATURES: Readonly<Record<string, readonly string[]>> = {
   // Parameter order matches upstream so positional calls bind the same way.
   prefix_rule: ['pattern', 'decision', 'match', 'not_match', 'justification'],
   host_executable: ['name', 'paths'],
+  network_rule: ['host', 'protocol', 'decision', 'justification'],
 };
 const REQUIRED: Readonly<Record<string, readonly string[]>> = {
   prefix_rule: ['pattern'],
   host_executable: ['name', 'paths'],
+  network_rule: ['host', 'protocol', 'decision'],
+};
+
+// Upstream's spellings (NetworkRuleProtocol::parse): two aliases for https.
+const NETWORK_PROTOCOLS: Readonly<Record<string, NetworkRuleProtocol>> = {
+  http: 'http',
+  https: 'https',
+  https_connect: 'https',
+  'http-connect': 'https',
+  socks5_tcp: 'socks5_tcp',
+  socks5_udp: 'socks5_udp',
 };
 
 export function parseRulesSource(source: string, file: string, opts: CompileOptions = {}): ParsedRules {
   const home = opts.homeDir ?? os.homedir();
-  const calls = parseCalls(source, file);
+  const calls = evaluateRules(source, file);
   const statements: Statement[] = calls.map((call) => {
     const args = bindArguments(call, file);
     if (call.callee === 'prefix_rule') return { kind: 'prefix_rule', decl: compilePrefixRule(call, args, file) };
+    if (call.callee === 'network_rule') return { kind: 'network_rule', decl: compileNetworkRule(call, args, file) };
     return { kind: 'host_executable', decl: compileHostExecutable(call, args, file, home) };
   });
   return { file, statements };
@@ -77,7 +96,7 @@ export function parseRulesSource(source: string, file: string, opts: CompileOpti
 function bindArguments(call: Call, file: string): Map<string, Value> {
   const params = SIGNATURES[call.callee];
   if (params === undefined) {
-    throw new RulesLoadError(file, call.pos, `unknown function \`${call.callee}\`: expected prefix_rule or host_executable`);
+    throw new RulesLoadError(file, call.pos, `unknown function \`${call.callee}\`: expected prefix_rule, host_executable or network_rule`);
   }
   const bound = new Map<string, Value>();
   let sawKeyword = false;
@@ -174,6 +193,56 @@ function compilePrefixRule(call: Call, args: Map<string, Value>, file: string): 
   return { rules, match, notMatch, pos: call.pos };
 }
 
+/** network_rule(host, protocol, decision, justification?): validated as upstream does; kept, but it never decides an exec. */
+function compileNetworkRule(call: Call, args: Map<string, Value>, file: string): NetworkRule {
+  const hostVal = args.get('host') as Value;
+  const host = normalizeNetworkHost(expectString(hostVal, '`host`', file), (msg) => new RulesLoadError(file, hostVal.pos, msg));
+  const protoVal = args.get('protocol') as Value;
+  const rawProto = expectString(protoVal, '`protocol`', file);
+  const protocol = Object.hasOwn(NETWORK_PROTOCOLS, rawProto) ? NETWORK_PROTOCOLS[rawProto] : undefined;
+  if (protocol === undefined) {
+    throw new RulesLoadError(file, protoVal.pos, `invalid network_rule protocol ${JSON.stringify(rawProto)}: expected one of http, https, socks5_tcp, socks5_udp`);
+  }
+  const decVal = args.get('decision') as Value;
+  const rawDec = expectString(decVal, '`decision`', file);
+  // network_rule also accepts "deny" (= forbidden), prefix_rule does not.
+  const decision = rawDec === 'deny' ? 'forbidden' : (DECISIONS as readonly string[]).includes(rawDec) ? (rawDec as RuleDecision) : undefined;
+  if (decision === undefined) {
+    throw new RulesLoadError(file, decVal.pos, `invalid network_rule decision ${JSON.stringify(rawDec)}: expected "allow", "prompt", "forbidden" or "deny"`);
+  }
+  let justification: string | undefined;
+  const justVal = args.get('justification');
+  if (justVal !== undefined) {
+    justification = expectString(justVal, '`justification`', file);
+    if (justification.trim() === '') {
+      throw new RulesLoadError(file, justVal.pos, 'justification cannot be empty or blank: explain why the rule exists, or omit it');
+    }
+  }
+  return { host, protocol, decision, justification, origin: { file, line: call.pos.line, column: call.pos.column } };
+}
+
+/** Upstream's host normalization: a hostname or IP literal, optional :port dropped, lowercased, no scheme/path/wildcard. */
+export function normalizeNetworkHost(raw: string, error: (msg: string) => Error): string {
+  let host = raw.trim();
+  if (host === '') throw error('network_rule host cannot be empty');
+  if (host.includes('://') || /[/?#]/.test(host)) throw error('network_rule host must be a hostname or IP literal (without scheme or path)');
+  if (host.startsWith('[')) {
+    const close = host.indexOf(']');
+    if (close < 0) throw error('network_rule host has an invalid bracketed IPv6 literal');
+    const rest = host.slice(close + 1);
+    if (rest !== '' && !/^:[0-9]+$/.test(rest)) throw error(`network_rule host contains an unsupported suffix: ${raw}`);
+    host = host.slice(1, close);
+  } else {
+    const m = /^([^:]+):([0-9]+)$/.exec(host);
+    if (m !== null) host = m[1] as string;
+  }
+  const normalized = host.replace(/\.+$/, '').trim().toLowerCase();
+  if (normalized === '') throw error('network_rule host cannot be empty');
+  if (normalized.includes('*')) throw error('network_rule host must be a specific host; wildcards are not allowed');
+  if (/\s/.test(normalized)) throw error('network_rule host cannot contain whitespace');
+  return normalized;
+}
+
 function compileExamples(v: Value | undefined, what: string, file: string): Example[] {
   if (v === undefined) return [];
   return expectList(v, `\`${what}\``, file).map((ex) => {
@@ -229,10 +298,15 @@ function compileHostExecutable(call: Call, args: Map<string, Value>, file: strin
 export class RulesBuilder {
   readonly #byProgram = new Map<string, PrefixRule[]>();
   readonly #hostExecutables = new Map<string, readonly string[]>();
+  readonly #networkRules: NetworkRule[] = [];
 
   add(parsed: ParsedRules): this {
     const decls: PrefixRuleDecl[] = [];
     for (const st of parsed.statements) {
+      if (st.kind === 'network_rule') {
+        this.#networkRules.push(st.decl);
+        continue;
+      }
       if (st.kind === 'host_executable') {
         this.#hostExecutables.set(st.decl.name, st.decl.paths);
         continue;
@@ -251,7 +325,7 @@ export class RulesBuilder {
   build(): RuleSet {
     const byProgram = new Map<string, readonly PrefixRule[]>();
     for (const [k, v] of this.#byProgram) byProgram.set(k, [...v]);
-    return new RuleSet(byProgram, new Map(this.#hostExecutables));
+    return new RuleSet(byProgram, new Map(this.#hostExecutables), [...this.#networkRules]);
   }
 }
 

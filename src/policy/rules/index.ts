@@ -7,6 +7,8 @@ export {
   type RuleDecision,
   type PatternToken,
   type PrefixRule,
+  type NetworkRule,
+  type NetworkRuleProtocol,
   type RuleOrigin,
   type MatchedRule,
   type Evaluation,
@@ -26,6 +28,17 @@ export {
   type RulesSource,
   type CompileOptions,
 } from './compile.js';
+export { EVAL_LIMITS } from './eval.js';
 export { toCheckJson, formatCheckJson, type CheckOutput, type CheckPrefixRuleMatch } from './check-json.js';
 export { RulesStore, type RulesStoreOptions, type ReloadResult } from './store.js';
 export { shlexSplit, shlexJoin } from './shlex.js';
+export {
+  resolveRulesFiles,
+  rulesFilesInDir,
+  rulesDiscoveryDirs,
+  networkRulesNotice,
+  RULES_DIR_NAME,
+  RULES_EXTENSION,
+  type RulesFileSet,
+  type ResolveRulesOptions,
+} from './discover.js';

@@ -4,7 +4,7 @@
  */
 import { RulesLoadError, type SourcePos } from './errors.js';
 
-export type TokenKind = 'name' | 'string' | 'int' | 'op' | 'newline' | 'eof';
+export type TokenKind = 'name' | 'string' | 'fstring' | 'int' | 'op' | 'newline' | 'indent' | 'dedent' | 'eof';
 
 export interface Token {
   readonly kind: TokenKind;
@@ -20,6 +20,12 @@ export function describeToken(t: Token): string {
       return `name \`${t.value}\``;
     case 'string':
       return `string ${JSON.stringify(t.value)}`;
+    case 'fstring':
+      return `f-string ${JSON.stringify(t.value)}`;
+    case 'indent':
+      return 'an indented block';
+    case 'dedent':
+      return 'the end of an indented block';
     case 'int':
       return `number ${t.value}`;
     case 'op':
@@ -52,6 +58,13 @@ const OPERATORS = [
   '(', ')', '[', ']', '{', '}', ',', '=', ';', ':', '.', '+', '-', '*', '/', '%', '<', '>', '&', '|', '^', '~',
 ];
 
+// By length, for a longest-match lookup without scanning the whole list at every operator.
+const OPS_BY_LENGTH: readonly ReadonlySet<string>[] = [3, 2, 1].map((n) => new Set(OPERATORS.filter((o) => o.length === n)));
+
+const isIdentStart = (c: number): boolean => (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || c === 95;
+const isDigit = (c: number): boolean => c >= 48 && c <= 57;
+const isIdentPart = (c: number): boolean => isIdentStart(c) || isDigit(c);
+
 export function tokenize(source: string, file: string): Token[] {
   const tokens: Token[] = [];
   let i = 0;
@@ -60,10 +73,28 @@ export function tokenize(source: string, file: string): Token[] {
   let depth = 0; // bracket nesting: newlines inside brackets are insignificant
   const openers: { op: string; pos: SourcePos }[] = [];
   let atLineStart = true;
+  // Python-style block structure: the indentation strings of the open blocks.
+  const indents: string[] = [''];
 
   const pos = (at: number): SourcePos => ({ line, column: at - lineStart + 1 });
   const fail = (at: SourcePos, msg: string): never => {
     throw new RulesLoadError(file, at, msg);
+  };
+  const indentTo = (indent: string, at: SourcePos): void => {
+    const top = indents[indents.length - 1] as string;
+    if (indent === top) return;
+    if (indent.startsWith(top)) {
+      indents.push(indent);
+      tokens.push({ kind: 'indent', value: indent, pos: at });
+      return;
+    }
+    while (indents.length > 1 && !indent.startsWith(indents[indents.length - 1] as string)) {
+      indents.pop();
+      tokens.push({ kind: 'dedent', value: '', pos: at });
+    }
+    if (indent !== indents[indents.length - 1]) {
+      fail(at, 'inconsistent indentation: this line does not line up with any enclosing block (mixed tabs and spaces?)');
+    }
   };
   const newline = (at: number): void => {
     line += 1;
@@ -78,16 +109,13 @@ export function tokenize(source: string, file: string): Token[] {
       let j = i;
       while (j < source.length && (source[j] === ' ' || source[j] === '\t' || source[j] === '\f')) j++;
       const next = source[j];
+      atLineStart = false;
       if (next === undefined || next === '\n' || next === '\r' || next === '#') {
         i = j;
-        atLineStart = false;
         continue;
       }
-      if (j > i && depth === 0) {
-        fail(pos(j), 'unexpected indentation: top-level statements must start in column 1');
-      }
+      if (depth === 0) indentTo(source.slice(i, j), pos(j));
       i = j;
-      atLineStart = false;
       continue;
     }
 
@@ -130,21 +158,20 @@ export function tokenize(source: string, file: string): Token[] {
 
     const start = pos(i);
 
-    if (/[A-Za-z_]/.test(c)) {
+    const code = source.charCodeAt(i);
+    if (isIdentStart(code)) {
       let j = i + 1;
-      while (j < source.length && /[A-Za-z0-9_]/.test(source[j] as string)) j++;
+      while (j < source.length && isIdentPart(source.charCodeAt(j))) j++;
       const word = source.slice(i, j);
       const q = source[j];
       if ((q === '"' || q === "'") && /^[rRbBfF]{1,2}$/.test(word)) {
         const lower = word.toLowerCase();
         if (lower.includes('b')) fail(start, 'byte strings are not supported: expected a plain string literal');
-        if (lower.includes('f')) fail(start, 'f-strings are not supported: expected a plain string literal');
-        if (lower === 'r') {
-          const r = readString(j, true, start);
-          tokens.push({ kind: 'string', value: r.value, pos: start });
-          i = r.end;
-          continue;
-        }
+        // Upstream parses rules with f-strings enabled: f"...{name}..." (and rf / fr).
+        const r = readString(j, lower.includes('r'), start);
+        tokens.push({ kind: lower.includes('f') ? 'fstring' : 'string', value: r.value, pos: start });
+        i = r.end;
+        continue;
       }
       tokens.push({ kind: 'name', value: word, pos: start });
       i = j;
@@ -158,15 +185,22 @@ export function tokenize(source: string, file: string): Token[] {
       continue;
     }
 
-    if (/[0-9]/.test(c)) {
+    if (isDigit(code)) {
       let j = i + 1;
-      while (j < source.length && /[0-9A-Za-z_.]/.test(source[j] as string)) j++;
+      while (j < source.length && (isIdentPart(source.charCodeAt(j)) || source[j] === '.')) j++;
       tokens.push({ kind: 'int', value: source.slice(i, j), pos: start });
       i = j;
       continue;
     }
 
-    const op = OPERATORS.find((o) => source.startsWith(o, i));
+    let op: string | undefined;
+    for (const [k, set] of OPS_BY_LENGTH.entries()) {
+      const cand = source.substr(i, 3 - k);
+      if (set.has(cand)) {
+        op = cand;
+        break;
+      }
+    }
     if (op !== undefined) {
       if (op === '(' || op === '[' || op === '{') {
         depth++;
@@ -196,7 +230,11 @@ export function tokenize(source: string, file: string): Token[] {
     fail(open.pos, `unclosed '${open.op}': expected '${close}' before the end of the file`);
   }
   const last = tokens[tokens.length - 1];
-  if (last !== undefined && last.kind !== 'newline') tokens.push({ kind: 'newline', value: '\n', pos: pos(i) });
+  if (last !== undefined && last.kind !== 'newline' && last.kind !== 'dedent') tokens.push({ kind: 'newline', value: '\n', pos: pos(i) });
+  while (indents.length > 1) {
+    indents.pop();
+    tokens.push({ kind: 'dedent', value: '', pos: pos(i) });
+  }
   tokens.push({ kind: 'eof', value: '', pos: pos(i) });
   return tokens;
 

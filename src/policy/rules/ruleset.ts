@@ -34,6 +34,21 @@ export interface PrefixRule {
   readonly origin: RuleOrigin;
 }
 
+export type NetworkRuleProtocol = 'http' | 'https' | 'socks5_tcp' | 'socks5_udp';
+
+/**
+ * network_rule(...): parsed and validated like upstream (where it feeds
+ * Codex's network proxy), kept for tooling, never consulted for an exec.
+ */
+export interface NetworkRule {
+  /** Normalized: lowercased, port and trailing dots dropped. */
+  readonly host: string;
+  readonly protocol: NetworkRuleProtocol;
+  readonly decision: RuleDecision;
+  readonly justification?: string | undefined;
+  readonly origin: RuleOrigin;
+}
+
 export interface MatchedRule {
   /** The argv prefix that matched (with the basename as first token after a host-executable fallback). */
   readonly matchedPrefix: readonly string[];
@@ -99,11 +114,17 @@ export class RuleSet {
   readonly #byProgram: ReadonlyMap<string, readonly PrefixRule[]>;
   /** name → allowed absolute paths (normalized). Empty array: fallback never allowed. */
   readonly #hostExecutables: ReadonlyMap<string, readonly string[]>;
+  readonly #networkRules: readonly NetworkRule[];
   readonly size: number;
 
-  constructor(byProgram: ReadonlyMap<string, readonly PrefixRule[]>, hostExecutables: ReadonlyMap<string, readonly string[]>) {
+  constructor(
+    byProgram: ReadonlyMap<string, readonly PrefixRule[]>,
+    hostExecutables: ReadonlyMap<string, readonly string[]>,
+    networkRules: readonly NetworkRule[] = [],
+  ) {
     this.#byProgram = byProgram;
     this.#hostExecutables = hostExecutables;
+    this.#networkRules = networkRules;
     let n = 0;
     for (const rules of byProgram.values()) n += rules.length;
     this.size = n;
@@ -120,6 +141,11 @@ export class RuleSet {
 
   hostExecutables(): ReadonlyMap<string, readonly string[]> {
     return this.#hostExecutables;
+  }
+
+  /** The network_rule(...) declarations, in load order: they never take part in an exec decision. */
+  networkRules(): readonly NetworkRule[] {
+    return this.#networkRules;
   }
 
   evaluate(command: readonly string[], opts: EvaluateOptions = {}): Evaluation {
