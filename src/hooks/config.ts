@@ -352,7 +352,11 @@ export function loadTomlText(text: string, file: string, env: NodeJS.ProcessEnv)
   try {
     doc = parseToml(text) as Record<string, unknown>;
   } catch (e) {
-    throw new HooksConfigError(`${file}: invalid TOML: ${(e as Error).message.split('\n')[0]}`, file);
+    // smol-toml's TomlError carries the 1-based line and column.
+    const { line, column } = e as { line?: unknown; column?: unknown };
+    const where = typeof line === 'number' && typeof column === 'number' ? `:${line}:${column}` : '';
+    const what = ((e as Error).message.split('\n')[0] ?? '').replace(/^Invalid TOML document: /, '');
+    throw new HooksConfigError(`${file}${where}: invalid TOML: ${what}`, file);
   }
   for (const k of Object.keys(doc)) {
     if (k !== 'hooks' && k !== 'mcp_servers') throw new HooksConfigError(`${file}: unknown top-level table [${k}] (expected [hooks] and [mcp_servers.*])`, file, k);
@@ -553,12 +557,24 @@ const KNOWN_JSON_HOOK_KEYS = new Set([
 /** Claude Code hook fields that only affect its UI: accepted, ignored. */
 const IGNORED_JSON_HOOK_KEYS = new Set(['statusMessage']);
 
+/** JSON.parse reports a character offset ("at position N"; none at the end of input): line:col (1-based) from it. */
+export function jsonErrorLocation(text: string, message: string): { where: string; what: string } {
+  const m = / in JSON at position (\d+)/.exec(message);
+  const offset = m ? Math.min(Number(m[1]), text.length) : text.length;
+  const before = text.slice(0, offset);
+  const line = before.split('\n').length;
+  const column = offset - (before.lastIndexOf('\n') + 1) + 1;
+  const what = message.replace(/ in JSON at position \d+.*$/, '').replace(/ \(line \d+ column \d+\)$/, '');
+  return { where: `${line}:${column}`, what };
+}
+
 export function loadJsonText(text: string, file: string, env: NodeJS.ProcessEnv): LoadedFile {
   let doc: unknown;
   try {
     doc = JSON.parse(text);
   } catch (e) {
-    throw new HooksConfigError(`${file}: invalid JSON: ${(e as Error).message}`, file);
+    const { where, what } = jsonErrorLocation(text, (e as Error).message);
+    throw new HooksConfigError(`${file}:${where}: invalid JSON: ${what}`, file);
   }
   if (isRecord(doc)) {
     for (const k of Object.keys(doc)) {

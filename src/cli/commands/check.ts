@@ -1,11 +1,12 @@
 /**
- * `codex-escalate check --rules FILE [--rules FILE]... [--resolve-host-executables] [--pretty] -- PROGRAM ARGS...`
+ * `codex-escalate check --rules FILE [--rules FILE]... [--resolve-host-executables] [--pretty] [--] PROGRAM ARGS...`
  * Prints the evaluation exactly as `codex execpolicy check` does.
  */
 import type { Command } from 'commander';
 import { formatCheckJson } from '../../policy/rules/check-json.js';
 import { loadRulesFiles } from '../../policy/rules/compile.js';
 import { configExecutingWarnings } from '../../policy/config-executing.js';
+import { collect, EXIT_TOOL_FAILURE } from '../errors.js';
 
 export { toCheckJson, formatCheckJson } from '../../policy/rules/check-json.js';
 
@@ -26,22 +27,22 @@ const processIo: CheckIo = {
   stderr: (s) => process.stderr.write(s),
 };
 
-/** Runs the check; returns the exit status (0 evaluated, 2 usage, 1 rules did not load). */
+/** Runs the check; returns the exit status (0 evaluated, whatever the decision; 125 usage error or rules did not load). */
 export async function runCheck(args: CheckArgs, io: CheckIo = processIo): Promise<number> {
   if (args.rules.length === 0) {
     io.stderr('codex-escalate check: at least one --rules FILE is required\n');
-    return 2;
+    return EXIT_TOOL_FAILURE;
   }
   if (args.command.length === 0) {
-    io.stderr('codex-escalate check: no command given: expected -- PROGRAM ARGS...\n');
-    return 2;
+    io.stderr('codex-escalate check: no command given: expected PROGRAM ARGS... (after -- or not)\n');
+    return EXIT_TOOL_FAILURE;
   }
   let rules;
   try {
     rules = await loadRulesFiles(args.rules);
   } catch (err) {
     io.stderr(`codex-escalate check: rules did not load: ${(err as Error).message}\n`);
-    return 1;
+    return EXIT_TOOL_FAILURE;
   }
   // Said on every check, so a policy that escalates workspace-configured tools is never written by accident.
   for (const w of configExecutingWarnings(rules)) io.stderr(`codex-escalate check: warning: ${w}\n`);
@@ -50,9 +51,6 @@ export async function runCheck(args: CheckArgs, io: CheckIo = processIo): Promis
   return 0;
 }
 
-function collect(value: string, previous: string[]): string[] {
-  return [...previous, value];
-}
 
 export function registerCheckCommand(program: Command): void {
   program
@@ -61,7 +59,8 @@ export function registerCheckCommand(program: Command): void {
     .option('-r, --rules <file>', 'rules file to load (repeatable; files merge in order)', collect, [])
     .option('--resolve-host-executables', 'let an absolute program path fall back to the rules for its basename (see host_executable)', false)
     .option('--pretty', 'indent the JSON output', false)
-    .argument('<command...>', 'the command to check, after --')
+    .argument('[command...]', 'the command to check (after -- or not: everything after the first word is the command\'s, like `codex execpolicy check`)')
+    .passThroughOptions()
     .action(async (command: string[], options: { rules: string[]; resolveHostExecutables: boolean; pretty: boolean }) => {
       const code = await runCheck({
         rules: options.rules,
