@@ -50,7 +50,9 @@ export interface DecisionProbe {
 export async function openDecisionProbe(o: ProbeFlags): Promise<DecisionProbe> {
   const cwd = path.resolve(o.cwd ?? process.cwd());
   const logger = silentLogger();
-  const boundary = sessionBoundary(cwd, o.writable, true);
+  const session = sessionBoundary(cwd, o.writable, true);
+  // Nothing is watched here, so "read once, never reloaded" would only confuse; the other warnings stand.
+  const boundary = { ...session, warn: (event: string, message: string) => (event === 'rules_read_once' ? undefined : session.warn(event, message)) };
   const discoverFrom = discoverHooks(o) ? cwd : undefined;
   let hooks: HookEngine | undefined;
   let hooksConfigured = 0;

@@ -32,6 +32,8 @@ export interface Explanation {
   readonly outcome: 'run' | 'escalate' | 'deny' | 'prompt';
   readonly reason: string | null;
   readonly hooksRun: boolean;
+  /** PreToolUse hooks configured (run only with --run-hooks). */
+  readonly hooksConfigured: number;
   /** The audit fields run would log for this decision. */
   readonly audit: Readonly<Record<string, unknown>>;
 }
@@ -132,6 +134,7 @@ export async function explain(command: readonly string[], flags: ProbeFlags): Pr
       outcome,
       reason: probed.decision.reason ?? null,
       hooksRun: probe.hooksRun,
+      hooksConfigured: probe.hooksConfigured,
       audit: probed.decision.audit ?? {},
     };
   } finally {
@@ -145,7 +148,7 @@ export function formatExplanation(e: Explanation): string {
   for (const s of e.steps) lines.push(`${s.step.padEnd(18)} ${s.result.padEnd(13)} ${t(s.detail)}`);
   lines.push('');
   const outcome = e.outcome === 'prompt' ? 'prompt (the approver decides: approved = escalate, refused = deny)' : e.outcome;
-  lines.push(`decision  ${outcome}${e.reason ? ` — ${t(e.reason)}` : ''}${e.hooksRun ? '' : ' [hooks not run]'}`);
+  lines.push(`decision  ${outcome}${e.reason ? ` — ${t(e.reason)}` : ''}${e.hooksRun || e.hooksConfigured === 0 ? '' : ' [hooks not run: --run-hooks]'}`);
   return `${lines.join('\n')}\n`;
 }
 
