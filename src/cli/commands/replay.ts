@@ -64,6 +64,8 @@ export interface ReplayReport {
   /** Decision lines that cannot be replayed (truncated argv, missing fields), and lines that are not JSON. */
   readonly skipped: readonly ReplaySkip[];
   readonly hooksRun: boolean;
+  /** PreToolUse hooks configured (run only with --run-hooks). */
+  readonly hooksConfigured: number;
 }
 
 /** What the past decision was, in replay's terms: a decision an approver answered counts as `prompt`. */
@@ -131,13 +133,13 @@ export async function replay(log: string, flags: ProbeFlags): Promise<ReplayRepo
   } finally {
     await probe.close();
   }
-  return { log, decisions, replayed, unchanged: replayed - changes.length, changed: changes.length, transitions, changes, skipped, hooksRun: probe.hooksRun };
+  return { log, decisions, replayed, unchanged: replayed - changes.length, changed: changes.length, transitions, changes, skipped, hooksRun: probe.hooksRun, hooksConfigured: probe.hooksConfigured };
 }
 
 export function formatReplay(r: ReplayReport): string {
   const t = escapeForTerminal;
   const out = [
-    `${r.decisions} decisions in ${t(r.log)}: ${r.replayed} replayed, ${r.unchanged} unchanged, ${r.changed} changed, ${r.skipped.length} skipped${r.hooksRun ? '' : ' (hooks not run: --run-hooks)'}`,
+    `${r.decisions} decisions in ${t(r.log)}: ${r.replayed} replayed, ${r.unchanged} unchanged, ${r.changed} changed, ${r.skipped.length} skipped${r.hooksRun || r.hooksConfigured === 0 ? '' : ` (${r.hooksConfigured} PreToolUse hook(s) not run: --run-hooks)`}`,
   ];
   for (const [k, n] of Object.entries(r.transitions)) out.push(`  ${k}: ${n}`);
   for (const c of r.changes) {
