@@ -2,6 +2,7 @@ import { existsSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import path from 'node:path';
 import { parse as parseToml } from 'smol-toml';
+import { jsonSyntaxErrorOffset, lineColumn } from './json-position.js';
 import { z } from 'zod';
 import { TEMPLATE_KEYS } from './payload.js';
 import { describeExposure, sandboxExposure, sandboxWritableRoots } from '../policy/sandbox-roots.js';
@@ -557,14 +558,14 @@ const KNOWN_JSON_HOOK_KEYS = new Set([
 /** Claude Code hook fields that only affect its UI: accepted, ignored. */
 const IGNORED_JSON_HOOK_KEYS = new Set(['statusMessage']);
 
-/** JSON.parse reports a character offset ("at position N"; none at the end of input): line:col (1-based) from it. */
+/** `line:col` of a JSON syntax error (see json-position.ts) and JSON.parse's message without its own location or excerpt. */
 export function jsonErrorLocation(text: string, message: string): { where: string; what: string } {
-  const m = / in JSON at position (\d+)/.exec(message);
-  const offset = m ? Math.min(Number(m[1]), text.length) : text.length;
-  const before = text.slice(0, offset);
-  const line = before.split('\n').length;
-  const column = offset - (before.lastIndexOf('\n') + 1) + 1;
-  const what = message.replace(/ in JSON at position \d+.*$/, '').replace(/ \(line \d+ column \d+\)$/, '');
+  const offset = jsonSyntaxErrorOffset(text) ?? text.length;
+  const { line, column } = lineColumn(text, offset);
+  const what = message
+    .replace(/ in JSON at position \d+.*$/, '')
+    .replace(/, ".*" is not valid JSON$/s, '')
+    .replace(/ \(line \d+ column \d+\)$/, '');
   return { where: `${line}:${column}`, what };
 }
 

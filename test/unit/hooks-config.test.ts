@@ -181,7 +181,8 @@ describe('hooks.json (Codex / Claude Code)', () => {
     const e = await loadError([json]);
     expect(e.message).toMatch(new RegExp(`^${json.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:3:20: invalid JSON: Unexpected token`));
     const truncated = write(d, 'l.json', '{\n  "hooks": {\n');
-    expect((await loadError([truncated])).message).toBe(`${truncated}:3:1: invalid JSON: Unexpected end of JSON input`);
+    expect((await loadError([truncated])).message).toMatch(/:3:1: invalid JSON: \S/);
+    expect((await loadError([truncated])).message.startsWith(`${truncated}:3:1: invalid JSON: `)).toBe(true);
     const toml = write(d, 'm.toml', '[[hooks.exec]]\nevent = "exec.before"\ncommand = = ["x"]\n');
     expect((await loadError([toml])).message).toBe(`${toml}:3:11: invalid TOML: invalid value`);
   });

@@ -91,7 +91,9 @@ describe('check CLI (real process)', () => {
   it('without --, like `codex execpolicy check`: everything after the first word is the command', async () => {
     const r = await runCli(['check', '--rules', path.join(fixtures, 'corpus-base.rules'), 'git', 'push', '--force']);
     expect(r.code).toBe(0);
-    expect(JSON.parse(r.stdout)).toMatchObject({ decision: 'forbidden', matchedRules: [{ prefixRuleMatch: { matchedPrefix: ['git', 'push', '--force'] } }] });
+    const out = JSON.parse(r.stdout) as { decision: string; matchedRules: { prefixRuleMatch: { matchedPrefix: string[]; decision: string } }[] };
+    expect(out.decision).toBe('forbidden');
+    expect(out.matchedRules.map((m) => [m.prefixRuleMatch.matchedPrefix, m.prefixRuleMatch.decision])).toContainEqual([['git', 'push', '--force'], 'forbidden']);
     const short = await runCli(['check', '-r', path.join(fixtures, 'corpus-base.rules'), '--pretty', 'git', 'push', '-f', '--rules', 'x']);
     expect(short.code).toBe(0);
     // --rules after the first word is the command's own argument, not ours.
