@@ -50,10 +50,10 @@ export function registerRunCommand(program: Command): void {
     .summary('run a bash script, or one command, with every exec decided by the escalation server')
     .description(
       'Start an escalation server, run the patched bash under it with this terminal\'s stdio, and exit with the script\'s status.\n' +
-        '  run [options] -- SCRIPT             one word: bash -c SCRIPT\n' +
-        '  run [options] -- CMD ARGS...        several words: run exactly that command (through the patched shell)\n' +
-        '  run [options] -c SCRIPT [NAME ARGS...]  bash -c SCRIPT NAME ARGS... ($0 $1 ...)\n' +
-        'Every execve the shell makes goes through codex-execve-wrapper and is decided Run (in place), Escalate (run by the server) or Deny (exit 126).',
+        'Every execve the shell makes goes through codex-execve-wrapper and is decided Run (in place), Escalate (run by the server) or Deny (exit 126).\n\n' +
+        '  -- SCRIPT                 one word: bash -c SCRIPT\n' +
+        '  -- CMD ARGS...            several words: exactly this command, via the shell\n' +
+        '  -c SCRIPT [NAME ARGS...]  bash -c SCRIPT NAME ARGS... ($0 $1 ...)',
     )
     .usage('[options] -- SCRIPT | CMD ARGS... | -c SCRIPT [NAME ARGS...]')
     .argument('[words...]', 'SCRIPT (one word), or CMD ARGS..., or with -c the positional parameters NAME ARGS...')
