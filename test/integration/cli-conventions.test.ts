@@ -6,7 +6,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { cliEnv, readJsonLines, runCli } from '../helpers/e2e.js';
+import { cliEnv, fixtureHook, readJsonLines, runCli, writeHooksJson } from '../helpers/e2e.js';
 import { patchedBash, tempDir } from '../helpers/harness.js';
 
 const base = ['run', '--shell', patchedBash(), '--sandbox', 'none', '--no-discover-hooks'];
@@ -51,6 +51,17 @@ describe('run -- CMD ARGS', () => {
     const r = await runCli([...base, '--cwd', dir, '--log-file', '/dev/null', '-r', rules, '--', 'touch', path.join(dir, 'x')], { env: cliEnv() });
     expect(r.code).toBe(126);
     expect(r.stderr).toContain('no touching');
+  });
+
+  it('a run-level hook sees the command as one quoted command line (what a user would type)', async () => {
+    const dir = tempDir('cse-conv-');
+    const dump = path.join(dir, 'events.log');
+    const hooks = writeHooksJson(dir, { PreToolUse: [{ matcher: 'Bash', hooks: [fixtureHook('record-event.sh', [dump], { scope: 'run' })] }] });
+    const r = await runCli([...base, '--cwd', dir, '--log-file', '/dev/null', '--hooks', hooks, '--', '/usr/bin/printf', '%s', "it's", 'a\nb'], { env: cliEnv() });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe("it'sa\nb");
+    const payload = JSON.parse(readFileSync(dump, 'utf8').split('\t')[2]!) as { tool_input: { command: string } };
+    expect(payload.tool_input.command).toBe(`/usr/bin/printf %s 'it'\\''s' $'a\\nb'`);
   });
 
   it('one word is a script; -c SCRIPT NAME ARGS gives positional parameters, options after it included', async () => {
