@@ -55,7 +55,12 @@ export async function runCheck(args: CheckArgs, io: CheckIo = processIo): Promis
 export function registerCheckCommand(program: Command): void {
   program
     .command('check')
-    .description('evaluate a command against execpolicy .rules files and print the result as JSON (same shape as `codex execpolicy check`)')
+    .summary('evaluate a command against execpolicy .rules files and print the result as JSON (same shape as `codex execpolicy check`)')
+    .description(
+      'Evaluate a command against execpolicy .rules files and print the result as JSON (same shape as `codex execpolicy check`).\n' +
+        'Exit status: 0 evaluated (whatever the decision: read "decision"), 125 usage error or the rules did not load.',
+    )
+    .usage('-r RULES [options] [--] CMD ARGS...')
     .option('-r, --rules <file>', 'rules file to load (repeatable; files merge in order)', collect, [])
     .option('--resolve-host-executables', 'let an absolute program path fall back to the rules for its basename (see host_executable)', false)
     .option('--pretty', 'indent the JSON output', false)
