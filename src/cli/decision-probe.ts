@@ -4,6 +4,7 @@
  * with an approver that records the question instead of asking it. Hooks run
  * only when asked for (--run-hooks): they are programs with effects.
  */
+import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { loadHooks } from '../hooks/config.js';
@@ -49,6 +50,8 @@ export interface DecisionProbe {
 
 export async function openDecisionProbe(o: ProbeFlags): Promise<DecisionProbe> {
   const cwd = path.resolve(o.cwd ?? process.cwd());
+  // As run checks it: a session cannot start in a directory that is not there.
+  if (!existsSync(cwd) || !statSync(cwd).isDirectory()) throw new CliError(`--cwd ${cwd}: not a directory`);
   const logger = silentLogger();
   const session = sessionBoundary(cwd, o.writable, true);
   // Nothing is watched here, so "read once, never reloaded" would only confuse; the other warnings stand.

@@ -57,6 +57,7 @@ const cases: Case[] = [
   { command: 'explain', status: '125', what: 'rules that do not load', args: ['explain', '--cwd', dir, '-r', brokenRules, 'ls'], code: 125, stderr: /rules did not load/ },
   { command: 'replay', status: '0', what: 'nothing changed', args: ['replay', log, '--cwd', dir], code: 0 },
   { command: 'replay', status: '1', what: 'git push is now forbidden', args: ['replay', log, '--cwd', dir, '-r', rules], code: 1 },
+  { command: 'explain', status: '125', what: '--cwd that is not a directory', args: ['explain', '--cwd', '/nonexistent/dir', 'ls'], code: 125, stderr: /--cwd \/nonexistent\/dir: not a directory/ },
   { command: 'replay', status: '125', what: 'a log that cannot be read', args: ['replay', path.join(dir, 'missing.jsonl')], code: 125, stderr: /cannot read the audit log/ },
   { command: 'hooks test', status: '0', what: 'not denied', args: ['hooks', 'test', '--no-discover-hooks', '--event', 'PreToolUse', '--hooks', runGuard, '--', 'ls'], code: 0 },
   { command: 'hooks test', status: '2', what: 'a hook denied', args: ['hooks', 'test', '--no-discover-hooks', '--event', 'PreToolUse', '--hooks', denyHook, '--', 'ls'], code: 2 },
