@@ -2,6 +2,7 @@ import { existsSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import path from 'node:path';
 import { parse as parseToml } from 'smol-toml';
+import { jsonSyntaxErrorOffset, lineColumn } from './json-position.js';
 import { z } from 'zod';
 import { TEMPLATE_KEYS } from './payload.js';
 import { describeExposure, sandboxExposure, sandboxWritableRoots } from '../policy/sandbox-roots.js';
@@ -406,7 +407,11 @@ export function loadTomlText(text: string, file: string, env: NodeJS.ProcessEnv)
   try {
     doc = parseToml(text) as Record<string, unknown>;
   } catch (e) {
-    throw new HooksConfigError(`${file}: invalid TOML: ${(e as Error).message.split('\n')[0]}`, file);
+    // smol-toml's TomlError carries the 1-based line and column.
+    const { line, column } = e as { line?: unknown; column?: unknown };
+    const where = typeof line === 'number' && typeof column === 'number' ? `:${line}:${column}` : '';
+    const what = ((e as Error).message.split('\n')[0] ?? '').replace(/^Invalid TOML document: /, '');
+    throw new HooksConfigError(`${file}${where}: invalid TOML: ${what}`, file);
   }
   for (const k of Object.keys(doc)) {
     if (k !== 'hooks' && k !== 'mcp_servers') throw new HooksConfigError(`${file}: unknown top-level table [${k}] (expected [hooks] and [mcp_servers.*])`, file, k);
@@ -589,12 +594,24 @@ const KNOWN_JSON_HOOK_KEYS = new Set([
 /** Claude Code hook fields that only affect its UI: accepted, ignored. */
 const IGNORED_JSON_HOOK_KEYS = new Set(['statusMessage']);
 
+/** `line:col` of a JSON syntax error (see json-position.ts) and JSON.parse's message without its own location or excerpt. */
+export function jsonErrorLocation(text: string, message: string): { where: string; what: string } {
+  const offset = jsonSyntaxErrorOffset(text) ?? text.length;
+  const { line, column } = lineColumn(text, offset);
+  const what = message
+    .replace(/ in JSON at position \d+.*$/, '')
+    .replace(/, ".*" is not valid JSON$/s, '')
+    .replace(/ \(line \d+ column \d+\)$/, '');
+  return { where: `${line}:${column}`, what };
+}
+
 export function loadJsonText(text: string, file: string, env: NodeJS.ProcessEnv): LoadedFile {
   let doc: unknown;
   try {
     doc = JSON.parse(text);
   } catch (e) {
-    throw new HooksConfigError(`${file}: invalid JSON: ${(e as Error).message}`, file);
+    const { where, what } = jsonErrorLocation(text, (e as Error).message);
+    throw new HooksConfigError(`${file}:${where}: invalid JSON: ${what}`, file);
   }
   if (isRecord(doc)) {
     for (const k of Object.keys(doc)) {

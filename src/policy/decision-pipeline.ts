@@ -128,7 +128,8 @@ export function createDecisionPipeline(opts: DecisionPipelineOptions = {}): Deci
     const lead = decisive.find((m) => m.justification !== undefined) ?? decisive[0];
     const audit: Record<string, unknown> = matched.length
       ? {
-          matchedRules: check.matchedRules,
+          // Each match says where its rule is (file:line), next to the upstream check shape.
+          matchedRules: check.matchedRules.map((m, i) => ({ ...m, source: ruleSource(matched[i]!.rule) })),
           rulesDecision: evaluation.decision ?? null,
           justification: lead?.justification ?? null,
           rules: matched.map((m) => describeRule(m.rule)),
@@ -301,6 +302,11 @@ export function createDecisionPipeline(opts: DecisionPipelineOptions = {}): Deci
       return { ...decision, rewrite: { argv: rewrittenArgv, program } };
     },
   };
+}
+
+/** `file:line` of a rule's prefix_rule(...) call. */
+export function ruleSource(rule: MatchedRule['rule']): string {
+  return `${rule.origin.file}:${rule.origin.line}`;
 }
 
 interface Prefix {

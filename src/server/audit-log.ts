@@ -12,6 +12,8 @@ export interface AuditLogOptions {
   /** Pretty-print for humans (default: when writing to a terminal). */
   readonly pretty?: boolean | undefined;
   readonly level?: pino.LevelWithSilent | undefined;
+  /** Write the lines here instead (the CLI's stdout or its one-line terminal view); `file` and `pretty` are then ignored. */
+  readonly destination?: pino.DestinationStream | undefined;
 }
 
 // C0/C1 controls (newline, ESC...), DEL, Unicode line breaks and bidi overrides, lone surrogates (escaped non-UTF-8 bytes).
@@ -57,6 +59,7 @@ const hooks: pino.LoggerOptions['hooks'] = {
 export function createAuditLogger(opts: AuditLogOptions = {}): AuditLogger {
   const level = opts.level ?? 'info';
   const base = { base: null, timestamp: pino.stdTimeFunctions.isoTime, level, hooks } as const;
+  if (opts.destination) return pino(base, opts.destination);
   if (opts.file) {
     const stream = createWriteStream(opts.file, { flags: 'a' });
     let reported = false;

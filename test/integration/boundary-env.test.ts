@@ -125,7 +125,7 @@ describe('escalation environment options are checked', () => {
   it('--env-allow PATH (or HOME, XDG_*) is refused with a clear error: those always come from the server', async () => {
     for (const name of ['PATH', 'HOME', 'XDG_CONFIG_HOME']) {
       const r = await run('none', ['--env-allow', name], 'true');
-      expect(r.code).toBe(2);
+      expect(r.code).toBe(125);
       expect(r.stderr).toContain(`--env-allow ${name}: PATH, HOME, USER, LOGNAME, SHELL, TMPDIR and XDG_* always come from the server's environment`);
     }
   });
@@ -189,10 +189,10 @@ describe.each(['bwrap', 'none'])('the sandboxed shell does not inherit secrets (
 describe('shell environment options are checked', () => {
   it('bad --shell-env / --shell-env-set values are clear errors', async () => {
     const bad = await run('none', ['--shell-env', 'inherit=most'], 'true');
-    expect(bad.code).toBe(2);
+    expect(bad.code).toBe(125);
     expect(bad.stderr).toContain('--shell-env "inherit=most": expected inherit=all, inherit=core, inherit=none or inherit=default');
     const set = await run('none', ['--shell-env-set', 'NOEQUALS'], 'true');
-    expect(set.code).toBe(2);
+    expect(set.code).toBe(125);
     expect(set.stderr).toContain('--shell-env-set "NOEQUALS": expected NAME=VALUE');
   });
 });

@@ -46,21 +46,21 @@ describe('codex-escalate run', () => {
     expect(actions).toEqual(['deny', 'escalate']);
   });
 
-  it('passes positional arguments to the script', async () => {
-    const r = await runCli(['run', '--shell', patchedBash(), '--log-file', '/dev/null', '--', 'echo "$0:$1:$2"', 'name', 'a', 'b']);
+  it('passes positional arguments to the script with -c SCRIPT NAME ARGS', async () => {
+    const r = await runCli(['run', '--shell', patchedBash(), '--log-file', '/dev/null', '-c', 'echo "$0:$1:$2"', 'name', 'a', 'b']);
     expect(r.stdout).toBe('name:a:b\n');
   });
 
   it('rejects a bad pattern and a missing --cwd with a clear message', async () => {
     const bad = await runCli(['run', '--shell', patchedBash(), '--deny', 'a | b', '--', 'true']);
-    expect(bad.code).toBe(2);
+    expect(bad.code).toBe(125);
     expect(bad.stderr).toMatch(/bad --deny\/--escalate pattern/);
     // An expansion is not silently matched as an empty word (was ["echo", ""]).
     const expand = await runCli(['run', '--shell', patchedBash(), '--escalate', 'echo $HOME', '--', 'true']);
-    expect(expand.code).toBe(2);
+    expect(expand.code).toBe(125);
     expect(expand.stderr).toMatch(/bad --deny\/--escalate pattern: pattern "echo \$HOME": "\$" would expand/);
     const cwd = await runCli(['run', '--shell', patchedBash(), '--cwd', '/nonexistent/dir', '--', 'true']);
-    expect(cwd.code).toBe(2);
+    expect(cwd.code).toBe(125);
     expect(cwd.stderr).toMatch(/--cwd \/nonexistent\/dir: not a directory/);
   });
 

@@ -329,7 +329,7 @@ describe('hooks through the real CLI (codex-escalate run --hooks)', () => {
     const bad = writeHooksJson(dir, { PreToolUse: [{ matcher: 'Bash', hooks: [{ type: 'command', command: 42 }] }] });
     const marker = path.join(dir, 'ran');
     const r = await runCli(['run', '--shell', patchedBash(), '--hooks', bad, '--cwd', dir, '--', `touch ${sq(marker)}`]);
-    expect(r.code).toBe(2);
+    expect(r.code).toBe(125);
     expect(r.stderr).toMatch(/hooks did not load: .*hooks\.json: hooks\.PreToolUse\[0\]\.hooks\[0\].*command/);
     expect(existsSync(marker)).toBe(false);
   });

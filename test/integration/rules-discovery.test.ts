@@ -84,12 +84,12 @@ describe('--rules DIR', () => {
   it('a directory without rules says so; a broken file in it names file:line:col', async () => {
     const empty = outsideDir();
     const r = await check(['--no-discover-rules', '--rules', empty, '--', 'ls'], workspace());
-    expect(r.code).toBe(2);
+    expect(r.code).toBe(125);
     expect(r.stderr).toContain(`--rules ${empty}: the directory has no *.rules files`);
     const bad = outsideDir();
     put(path.join(bad, 'a.rules'), 'for x in ["ls"]:\n    prefix_rule(pattern=[x], decision="nope")\n');
     const b = await check(['--no-discover-rules', '--rules', bad, '--', 'ls'], workspace());
-    expect(b.code).toBe(1);
+    expect(b.code).toBe(125);
     expect(b.stderr).toContain(`rules did not load: ${path.join(bad, 'a.rules')}:2:39: invalid decision "nope"`);
   });
 });
@@ -116,7 +116,7 @@ describe('discovery: $CODEX_HOME/rules and ./.codex/rules', () => {
     expect(decisionOf(named.stdout)).toBe('allow');
     // --no-discover-rules: nothing is loaded, and check says there is nothing to check against.
     const none = await check(['--no-discover-rules', '--', 'git', 'push'], cwd, env);
-    expect(none.code).toBe(2);
+    expect(none.code).toBe(125);
     expect(none.stderr).toContain('no rules to check against: give --rules FILE or --rules DIR');
   });
 

@@ -192,7 +192,7 @@ describe('rules through the real CLI (codex-escalate run --rules)', () => {
         reason: 'no recursive deletes',
         justification: 'no recursive deletes',
         rulesDecision: 'forbidden',
-        matchedRules: [{ prefixRuleMatch: { matchedPrefix: ['rm', '-rf'], decision: 'forbidden', resolvedProgram: '/usr/bin/rm', justification: 'no recursive deletes' } }],
+        matchedRules: [{ prefixRuleMatch: { matchedPrefix: ['rm', '-rf'], decision: 'forbidden', resolvedProgram: '/usr/bin/rm', justification: 'no recursive deletes' }, source: `${policyRules}:2` }],
       });
       expect(d.rules).toEqual([expect.stringContaining(`prefix_rule(["rm", "-rf"], decision="forbidden") at ${policyRules}:2:1`)]);
     }

@@ -41,11 +41,11 @@ describe('codex-escalate hooks list', () => {
     expect(r.out).toContain('MCP servers:');
   });
 
-  it('reports a config error with file, entry and field, exit 1', async () => {
+  it('reports a config error with file, entry and field, exit 125', async () => {
     const f = path.join(tmp(), 'bad.toml');
     writeFileSync(f, '[[hooks.exec]]\nevent = "exec.before"\ncommand = ["x"]\ntimeout = -3\n');
-    const r = await run(['hooks', 'list', '--no-discover', '--hooks', f]);
-    expect(r.code).toBe(1);
+    const r = await run(['hooks', 'list', '--no-discover-hooks', '--hooks', f]);
+    expect(r.code).toBe(125);
     expect(r.err).toContain(`${f}: hooks.exec[0]: field "timeout"`);
   });
 
@@ -75,7 +75,7 @@ describe('codex-escalate hooks test', () => {
         },
       }),
     );
-    const r = await run(['hooks', 'test', '--no-discover', '--event', 'PreToolUse', '--hooks', f, '--', 'rm', '-rf', '/']);
+    const r = await run(['hooks', 'test', '--no-discover-hooks', '--event', 'PreToolUse', '--hooks', f, '--', 'rm', '-rf', '/']);
     expect(r.out).toContain('PreToolUse (exec.before): ["rm","-rf","/"]');
     expect(r.out).toMatch(/hooks\[0\]: blocked .*decision=deny/);
     expect(r.out).toMatch(/hooks\[1\]: failed/);
@@ -113,10 +113,10 @@ describe('codex-escalate hooks test', () => {
 
   it('rejects unknown events and a missing command', async () => {
     let r = await run(['hooks', 'test', '--no-discover', '--event', 'Nope', '--', 'ls']);
-    expect(r.code).toBe(1);
+    expect(r.code).toBe(125);
     expect(r.err).toContain('unknown event "Nope"');
     r = await run(['hooks', 'test', '--no-discover', '--event', 'PreToolUse']);
-    expect(r.code).toBe(1);
+    expect(r.code).toBe(125);
     expect(r.err).toContain('needs a command');
   });
 });

@@ -175,6 +175,18 @@ describe('hooks.json (Codex / Claude Code)', () => {
     expect(c.warnings.join('\n')).toContain('UserPromptSubmit');
   });
 
+  it('syntax errors say file:line:col (JSON from the offset JSON.parse gives, TOML from smol-toml)', async () => {
+    const d = tmp();
+    const json = write(d, 'k.json', '{\n  "hooks": {\n    "PreToolUse": [,]\n  }\n}\n');
+    const e = await loadError([json]);
+    expect(e.message).toMatch(new RegExp(`^${json.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:3:20: invalid JSON: Unexpected token`));
+    const truncated = write(d, 'l.json', '{\n  "hooks": {\n');
+    expect((await loadError([truncated])).message).toMatch(/:3:1: invalid JSON: \S/);
+    expect((await loadError([truncated])).message.startsWith(`${truncated}:3:1: invalid JSON: `)).toBe(true);
+    const toml = write(d, 'm.toml', '[[hooks.exec]]\nevent = "exec.before"\ncommand = = ["x"]\n');
+    expect((await loadError([toml])).message).toBe(`${toml}:3:11: invalid TOML: invalid value`);
+  });
+
   it('errors name file, entry and field', async () => {
     const d = tmp();
     const e = await loadError([write(d, 'h.json', JSON.stringify({ hooks: { PreToolUse: [{ matcher: 'Bash', hooks: [{ type: 'command', command: 'x', timeout: -1 }] }] } }))]);

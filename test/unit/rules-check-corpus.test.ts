@@ -88,6 +88,18 @@ describe('check CLI (real process)', () => {
     expect(r.stdout).toContain('\n  "matchedRules": [\n    {\n      "prefixRuleMatch": {\n');
   });
 
+  it('without --, like `codex execpolicy check`: everything after the first word is the command', async () => {
+    const r = await runCli(['check', '--rules', path.join(fixtures, 'corpus-base.rules'), 'git', 'push', '--force']);
+    expect(r.code).toBe(0);
+    const out = JSON.parse(r.stdout) as { decision: string; matchedRules: { prefixRuleMatch: { matchedPrefix: string[]; decision: string } }[] };
+    expect(out.decision).toBe('forbidden');
+    expect(out.matchedRules.map((m) => [m.prefixRuleMatch.matchedPrefix, m.prefixRuleMatch.decision])).toContainEqual([['git', 'push', '--force'], 'forbidden']);
+    const short = await runCli(['check', '-r', path.join(fixtures, 'corpus-base.rules'), '--pretty', 'git', 'push', '-f', '--rules', 'x']);
+    expect(short.code).toBe(0);
+    // --rules after the first word is the command's own argument, not ours.
+    expect(JSON.parse(short.stdout)).toMatchObject({ decision: 'forbidden' });
+  });
+
   it('arguments that look like options after -- are part of the command', async () => {
     const r = await runCli(['check', '--rules', path.join(fixtures, 'corpus-base.rules'), '--', 'git', 'push', '--force']);
     expect(r.code).toBe(0);
@@ -96,13 +108,13 @@ describe('check CLI (real process)', () => {
 
   it('exits non-zero with a clear message when the rules do not load', async () => {
     const bad = await runCli(['check', '--rules', path.join(fixtures, 'broken.rules'), '--', 'ls']);
-    expect(bad.code).toBe(1);
+    expect(bad.code).toBe(125);
     expect(bad.stdout).toBe('');
     expect(bad.stderr).toBe(
       `codex-escalate check: rules did not load: ${path.join(fixtures, 'broken.rules')}:3:42: invalid decision "alow": expected "allow", "prompt" or "forbidden"\n`,
     );
     const missing = await runCli(['check', '--rules', path.join(fixtures, 'does-not-exist.rules'), '--', 'ls']);
-    expect(missing.code).toBe(1);
+    expect(missing.code).toBe(125);
     expect(missing.stderr).toContain('does-not-exist.rules:1:1: cannot read rules file: no such file');
   });
 });

@@ -1,5 +1,5 @@
 /**
- * `codex-escalate check [--rules FILE|DIR]... [--no-discover-rules] [--resolve-host-executables] [--pretty] -- PROGRAM ARGS...`
+ * `codex-escalate check [-r FILE|DIR]... [--no-discover-rules] [--resolve-host-executables] [--pretty] [--] PROGRAM ARGS...`
  * Prints the evaluation exactly as `codex execpolicy check` does, against the
  * rules `run` would load (the --rules files plus the trusted discovered ones).
  */
@@ -10,6 +10,7 @@ import { networkRulesNotice, resolveRulesFiles, rulesDiscoveryDirs } from '../..
 import { RulesLoadError } from '../../policy/rules/errors.js';
 import { sandboxWritableRoots } from '../../policy/sandbox-roots.js';
 import { configExecutingWarnings } from '../../policy/config-executing.js';
+import { collect, EXIT_TOOL_FAILURE } from '../errors.js';
 
 export { toCheckJson, formatCheckJson } from '../../policy/rules/check-json.js';
 
@@ -33,11 +34,11 @@ const processIo: CheckIo = {
   stderr: (s) => process.stderr.write(s),
 };
 
-/** Runs the check; returns the exit status (0 evaluated, 2 usage, 1 rules did not load). */
+/** Runs the check; returns the exit status (0 evaluated, whatever the decision; 125 usage error or rules did not load). */
 export async function runCheck(args: CheckArgs, io: CheckIo = processIo): Promise<number> {
   if (args.command.length === 0) {
-    io.stderr('codex-escalate check: no command given: expected -- PROGRAM ARGS...\n');
-    return 2;
+    io.stderr('codex-escalate check: no command given: expected PROGRAM ARGS... (after -- or not)\n');
+    return EXIT_TOOL_FAILURE;
   }
   const cwd = process.cwd();
   let set;
@@ -46,14 +47,14 @@ export async function runCheck(args: CheckArgs, io: CheckIo = processIo): Promis
     set = resolveRulesFiles({ explicit: args.rules, discoverFrom: args.discover === true ? cwd : undefined, roots: sandboxWritableRoots(cwd) });
   } catch (err) {
     io.stderr(`codex-escalate check: rules did not load: ${(err as Error).message}\n`);
-    return 1;
+    return EXIT_TOOL_FAILURE;
   }
   for (const w of set.warnings) io.stderr(`codex-escalate check: warning: ${w}\n`);
   // Nothing named and nothing found is a usage error; found-but-untrusted evaluates against no rules, as run would.
   if (set.files.length === 0 && set.untrusted.length === 0) {
     const where = args.discover === true ? ` (none found in ${rulesDiscoveryDirs(cwd).map((d) => d.dir).join(' or ')})` : '';
     io.stderr(`codex-escalate check: no rules to check against${where}: give --rules FILE or --rules DIR\n`);
-    return 2;
+    return EXIT_TOOL_FAILURE;
   }
   if (set.discovered.length > 0) {
     io.stderr(`codex-escalate check: note: also using the discovered ${set.discovered.join(', ')} (--no-discover-rules to leave ${set.discovered.length === 1 ? 'it' : 'them'} out)\n`);
@@ -64,7 +65,7 @@ export async function runCheck(args: CheckArgs, io: CheckIo = processIo): Promis
   } catch (err) {
     const msg = err instanceof RulesLoadError ? err.message : (err as Error).message;
     io.stderr(`codex-escalate check: rules did not load: ${msg}\n`);
-    return 1;
+    return EXIT_TOOL_FAILURE;
   }
   const net = networkRulesNotice(rules);
   if (net !== undefined) io.stderr(`codex-escalate check: warning: ${net}\n`);
@@ -75,19 +76,22 @@ export async function runCheck(args: CheckArgs, io: CheckIo = processIo): Promis
   return 0;
 }
 
-function collect(value: string, previous: string[]): string[] {
-  return [...previous, value];
-}
 
 export function registerCheckCommand(program: Command): void {
   program
     .command('check')
-    .description('evaluate a command against execpolicy .rules files and print the result as JSON (same shape as `codex execpolicy check`)')
+    .summary('evaluate a command against execpolicy .rules files and print the result as JSON (same shape as `codex execpolicy check`)')
+    .description(
+      'Evaluate a command against execpolicy .rules files and print the result as JSON (same shape as `codex execpolicy check`).\n' +
+        'Exit status: 0 evaluated (whatever the decision: read "decision"), 125 usage error or the rules did not load.',
+    )
+    .usage('[-r RULES]... [options] [--] CMD ARGS...')
     .option('-r, --rules <path>', 'rules file, or directory of *.rules files (repeatable; merged in order, a directory\'s files sorted by name)', collect, [])
     .option('--no-discover-rules', 'do not also load $CODEX_HOME/rules/*.rules (~/.codex/rules) and ./.codex/rules/*.rules; discovered files the sandbox can write are never loaded')
     .option('--resolve-host-executables', 'let an absolute program path fall back to the rules for its basename (see host_executable)', false)
     .option('--pretty', 'indent the JSON output', false)
-    .argument('<command...>', 'the command to check, after --')
+    .argument('[command...]', 'the command to check (after -- or not: everything after the first word is the command\'s, like `codex execpolicy check`)')
+    .passThroughOptions()
     .action(async (command: string[], options: { rules: string[]; discoverRules: boolean; resolveHostExecutables: boolean; pretty: boolean }) => {
       const code = await runCheck({
         rules: options.rules,

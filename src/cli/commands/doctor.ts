@@ -3,7 +3,8 @@ import { execFileSync } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import { defaultWrapperPath } from '../../paths.js';
 import { bwrapLaunch, bwrapUsable } from '../../sandbox/bwrap.js';
-import { findPatchedBash, patchedBashCachePath } from '../../shell/patched-bash.js';
+import { findPatchedBash, PATCHED_BASH_ENV_VAR, patchedBashCachePath } from '../../shell/patched-bash.js';
+import { shellProblem } from '../shell-check.js';
 
 interface Check {
   readonly name: string;
@@ -63,7 +64,12 @@ const checks: Check[] = [
     required: true,
     run() {
       const p = findPatchedBash();
+      const override = process.env[PATCHED_BASH_ENV_VAR];
+      if (!p && override) return { ok: false, detail: `${PATCHED_BASH_ENV_VAR}=${override}: not an executable file`, fix: `unset ${PATCHED_BASH_ENV_VAR} or point it at the patched build` };
       if (!p) return { ok: false, detail: `not built (expected at ${patchedBashCachePath()})`, fix: 'run "npm run build:bash" (or just "codex-escalate run", which builds it on first use)' };
+      // Read, not run: a stock bash would answer the probe below just as well and decide nothing.
+      const problem = shellProblem(p);
+      if (problem !== undefined) return { ok: false, detail: `${p}: ${problem}`, fix: override ? `unset ${PATCHED_BASH_ENV_VAR} or point it at the patched build` : 'rebuild it: "bash scripts/build-bash.sh --force"' };
       try {
         // stdin not a socket: bash sources ~/.bashrc when its stdin is one (Debian's SSH_SOURCE_BASHRC).
         const v = execFileSync(p, ['-c', 'echo $BASH_VERSION'], { encoding: 'utf8', env: {}, stdio: ['ignore', 'pipe', 'pipe'] }).trim();
@@ -120,6 +126,12 @@ export function registerDoctorCommand(program: Command): void {
   program
     .command('doctor')
     .summary('check the wrapper, native addon, patched bash and sandbox, and say how to fix what is missing')
+    .description(
+      'Check every component codex-escalate needs on this machine: the native addon, codex-execve-wrapper, the patched bash\n' +
+        '($CODEX_ESCALATE_BASH or the cached build; a stock bash is refused) and the bubblewrap sandbox with its confinement.\n' +
+        'Prints one line per check (ok, warn or FAIL) with how to fix what is missing.\n' +
+        'Exit status: 0 when every required check passed, 1 when one failed, 125 on a usage error.',
+    )
     .action(() => {
       let failed = 0;
       for (const check of checks) {

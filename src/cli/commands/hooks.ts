@@ -1,6 +1,8 @@
 import { accessSync, constants } from 'node:fs';
 import path from 'node:path';
-import type { Command } from 'commander';
+import { type Command, Option } from 'commander';
+import { EXIT_TOOL_FAILURE } from '../errors.js';
+import { discoverHooks } from '../policy-options.js';
 import { discoveryCandidates, loadHooks, loadJsonText, loadTomlText } from '../../hooks/config.js';
 import { fingerprint, TrustStore, trustStorePath } from '../../hooks/trust.js';
 import { describeExposure, sandboxExposure, sandboxWritableRoots } from '../../policy/sandbox-roots.js';
@@ -24,7 +26,9 @@ const collect = (v: string, acc: string[]): string[] => [...acc, v];
 
 interface CommonOpts {
   hooks: string[];
-  discover: boolean;
+  discoverHooks: boolean;
+  /** Hidden alias: --no-discover. */
+  discover?: boolean;
   cwd?: string;
   json?: boolean;
 }
@@ -32,12 +36,12 @@ interface CommonOpts {
 async function load(o: CommonOpts, io: HooksCommandIO, quietTrust = false): Promise<HooksConfig | undefined> {
   const cwd = path.resolve(o.cwd ?? process.cwd());
   try {
-    const cfg = await loadHooks({ files: o.hooks, ...(o.discover ? { discoverFrom: cwd } : {}), roots: sandboxWritableRoots(cwd) });
+    const cfg = await loadHooks({ files: o.hooks, ...(discoverHooks(o) ? { discoverFrom: cwd } : {}), roots: sandboxWritableRoots(cwd) });
     if (!quietTrust) for (const w of cfg.trustWarnings ?? []) io.err(`codex-escalate hooks: warning: ${w}\n`);
     return cfg;
   } catch (e) {
     io.err(`codex-escalate hooks: ${e instanceof HooksConfigError ? e.message : String(e)}\n`);
-    process.exitCode = 1;
+    process.exitCode = EXIT_TOOL_FAILURE;
     return undefined;
   }
 }
@@ -111,7 +115,7 @@ function resolveProgram(arg0: string, cwd: string): string {
 
 /**
  * `hooks list` and `hooks test`.
- * Exit status of `hooks test`: 0 = not denied, 2 = denied, 1 = configuration or usage error.
+ * Exit status of `hooks test`: 0 = not denied, 2 = denied, 125 = configuration or usage error.
  */
 export function registerHooksCommands(program: Command, io: HooksCommandIO = defaultIO): void {
   const hooks = program.command('hooks').description('inspect, dry-run and trust lifecycle hooks');
@@ -120,7 +124,8 @@ export function registerHooksCommands(program: Command, io: HooksCommandIO = def
     .command('list')
     .description('show the configured hooks and the files they come from')
     .option('--hooks <file>', 'hooks file (hooks.json or hooks.toml); repeatable', collect, [])
-    .option('--no-discover', 'do not look for .codex/hooks.* in the working and user config directories')
+    .option('--no-discover-hooks', 'do not look for .codex/hooks.* in the working and user config directories')
+    .addOption(new Option('--no-discover', 'old spelling of --no-discover-hooks').hideHelp())
     .option('--cwd <dir>', 'working directory for discovery (default: current directory)')
     .option('--json', 'machine-readable output')
     .action(async (o: CommonOpts) => {
@@ -164,7 +169,7 @@ export function registerHooksCommands(program: Command, io: HooksCommandIO = def
       const targets = trustTargets(files, cwd);
       if (targets.length === 0) {
         io.err('codex-escalate hooks trust: nothing to trust (no file named, none discovered)\n');
-        process.exitCode = 1;
+        process.exitCode = EXIT_TOOL_FAILURE;
         return;
       }
       const store = openStore(cwd, io);
@@ -178,7 +183,7 @@ export function registerHooksCommands(program: Command, io: HooksCommandIO = def
           else loadJsonText(text, f, process.env);
         } catch (e) {
           io.err(`codex-escalate hooks trust: ${f}: ${e instanceof HooksConfigError ? e.message : (e as Error).message}\n`);
-          process.exitCode = 1;
+          process.exitCode = EXIT_TOOL_FAILURE;
           return;
         }
         store.trust(fp.path, fp.sha256);
@@ -212,7 +217,8 @@ export function registerHooksCommands(program: Command, io: HooksCommandIO = def
     .description('dry-run the hooks of one event and show each result and the merged decision')
     .requiredOption('--event <name>', 'PreToolUse | PostToolUse | SessionStart | Stop | ErrorOccurred (or exec.before, ...)')
     .option('--hooks <file>', 'hooks file (hooks.json or hooks.toml); repeatable', collect, [])
-    .option('--no-discover', 'do not look for .codex/hooks.* in the working and user config directories')
+    .option('--no-discover-hooks', 'do not look for .codex/hooks.* in the working and user config directories')
+    .addOption(new Option('--no-discover', 'old spelling of --no-discover-hooks').hideHelp())
     .option('--cwd <dir>', 'session working directory (default: current directory)')
     .option('--session <id>', 'session id to report', 'hooks-test')
     .option('--exit-code <n>', 'exit status for PostToolUse / Stop', '0')
@@ -223,24 +229,24 @@ export function registerHooksCommands(program: Command, io: HooksCommandIO = def
       const event = normalizeEvent(o.event);
       if (!event) {
         io.err(`codex-escalate hooks test: unknown event "${o.event}" (expected PreToolUse, PostToolUse, SessionStart, Stop or ErrorOccurred)\n`);
-        process.exitCode = 1;
+        process.exitCode = EXIT_TOOL_FAILURE;
         return;
       }
       if (o.script !== undefined && event !== 'exec.before') {
         io.err(`codex-escalate hooks test: --script goes with --event PreToolUse (the run-level hooks), not ${o.event}\n`);
-        process.exitCode = 1;
+        process.exitCode = EXIT_TOOL_FAILURE;
         return;
       }
       const needsCommand = event === 'exec.after' || (event === 'exec.before' && o.script === undefined);
       if (needsCommand && argv.length === 0) {
         io.err(`codex-escalate hooks test: ${o.event} needs a command: hooks test --event ${o.event} -- rm -rf /${event === 'exec.before' ? " (or --script 'SCRIPT' for the run-level hooks)" : ''}\n`);
-        process.exitCode = 1;
+        process.exitCode = EXIT_TOOL_FAILURE;
         return;
       }
       const exitCode = Number(o.exitCode);
       if (!Number.isInteger(exitCode)) {
         io.err('codex-escalate hooks test: --exit-code must be an integer\n');
-        process.exitCode = 1;
+        process.exitCode = EXIT_TOOL_FAILURE;
         return;
       }
       const cfg = await load(o, io);

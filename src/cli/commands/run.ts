@@ -2,41 +2,38 @@ import { Command, Option } from 'commander';
 import { randomUUID } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { createApprover, type SandboxFreezer } from '../../policy/approval/index.js';
+import { createApprover, type Approver, type SandboxFreezer } from '../../policy/approval/index.js';
 import { networkRulesNotice, resolveRulesFiles, RulesStore } from '../../policy/rules/index.js';
 import { createDecisionPipeline } from '../../policy/decision-pipeline.js';
 import { HookEngine } from '../../hooks/engine.js';
 import { loadHooks } from '../../hooks/config.js';
 import { hooksObserver } from '../../hooks/server-observer.js';
 import type { EscalationPolicy } from '../../policy/types.js';
-import { createAuditLogger, type AuditLogger } from '../../server/audit-log.js';
+import type { AuditLogger } from '../../server/audit-log.js';
 import { boostServerPriority, EscalationServer } from '../../server/escalation-server.js';
 import { launchShell } from '../../server/run-shell.js';
 import { bwrapLaunch, bwrapUsable, type SandboxedLaunch } from '../../sandbox/bwrap.js';
 import { SessionContainment } from '../../sandbox/cgroup.js';
 import { parseAssignment, parseInherit, shellEnvironment, shellEnvNotice, type ShellEnvInherit } from '../../sandbox/shell-env.js';
-import { ensurePatchedBash } from '../../shell/patched-bash.js';
+import { ensurePatchedBash, PATCHED_BASH_ENV_VAR } from '../../shell/patched-bash.js';
 import { defaultWrapperPath } from '../../paths.js';
-import { CliError, collect } from '../errors.js';
+import { CliError, collect, EXIT_DENIED, EXIT_TOOL_FAILURE } from '../errors.js';
+import { openAuditOutput, LOG_LEVELS, type LogLevel } from '../audit-output.js';
+import { shellInvocation } from '../command-line.js';
+import { addPolicyOptions, discoverHooks, type PolicyFlags } from '../policy-options.js';
+import { checkedShell } from '../shell-check.js';
 import { explicitPathWarnings } from '../../policy/boundary-warnings.js';
 import { configExecutingWarnings } from '../../policy/config-executing.js';
 import { describeExposure, sandboxExposure, sandboxWritableRoots } from '../../policy/sandbox-roots.js';
 
-export interface RunOptions {
-  cwd?: string;
+export interface RunOptions extends PolicyFlags {
   shell?: string;
+  command?: string;
   logFile?: string;
-  deny: string[];
-  escalate: string[];
-  rules: string[];
-  default: 'run' | 'deny' | 'prompt';
-  approval: string;
-  hooks: string[];
-  discoverHooks: boolean;
-  /** --no-discover-rules sets false. */
-  discoverRules?: boolean;
+  logLevel?: LogLevel;
+  quiet?: boolean;
+  logFileOptional?: boolean;
   sandbox?: 'bwrap' | 'none';
-  writable: string[];
   network: boolean;
   envAllow: string[];
   envDeny: string[];
@@ -48,27 +45,33 @@ export interface RunOptions {
 }
 
 export function registerRunCommand(program: Command): void {
-  program
+  const cmd = program
     .command('run')
-    .summary('run a bash script with every exec decided by the escalation server')
+    .summary('run a bash script, or one command, with every exec decided by the escalation server')
     .description(
-      'Start an escalation server, run the patched bash -c SCRIPT under it with this terminal\'s stdio, and exit with the script\'s status.\n' +
-        'Every execve the shell makes goes through codex-execve-wrapper and is decided Run (in place), Escalate (run by the server) or Deny (exit 126).',
+      'Start an escalation server, run the patched bash under it with this terminal\'s stdio, and exit with the script\'s status.\n' +
+        'Every execve the shell makes goes through codex-execve-wrapper and is decided Run (in place), Escalate (run by the server) or Deny (exit 126).\n\n' +
+        '  -- SCRIPT                 one word: bash -c SCRIPT\n' +
+        '  -- CMD ARGS...            several words: exactly this command, via the shell\n' +
+        '  -c SCRIPT [NAME ARGS...]  bash -c SCRIPT NAME ARGS... ($0 $1 ...)',
     )
-    .argument('<script>', 'the bash script to run (pass it after --)')
-    .argument('[args...]', 'positional parameters for the script ($0 $1 ...)')
-    .option('--cwd <dir>', 'working directory for the script (default: current directory)')
-    .option('--shell <path>', 'patched bash to use (default: the cached build, built on first use)')
-    .option('--log-file <file>', 'append audit JSON lines here instead of stderr')
-    .option('--deny <prefix>', 'deny commands starting with these words, e.g. --deny "git push" (repeatable)', collect, [])
-    .option('--escalate <prefix>', 'escalate commands starting with these words (repeatable)', collect, [])
-    .option('--rules <path>', 'codex execpolicy .rules file, or a directory of *.rules files (repeatable; loaded in order and merged, a directory\'s files sorted by name; reloaded on change or SIGHUP, except a file the sandbox can write: read once)', collect, [])
-    .option('--no-discover-rules', 'do not load $CODEX_HOME/rules/*.rules (~/.codex/rules) and .codex/rules/*.rules of the working directory, as Codex does; a discovered file the sandbox can write is never loaded (name it with --rules)')
-    .addOption(new Option('--default <action>', 'decision when no rule or prefix matched').choices(['run', 'deny', 'prompt']).default('run'))
-    .option('--hooks <file>', 'hooks.json (Codex/Claude Code) or hooks.toml file (repeatable)', collect, [])
-    .option('--no-discover-hooks', 'do not load .codex/hooks.{json,toml} from the working directory and $CODEX_HOME (~/.codex); discovered files run only once trusted (codex-escalate hooks trust)')
+    .usage('[options] -- SCRIPT | CMD ARGS... | -c SCRIPT [NAME ARGS...]')
+    .argument('[words...]', 'SCRIPT (one word), or CMD ARGS..., or with -c the positional parameters NAME ARGS...')
+    .option('-c, --command <script>', 'the bash script; the words after it are its $0 $1 ... (like bash -c)')
+    // Everything after the first word belongs to the command: `run -- ls -la` keeps its -la.
+    .passThroughOptions();
+  addPolicyOptions(cmd, {
+    cwd: 'working directory for the script (default: current directory)',
+    approval: 'who answers "prompt": deny (headless), tty (ask on the terminal), command:CMD (request JSON on stdin)',
+    rules: 'codex execpolicy .rules file, or a directory of *.rules files (repeatable; loaded in order and merged, a directory\'s files sorted by name; reloaded on change or SIGHUP, except a file the sandbox can write: read once)',
+  });
+  cmd
+    .option('--shell <path>', 'patched bash to use (default: the cached build, built on first use); an unpatched bash is refused')
+    .option('--log-file <file>', 'append audit JSON lines to this file (created now: an unwritable file is an error before anything runs); "-" for stdout (default: stderr)')
+    .option('--log-file-optional', 'if --log-file cannot be written, warn and send the audit to stderr instead of refusing to run')
+    .addOption(new Option('--log-level <level>', 'audit lines at this level and above').choices([...LOG_LEVELS]))
+    .option('-q, --quiet', 'no audit lines on stderr/stdout, only warnings and errors (a --log-file still gets every line)')
     .addOption(new Option('--sandbox <kind>', 'sandbox for the shell and everything it Runs (default: bwrap when it works here, else none with a warning)').choices(['bwrap', 'none']))
-    .option('--writable <path>', 'extra path writable inside the sandbox (repeatable; the working directory always is)', collect, [])
     .option('--network', 'keep network access inside the sandbox (default: none; escalated commands always have it)', false)
     .option('--env-allow <name>', 'let this variable (or NAME* prefix) of the sandbox reach escalated commands; by default only locale, terminal and TZ variables do (repeatable)', collect, [])
     .option('--env-deny <name>', 'drop this variable (or NAME* prefix) from escalated commands\' environment, even a default one (repeatable)', collect, [])
@@ -77,7 +80,6 @@ export function registerRunCommand(program: Command): void {
     .option('--shell-env-exclude <pattern>', 'also withhold these variables from the sandboxed shell (glob, case-insensitive; repeatable)', collect, [])
     .option('--shell-env-set <NAME=VALUE>', 'set this variable in the sandboxed shell (repeatable)', collect, [])
     .option('--no-priority-boost', 'do not raise the server\'s scheduling priority above the workload (it is raised when permitted: root or CAP_SYS_NICE)')
-    .option('--approval <mode>', 'who answers "prompt": deny (headless), tty (ask on the terminal), command:CMD (request JSON on stdin)', 'deny')
     .addHelpText(
       'after',
       `
@@ -95,7 +97,9 @@ Symlinks are followed (/bin/sh is dash, /usr/bin/python3 is python3.11 on Debian
 name the command was invoked by, --escalate only the real program.
 
 Every decision is one JSON line in the audit log (--log-file, else stderr): time, session, request, program,
-file, argv, workdir, action, reason, latency_us, matched rules, hook runs, env_dropped.
+file, argv, workdir, action, reason, latency_us, matched rules (with file:line), hook runs, env_dropped.
+On a terminal the audit is one short line per decision (time, action, command, reason); --log-level debug adds the
+session's lifecycle lines, --quiet leaves only warnings and errors.
 
 Environments:
   the sandboxed shell   this environment minus names matching *KEY* *SECRET* *TOKEN* *PASSWORD* *PASSWD*
@@ -113,38 +117,48 @@ before it (or within 200 ms of it) are discarded.
 
 Escalated commands and everything they start end when the session ends (cgroup v2, else signals).
 
+Exit status: the script's own; 125 when codex-escalate itself failed (usage, configuration, cannot start) and nothing
+ran; 126 when a run-level hook refused the whole script (see docs/cli.md).
+
 Examples:
   codex-escalate run -- 'echo hello | tr a-z A-Z'
+  codex-escalate run -- ls -la /etc/hostname
+  codex-escalate run -c 'echo "$1 $2"' name a b
   codex-escalate run --rules examples/rules/default.rules --approval tty -- ./build.sh
   codex-escalate run --deny "git push" --hooks .codex/hooks.json --log-file audit.jsonl -- ./ci.sh`,
     )
-    .action(async (script: string, args: string[], opts: RunOptions) => {
-      process.exitCode = await runCommand(script, args, opts);
+    .action(async (words: string[], opts: RunOptions) => {
+      process.exitCode = await runCommand(words, opts);
     });
 }
 
-export async function runCommand(script: string, args: readonly string[], opts: RunOptions): Promise<number> {
+export async function runCommand(words: readonly string[], opts: RunOptions): Promise<number> {
+  // Everything that can be checked is checked before anything starts: a usage error runs nothing (exit 125).
+  const invocation = shellInvocation(words, opts.command);
   const cwd = path.resolve(opts.cwd ?? process.cwd());
   if (!existsSync(cwd) || !statSync(cwd).isDirectory()) throw new CliError(`--cwd ${cwd}: not a directory`);
   const wrapperPath = defaultWrapperPath();
   if (!existsSync(wrapperPath)) throw new CliError(`wrapper not found at ${wrapperPath}: run "npm install" (or "make -C wrapper") in the package, or "codex-escalate doctor"`);
+  const override = process.env[PATCHED_BASH_ENV_VAR];
   const shell = opts.shell
-    ? path.resolve(opts.shell)
-    : await ensurePatchedBash({ onProgress: (line) => process.stderr.write(`[build-bash] ${line}\n`) });
+    ? checkedShell(opts.shell)
+    : override
+      ? checkedShell(override, PATCHED_BASH_ENV_VAR)
+      : await ensurePatchedBash({ onProgress: (line) => process.stderr.write(`[build-bash] ${line}\n`) });
 
   const shellEnv = sandboxShellEnv(opts);
-  const logger = createAuditLogger({ file: opts.logFile });
-  const boundary = sessionBoundary(cwd, opts.writable, opts.gitSafe !== false, opts.logFile !== undefined ? logger : undefined);
-  const hooks = await loadHookEngine(opts.hooks, opts.discoverHooks ? cwd : undefined, logger, boundary);
+  const { logger, toFile } = openAuditOutput(opts);
+  const boundary = sessionBoundary(cwd, opts.writable, opts.gitSafe !== false, toFile ? logger : undefined);
+  const hooks = await loadHookEngine(opts.hooks, discoverHooks(opts) ? cwd : undefined, logger, boundary);
   const sessionId = randomUUID();
   if (hooks) {
     // The whole-script PreToolUse: its deny stops the run before anything executes.
-    const refused = await runLevelRefusal(hooks, { sessionId, cwd, script, args }, logger);
+    const refused = await runLevelRefusal(hooks, { sessionId, cwd, script: invocation.script, args: invocation.scriptArgs }, logger);
     if (refused !== undefined) {
       process.stderr.write(`codex-escalate: denied: ${refused}\n`);
       await hooks.close();
       logger.flush();
-      return 126;
+      return EXIT_DENIED;
     }
   }
   // One session: its containment (cgroup v2, else signals) holds the shell and every escalated command,
@@ -171,9 +185,9 @@ export async function runCommand(script: string, args: readonly string[], opts: 
   } catch (err) {
     close();
     await hooks?.close();
-    throw new CliError((err as Error).message, 2, { cause: err });
+    throw new CliError((err as Error).message, EXIT_TOOL_FAILURE, { cause: err });
   }
-  const launch = sandboxLaunch(opts, shell, ['-c', script, ...args], cwd, [path.dirname(shell), path.dirname(wrapperPath)]);
+  const launch = sandboxLaunch(opts, shell, [...invocation.args], cwd, [path.dirname(shell), path.dirname(wrapperPath)]);
   let running;
   try {
     // The shell joins the session's cgroup before it runs anything (a /bin/sh trampoline; fds pass through).
@@ -258,7 +272,7 @@ function sandboxShellEnv(opts: RunOptions): Record<string, string> {
       set[name] = value;
     }
   } catch (err) {
-    throw new CliError((err as Error).message, 2, { cause: err });
+    throw new CliError((err as Error).message, EXIT_TOOL_FAILURE, { cause: err });
   }
   const { env, dropped } = shellEnvironment(process.env, { inherit, exclude: opts.shellEnvExclude, set });
   const notice = shellEnvNotice(dropped, inherit);
@@ -306,7 +320,7 @@ export async function loadHookEngine(
   try {
     config = await loadHooks({ files, ...(discoverFrom !== undefined ? { discoverFrom } : {}), ...(boundary ? { roots: boundary.roots } : {}) });
   } catch (err) {
-    throw new CliError(`hooks did not load: ${(err as Error).message}`, 2, { cause: err });
+    throw new CliError(`hooks did not load: ${(err as Error).message}`, EXIT_TOOL_FAILURE, { cause: err });
   }
   for (const w of config.warnings) {
     // Not only in the audit: a hook that will not run is something the user must see.
@@ -323,6 +337,14 @@ export async function loadHookEngine(
   return new HookEngine(config, { logger, notice: (line) => process.stderr.write(`codex-escalate: ${line}\n`) });
 }
 
+/** What explain and replay change in the pipeline run builds: who answers prompts, and no rules watching. */
+export interface BuildPolicyExtras {
+  /** Stands in for the --approval approver (explain and replay record the question instead of asking it). */
+  readonly approver?: Approver;
+  /** Watch the rules files and reload on SIGHUP (default true; a one-shot command does not). */
+  readonly watchRules?: boolean;
+}
+
 /** Prefixes, rules (reloaded on change/SIGHUP), hooks and approver, composed into one decision pipeline. */
 export async function buildPolicy(
   opts: Pick<RunOptions, 'deny' | 'escalate' | 'rules' | 'default' | 'approval'> & {
@@ -334,13 +356,16 @@ export async function buildPolicy(
   sessionCwd?: (sessionId: string) => string | undefined,
   boundary?: SessionBoundary,
   sessionFreezer?: (sessionId: string) => SandboxFreezer | undefined,
-): Promise<{ policy: EscalationPolicy; close: () => void }> {
+  extra: BuildPolicyExtras = {},
+): Promise<{ policy: EscalationPolicy; close: () => void; rules?: RulesStore }> {
   let approver;
   try {
+    // The mode is validated even when explain/replay put their own recorder in its place.
     approver = createApprover(opts.approval);
   } catch (err) {
-    throw new CliError((err as Error).message, 2, { cause: err });
+    throw new CliError((err as Error).message, EXIT_TOOL_FAILURE, { cause: err });
   }
+  if (extra.approver) approver = extra.approver;
   let store: RulesStore | undefined;
   let set;
   try {
@@ -350,7 +375,7 @@ export async function buildPolicy(
       roots: boundary?.roots ?? sandboxWritableRoots(opts.rulesDiscoverFrom ?? process.cwd()),
     });
   } catch (err) {
-    throw new CliError(`rules did not load: ${(err as Error).message}`, 2, { cause: err });
+    throw new CliError(`rules did not load: ${(err as Error).message}`, EXIT_TOOL_FAILURE, { cause: err });
   }
   const warn = (event: string, message: string): void => {
     if (boundary) boundary.warn(event, message);
@@ -364,8 +389,8 @@ export async function buildPolicy(
     try {
       store = await RulesStore.open(files, {
         readOnce,
-        watch: true,
-        reloadOnSighup: true,
+        watch: extra.watchRules !== false,
+        reloadOnSighup: extra.watchRules !== false,
         onReload: (r) => {
           if (r.ok) {
             logger.info({ event: 'rules_reload', files, rules: r.rules.size }, 'rules reloaded');
@@ -375,7 +400,7 @@ export async function buildPolicy(
         },
       });
     } catch (err) {
-      throw new CliError(`rules did not load: ${(err as Error).message}`, 2, { cause: err });
+      throw new CliError(`rules did not load: ${(err as Error).message}`, EXIT_TOOL_FAILURE, { cause: err });
     }
     const net = networkRulesNotice(store.current);
     if (net !== undefined) warn('network_rules_ignored', net);
@@ -393,9 +418,9 @@ export async function buildPolicy(
       ...(sessionCwd ? { sessionCwd } : {}),
       ...(sessionFreezer ? { sessionFreezer } : {}),
     });
-    return { policy, close: () => store?.close() };
+    return { policy, close: () => store?.close(), ...(store ? { rules: store } : {}) };
   } catch (err) {
     store?.close();
-    throw new CliError(`bad --deny/--escalate pattern: ${(err as Error).message}`, 2, { cause: err });
+    throw new CliError(`bad --deny/--escalate pattern: ${(err as Error).message}`, EXIT_TOOL_FAILURE, { cause: err });
   }
 }
