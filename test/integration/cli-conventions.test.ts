@@ -79,7 +79,7 @@ describe('options and help', () => {
       const h = await runCli([cmd, '--help'], { env: cliEnv() });
       expect(h.code).toBe(0);
       expect(h.stdout).not.toContain('(default: [])');
-      for (const o of ['-r, --rules <file>', '--deny <prefix>', '--escalate <prefix>', '--default <action>', '--hooks <file>', '--no-discover-hooks', '--cwd <dir>', '--writable <path>', '--approval <mode>']) {
+      for (const o of ['-r, --rules <path>', '--deny <prefix>', '--escalate <prefix>', '--default <action>', '--hooks <file>', '--no-discover-hooks', '--cwd <dir>', '--writable <path>', '--approval <mode>']) {
         expect(h.stdout, `${cmd}: ${o}`).toContain(o);
       }
     }

@@ -50,7 +50,7 @@ const cases: Case[] = [
   { command: 'run', status: '125', what: 'a bad --deny pattern', args: [...run, '--deny', 'a | b', '--', 'true'], code: 125, stderr: /bad --deny\/--escalate pattern/ },
   { command: 'run', status: '126', what: 'a run-level hook refused the script', args: [...run, '--log-file', '/dev/null', '--hooks', runGuard, '--', 'true'], code: 126, stderr: /denied: blocked by hook: .*not today/ },
   { command: 'check', status: '0', what: 'a forbidden command is still an evaluation', args: ['check', '-r', rules, 'git', 'push'], code: 0 },
-  { command: 'check', status: '125', what: 'no --rules', args: ['check', 'git', 'push'], code: 125, stderr: /at least one --rules FILE is required/ },
+  { command: 'check', status: '125', what: 'no --rules and none discovered', args: ['check', '--no-discover-rules', 'git', 'push'], code: 125, stderr: /no rules to check against/ },
   { command: 'check', status: '125', what: 'rules that do not load', args: ['check', '-r', brokenRules, 'ls'], code: 125, stderr: /rules did not load/ },
   { command: 'explain', status: '0', what: 'a denied command is explained', args: ['explain', '--cwd', dir, '-r', rules, 'git', 'push'], code: 0 },
   { command: 'explain', status: '125', what: 'a command not on PATH', args: ['explain', '--cwd', dir, 'no-such-command-here'], code: 125, stderr: /no-such-command-here: not found/ },

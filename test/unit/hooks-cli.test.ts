@@ -107,7 +107,7 @@ describe('codex-escalate hooks test', () => {
     expect(ok.code).toBe(0);
     // --script belongs to PreToolUse only.
     const bad = await run(['hooks', 'test', '--no-discover', '--event', 'Stop', '--hooks', f, '--script', 'ls']);
-    expect(bad.code).toBe(1);
+    expect(bad.code).toBe(125);
     expect(bad.err).toContain('--script goes with --event PreToolUse');
   });
 
