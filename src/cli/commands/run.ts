@@ -273,7 +273,7 @@ function sandboxLaunch(opts: RunOptions, shell: string, args: string[], cwd: str
     process.stderr.write(`codex-escalate: warning: no sandbox (${usable.reason}); Run'd commands are not confined. Use --sandbox none to silence this.\n`);
     return none;
   }
-  return bwrapLaunch(shell, args, { cwd, writable: opts.writable, network: opts.network, readable });
+  return bwrapLaunch(shell, args, { cwd, writable: opts.writable, network: opts.network, readable, shell });
 }
 
 /** Run the once-per-run PreToolUse hooks (if any want the whole script); a reason = the run is refused. */
