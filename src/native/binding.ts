@@ -65,7 +65,16 @@ export interface NativeBinding {
   openPath(path: Uint8Array): number;
   countOpenFds(): number;
   markCloexecFrom(minFd: number): number[];
+  seccompNotifyRecv(fd: number, bounds: { path: number; arg: number; total: number; argc: number }): RawNotification | null;
+  seccompNotifySend(fd: number, id: bigint, allow: boolean): boolean;
+  seccompOpenTarget(pid: number, dirfd: number, path: Uint8Array, flags: number): number;
 }
+
+/** One seccompNotifyRecv result (see native/seccomp-notify.c). */
+export type RawNotification =
+  | { hup: true }
+  | { gone: true }
+  | { id: bigint; pid: number; syscall: 'execve' | 'execveat' | 'other'; dirfd?: number; flags?: number; path?: Buffer; argv?: Buffer[]; error?: string };
 
 const ADDON_RELATIVE = path.join('build', 'Release', 'codex_native.node');
 

@@ -16,6 +16,7 @@ import { bwrapLaunch, bwrapUsable, type SandboxedLaunch } from '../../sandbox/bw
 import { SessionContainment } from '../../sandbox/cgroup.js';
 import { parseAssignment, parseInherit, shellEnvironment, shellEnvNotice, type ShellEnvInherit } from '../../sandbox/shell-env.js';
 import { ensurePatchedBash } from '../../shell/patched-bash.js';
+import { directExecsEnabled, type DirectExecsMode } from '../../sandbox/exec-filter.js';
 import { defaultWrapperPath } from '../../paths.js';
 import { CliError, collect } from '../errors.js';
 import { explicitPathWarnings } from '../../policy/boundary-warnings.js';
@@ -43,6 +44,7 @@ export interface RunOptions {
   shellEnvSet: string[];
   priorityBoost: boolean;
   gitSafe: boolean;
+  directExecs?: DirectExecsMode;
 }
 
 export function registerRunCommand(program: Command): void {
@@ -66,6 +68,11 @@ export function registerRunCommand(program: Command): void {
     .option('--no-discover-hooks', 'do not load .codex/hooks.{json,toml} from the working directory and $CODEX_HOME (~/.codex); discovered files run only once trusted (codex-escalate hooks trust)')
     .addOption(new Option('--sandbox <kind>', 'sandbox for the shell and everything it Runs (default: bwrap when it works here, else none with a warning)').choices(['bwrap', 'none']))
     .option('--writable <path>', 'extra path writable inside the sandbox (repeatable; the working directory always is)', collect, [])
+    .addOption(
+      new Option('--direct-execs <mode>', 'decide the execs programs make themselves (env, xargs, find -exec, python, make...) through seccomp user notification: auto (inside bwrap, or as root), on, off')
+        .choices(['auto', 'on', 'off'])
+        .default('auto'),
+    )
     .option('--network', 'keep network access inside the sandbox (default: none; escalated commands always have it)', false)
     .option('--env-allow <name>', 'let this variable (or NAME* prefix) of the sandbox reach escalated commands; by default only locale, terminal and TZ variables do (repeatable)', collect, [])
     .option('--env-deny <name>', 'drop this variable (or NAME* prefix) from escalated commands\' environment, even a default one (repeatable)', collect, [])
@@ -153,6 +160,8 @@ export async function runCommand(script: string, args: readonly string[], opts: 
     return containment;
   };
   const { policy, close } = await buildPolicy(opts, logger, hooks, () => cwd, boundary, () => containment?.freezer);
+  const launch = sandboxLaunch(opts, shell, ['-c', script, ...args], cwd, [path.dirname(shell), path.dirname(wrapperPath)]);
+  const directExecs = directExecsEnabled(opts.directExecs ?? 'auto', launch.command !== shell, wrapperPath, (m) => boundary.warn('direct_execs_off', m));
   let server: EscalationServer;
   try {
     server = new EscalationServer({
@@ -163,14 +172,15 @@ export async function runCommand(script: string, args: readonly string[], opts: 
       escalationEnv: { allow: opts.envAllow, deny: opts.envDeny },
       ...(boundary.gitSafe ? { gitSafe: { roots: boundary.roots } } : {}),
       containment: contain,
+      directExecs,
       ...(hooks ? { observer: hooksObserver(hooks, logger) } : {}),
     });
   } catch (err) {
+    launch.release();
     close();
     await hooks?.close();
     throw new CliError((err as Error).message, 2, { cause: err });
   }
-  const launch = sandboxLaunch(opts, shell, ['-c', script, ...args], cwd, [path.dirname(shell), path.dirname(wrapperPath)]);
   let running;
   try {
     // The shell joins the session's cgroup before it runs anything (a /bin/sh trampoline; fds pass through).
