@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <linux/openat2.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -258,28 +259,30 @@ static napi_value notify_recv(napi_env env, napi_callback_info info) {
   return result;
 }
 
-/* seccompNotifySend(fd, id: bigint, allow: boolean) -> true, or false when
- * the target is gone (ENOENT). allow: the syscall continues; else EACCES. */
+/* seccompNotifySend(fd, id: bigint, err: number) -> true, or false when the
+ * target is gone (ENOENT). err 0: the syscall continues; else it fails with
+ * that errno (EACCES for a Deny, ENOENT for a program that is not there). */
 static napi_value notify_send(napi_env env, napi_callback_info info) {
   size_t argc = 3;
   napi_value argv[3];
-  if (!codex_get_args(env, info, 3, &argc, argv, "seccompNotifySend(fd, id, allow)")) return NULL;
+  if (!codex_get_args(env, info, 3, &argc, argv, "seccompNotifySend(fd, id, err)")) return NULL;
   int fd;
-  bool allow, lossless;
+  bool lossless;
+  int64_t err;
   uint64_t id;
   if (!codex_get_fd(env, argv[0], "fd", &fd)) return NULL;
   if (napi_get_value_bigint_uint64(env, argv[1], &id, &lossless) != napi_ok || !lossless) {
     napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "id must be a bigint");
     return NULL;
   }
-  if (!codex_get_bool(env, argv[2], "allow", &allow)) return NULL;
+  if (!codex_get_int(env, argv[2], "err", 0, 4095, &err)) return NULL;
   struct seccomp_notif_resp resp;
   memset(&resp, 0, sizeof resp);
   resp.id = id;
-  if (allow)
+  if (err == 0)
     resp.flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
   else
-    resp.error = -EACCES;
+    resp.error = -(int32_t)err;
   int r;
   do
     r = ioctl(fd, SECCOMP_IOCTL_NOTIF_SEND, &resp);
@@ -392,11 +395,66 @@ static napi_value open_target(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/*
+ * seccompWriteStderr(listenerFd, id: bigint, pid, line: Buffer) -> boolean:
+ * one line on the stderr of the process blocked in notification `id`,
+ * without ever blocking: its fd 2 is taken with pidfd_getfd (after ID_VALID,
+ * so the pidfd is that process and not a recycled pid), written only if that
+ * open file is writable by the process; a socket with MSG_DONTWAIT, a pipe, a
+ * terminal or a regular file re-opened append-only and non-blocking (our own
+ * description: the process's flags stay as they are). Anything else (a
+ * device the server's privileges could open) is left alone.
+ */
+static napi_value write_stderr(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  if (!codex_get_args(env, info, 4, &argc, argv, "seccompWriteStderr(fd, id, pid, line)")) return NULL;
+  int fd;
+  int64_t pid;
+  uint64_t id;
+  bool lossless;
+  const uint8_t *line;
+  size_t len;
+  if (!codex_get_fd(env, argv[0], "fd", &fd)) return NULL;
+  if (napi_get_value_bigint_uint64(env, argv[1], &id, &lossless) != napi_ok || !lossless) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "id must be a bigint");
+    return NULL;
+  }
+  if (!codex_get_int(env, argv[2], "pid", 1, INT32_MAX, &pid)) return NULL;
+  if (!codex_get_bytes(env, argv[3], "line", &line, &len)) return NULL;
+  bool done = false;
+  cleanup_fd int pidfd = (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);
+  cleanup_fd int err = -1;
+  cleanup_fd int mine = -1;
+  struct stat st;
+  int fl;
+  if (pidfd < 0 || ioctl(fd, SECCOMP_IOCTL_NOTIF_ID_VALID, &id) < 0) goto out;
+  err = (int)syscall(SYS_pidfd_getfd, pidfd, 2, 0);
+  if (err < 0 || fstat(err, &st) < 0 || (fl = fcntl(err, F_GETFL)) < 0) goto out;
+  if ((fl & O_ACCMODE) != O_WRONLY && (fl & O_ACCMODE) != O_RDWR) goto out;
+  if (S_ISSOCK(st.st_mode)) {
+    done = send(err, line, len, MSG_DONTWAIT | MSG_NOSIGNAL) == (ssize_t)len;
+    goto out;
+  }
+  if (!(S_ISFIFO(st.st_mode) || S_ISREG(st.st_mode) || (S_ISCHR(st.st_mode) && isatty(err)))) goto out;
+  {
+    char self[64];
+    snprintf(self, sizeof self, "/proc/self/fd/%d", err);
+    mine = open(self, O_WRONLY | O_APPEND | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    if (mine >= 0) done = write(mine, line, len) == (ssize_t)len;
+  }
+out:;
+  napi_value out;
+  NAPI_CALL(env, napi_get_boolean(env, done, &out));
+  return out;
+}
+
 napi_value codex_init_seccomp_notify(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       CODEX_FN("seccompNotifyRecv", notify_recv),
       CODEX_FN("seccompNotifySend", notify_send),
       CODEX_FN("seccompOpenTarget", open_target),
+      CODEX_FN("seccompWriteStderr", write_stderr),
   };
   CODEX_DEFINE_ALL(env, exports, props);
   return exports;

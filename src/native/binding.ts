@@ -66,8 +66,9 @@ export interface NativeBinding {
   countOpenFds(): number;
   markCloexecFrom(minFd: number): number[];
   seccompNotifyRecv(fd: number, bounds: { path: number; arg: number; total: number; argc: number }): RawNotification | null;
-  seccompNotifySend(fd: number, id: bigint, allow: boolean): boolean;
+  seccompNotifySend(fd: number, id: bigint, err: number): boolean;
   seccompOpenTarget(pid: number, dirfd: number, path: Uint8Array, flags: number): number;
+  seccompWriteStderr(fd: number, id: bigint, pid: number, line: Uint8Array): boolean;
 }
 
 /** One seccompNotifyRecv result (see native/seccomp-notify.c). */

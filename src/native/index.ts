@@ -317,9 +317,9 @@ export function seccompNotifyRecv(fd: Fd, bounds: { path: number; arg: number; t
   return binding.seccompNotifyRecv(fd, bounds);
 }
 
-/** Answer a notification: continue the syscall, or fail it with EACCES. False when the target is gone. */
-export function seccompNotifySend(fd: Fd, id: bigint, allow: boolean): boolean {
-  return binding.seccompNotifySend(fd, id, allow);
+/** Answer a notification: continue the syscall (errno 0), or fail it with that errno. False when the target is gone. */
+export function seccompNotifySend(fd: Fd, id: bigint, errno: number): boolean {
+  return binding.seccompNotifySend(fd, id, errno);
 }
 
 /**
@@ -329,4 +329,13 @@ export function seccompNotifySend(fd: Fd, id: bigint, allow: boolean): boolean {
  */
 export function seccompOpenTarget(pid: number, dirfd: number, path: Buffer, flags: number): Fd {
   return binding.seccompOpenTarget(pid, dirfd, path, flags);
+}
+
+/**
+ * Write `line` on the stderr of the process blocked in notification `id` of
+ * listener `fd`, never blocking and only where that process could write
+ * itself (see native/seccomp-notify.c). False when nothing was written.
+ */
+export function seccompWriteStderr(fd: Fd, id: bigint, pid: number, line: Buffer): boolean {
+  return binding.seccompWriteStderr(fd, id, pid, line);
 }

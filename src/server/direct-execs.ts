@@ -8,11 +8,12 @@
  * cannot be honoured for an exec the kernel is about to perform in the
  * sandbox, so it runs there as a Run and the audit line says so.
  */
-import { closeSync, constants as fsc, fstatSync, openSync, readFileSync, readlinkSync, writeSync } from 'node:fs';
+import { fstatSync, readlinkSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
 import path from 'node:path';
 import { bytesToWireString } from '../protocol/codec.js';
 import { NOTIFY_MAX_ARG_BYTES, NOTIFY_MAX_ARGC, NOTIFY_MAX_ARGV_BYTES, NOTIFY_MAX_PATH_BYTES } from '../protocol/constants.js';
-import { openPath, Poller, seccompNotifyRecv, seccompNotifySend, seccompOpenTarget, type ExecNotification, type Fd } from '../native/index.js';
+import { openPath, Poller, seccompNotifyRecv, seccompNotifySend, seccompOpenTarget, seccompWriteStderr, type ExecNotification, type Fd } from '../native/index.js';
 import type { EscalationPolicy, PolicyDecision } from '../policy/types.js';
 import { boundedList, boundedString, type AuditLogger } from './audit-log.js';
 import { clipReason } from './parse-request.js';
@@ -25,9 +26,7 @@ const MAX_STDERR_LINE = 1024;
 /** Denials remembered to recognise execvp's retries (one per pid; pids are few at a time). */
 const MAX_DENIED_REMEMBERED = 4096;
 const AT_FDCWD = -100;
-/** Linux values (node:fs lacks O_ACCMODE and O_CLOEXEC). */
-const O_ACCMODE = 0o3;
-const O_CLOEXEC = 0o2000000;
+const { EACCES, ENOENT, ENOTDIR } = osConstants.errno;
 
 /** A file by identity (what an O_PATH fd on it fstat()s to). */
 export interface FileId {
@@ -120,9 +119,9 @@ export class DirectExecs {
   async handle(fd: Fd, n: Extract<ExecNotification, { id: bigint }>): Promise<void> {
     const host = this.#host;
     const started = process.hrtime.bigint();
-    const reply = (allow: boolean) => {
+    const reply = (allow: boolean, errno: number = EACCES) => {
       try {
-        seccompNotifySend(fd, n.id, allow);
+        seccompNotifySend(fd, n.id, allow ? 0 : errno);
       } catch {
         // The listener was closed meanwhile (session end): the kernel fails the exec.
       }
@@ -131,16 +130,17 @@ export class DirectExecs {
     try {
       const parent = readParent(n.pid);
       if (n.error !== undefined || n.path === undefined || n.argv === undefined) {
-        return this.#deny(reply, n, n.error ?? 'unreadable exec', parent, started);
+        return this.#deny(fd, reply, n, n.error ?? 'unreadable exec', parent, started);
       }
       try {
         programFd = openTarget(n.pid, n.dirfd ?? AT_FDCWD, n.path, n.flags ?? 0);
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code ?? 'error';
         // Fail closed: what we cannot resolve as the kernel would is not run. A missing file (a PATH
-        // search trying each directory) is refused quietly: nothing would have run anyway.
-        if (code === 'ENOENT' || code === 'ENOTDIR') return reply(false);
-        return this.#deny(reply, n, `cannot resolve the program (${code})`, parent, started);
+        // search trying each directory) fails quietly with the kernel's own answer: nothing would have run.
+        if (code === 'ENOENT') return reply(false, ENOENT);
+        if (code === 'ENOTDIR') return reply(false, ENOTDIR);
+        return this.#deny(fd, reply, n, `cannot resolve the program (${code})`, parent, started);
       }
       const id = fileId(programFd);
       if (host.wrapper && sameFile(id, host.wrapper)) return reply(true); // a nested patched shell's hop into the wrapper
@@ -185,7 +185,7 @@ export class DirectExecs {
         reason = 'a hook rewrote this command, and a direct exec cannot run rewritten commands';
       }
       if (action === 'deny') {
-        writeDenial(n.pid, request.file, reason);
+        writeDenial(fd, n.id, n.pid, request.file, reason);
         this.#denied.delete(n.pid);
         this.#denied.set(n.pid, key);
         // Bounded: the oldest entries go first (Map keeps insertion order).
@@ -215,16 +215,16 @@ export class DirectExecs {
       host.decided(request, decision, action, latencyUs);
     } catch (err) {
       // Fail closed: an error anywhere in the decision is a Deny.
-      this.#deny(reply, n, `internal error: ${(err as Error)?.message ?? String(err)}`, undefined, started);
+      this.#deny(fd, reply, n, `internal error: ${(err as Error)?.message ?? String(err)}`, undefined, started);
     } finally {
       if (programFd !== undefined) closeQuietly(programFd);
     }
   }
 
-  #deny(reply: (allow: boolean) => void, n: Extract<ExecNotification, { id: bigint }>, why: string, parent: string | undefined, started: bigint): void {
+  #deny(fd: Fd, reply: (allow: boolean) => void, n: Extract<ExecNotification, { id: bigint }>, why: string, parent: string | undefined, started: bigint): void {
     const file = n.path ? bytesToWireString(n.path) : '?';
     const reason = clipReason(why);
-    writeDenial(n.pid, file, reason);
+    writeDenial(fd, n.id, n.pid, file, reason);
     reply(false);
     this.#host.logger.info(
       {
@@ -320,40 +320,12 @@ function readCwd(pid: number): string {
   }
 }
 
-/**
- * "codex-escalate: FILE: denied: REASON" on the process's stderr, without
- * ever blocking the loop or writing where the process could not: only when
- * its fd 2 is open for writing (fdinfo), re-opened append-only and
- * non-blocking (a full pipe drops the line), and only a pipe, a terminal or
- * a regular file (never a device the server's privileges would open).
- */
-export function writeDenial(pid: number, file: string, reason: string | null): void {
+/** "codex-escalate: FILE: denied: REASON" on the process's stderr (best effort, bounded, never blocking). */
+function writeDenial(fd: Fd, id: bigint, pid: number, file: string, reason: string | null): void {
+  const line = `codex-escalate: ${file}: denied: ${reason ?? 'by policy'}`.replace(/[\x00-\x1f\x7f]/g, '?').slice(0, MAX_STDERR_LINE - 1);
   try {
-    const info = readFileSync(`/proc/${pid}/fdinfo/2`, 'utf8');
-    const flags = Number.parseInt(/^flags:\s*([0-7]+)/m.exec(info)?.[1] ?? '', 8);
-    const mode = flags & O_ACCMODE;
-    if (!(mode === fsc.O_WRONLY || mode === fsc.O_RDWR)) return;
-    const fd = openSync(`/proc/${pid}/fd/2`, fsc.O_WRONLY | fsc.O_APPEND | fsc.O_NONBLOCK | fsc.O_NOCTTY | O_CLOEXEC);
-    try {
-      const st = fstatSync(fd);
-      if (!(st.isFIFO() || st.isCharacterDevice() || st.isFile() || st.isSocket())) return;
-      if (st.isCharacterDevice() && !isTty(pid)) return;
-      const line = `codex-escalate: ${file}: denied: ${reason ?? 'by policy'}`.replace(/[\x00-\x1f\x7f]/g, '?').slice(0, MAX_STDERR_LINE - 1);
-      writeSync(fd, `${line}\n`);
-    } finally {
-      closeSync(fd);
-    }
+    seccompWriteStderr(fd, id, pid, Buffer.from(`${line}\n`));
   } catch {
-    // Best effort: the exec still fails with EACCES and the audit line has the reason.
-  }
-}
-
-/** fd 2 of the process is a terminal (a pty or console), not some other character device. */
-function isTty(pid: number): boolean {
-  try {
-    const target = readlinkSync(`/proc/${pid}/fd/2`);
-    return target.startsWith('/dev/pts/') || /^\/dev\/tty/.test(target);
-  } catch {
-    return false;
+    // The exec still fails with EACCES, and the audit line has the reason.
   }
 }
