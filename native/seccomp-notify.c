@@ -396,7 +396,9 @@ static napi_value open_target(napi_env env, napi_callback_info info) {
 }
 
 /*
- * seccompWriteStderr(listenerFd, id: bigint, pid, line: Buffer) -> boolean:
+ * seccompWriteStderr(listenerFd, id: bigint, pid, line: Buffer) -> 0 (not
+ * written), 1 (written to a file other than this process's stderr) or 2
+ * (written, and it is our own stderr too: the user has seen it):
  * one line on the stderr of the process blocked in notification `id`,
  * without ever blocking: its fd 2 is taken with pidfd_getfd (after ID_VALID,
  * so the pidfd is that process and not a recycled pid), written only if that
@@ -422,7 +424,7 @@ static napi_value write_stderr(napi_env env, napi_callback_info info) {
   }
   if (!codex_get_int(env, argv[2], "pid", 1, INT32_MAX, &pid)) return NULL;
   if (!codex_get_bytes(env, argv[3], "line", &line, &len)) return NULL;
-  bool done = false;
+  bool done = false, ours = false;
   cleanup_fd int pidfd = (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);
   cleanup_fd int err = -1;
   cleanup_fd int mine = -1;
@@ -432,6 +434,10 @@ static napi_value write_stderr(napi_env env, napi_callback_info info) {
   err = (int)syscall(SYS_pidfd_getfd, pidfd, 2, 0);
   if (err < 0 || fstat(err, &st) < 0 || (fl = fcntl(err, F_GETFL)) < 0) goto out;
   if ((fl & O_ACCMODE) != O_WRONLY && (fl & O_ACCMODE) != O_RDWR) goto out;
+  {
+    struct stat me;
+    ours = fstat(STDERR_FILENO, &me) == 0 && me.st_dev == st.st_dev && me.st_ino == st.st_ino;
+  }
   if (S_ISSOCK(st.st_mode)) {
     done = send(err, line, len, MSG_DONTWAIT | MSG_NOSIGNAL) == (ssize_t)len;
     goto out;
@@ -445,7 +451,7 @@ static napi_value write_stderr(napi_env env, napi_callback_info info) {
   }
 out:;
   napi_value out;
-  NAPI_CALL(env, napi_get_boolean(env, done, &out));
+  NAPI_CALL(env, napi_create_int32(env, done ? (ours ? 2 : 1) : 0, &out));
   return out;
 }
 

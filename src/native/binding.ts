@@ -68,7 +68,7 @@ export interface NativeBinding {
   seccompNotifyRecv(fd: number, bounds: { path: number; arg: number; total: number; argc: number }): RawNotification | null;
   seccompNotifySend(fd: number, id: bigint, err: number): boolean;
   seccompOpenTarget(pid: number, dirfd: number, path: Uint8Array, flags: number): number;
-  seccompWriteStderr(fd: number, id: bigint, pid: number, line: Uint8Array): boolean;
+  seccompWriteStderr(fd: number, id: bigint, pid: number, line: Uint8Array): 0 | 1 | 2;
 }
 
 /** One seccompNotifyRecv result (see native/seccomp-notify.c). */

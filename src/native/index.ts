@@ -334,8 +334,9 @@ export function seccompOpenTarget(pid: number, dirfd: number, path: Buffer, flag
 /**
  * Write `line` on the stderr of the process blocked in notification `id` of
  * listener `fd`, never blocking and only where that process could write
- * itself (see native/seccomp-notify.c). False when nothing was written.
+ * itself (see native/seccomp-notify.c). 0: nothing written; 1: written, to
+ * a file other than our stderr; 2: written, and it is our stderr as well.
  */
-export function seccompWriteStderr(fd: Fd, id: bigint, pid: number, line: Buffer): boolean {
+export function seccompWriteStderr(fd: Fd, id: bigint, pid: number, line: Buffer): 0 | 1 | 2 {
   return binding.seccompWriteStderr(fd, id, pid, line);
 }

@@ -51,6 +51,8 @@ export interface DirectExecHost {
   nextRequestId(): string;
   /** Session aborted (ended): in-flight decisions give up. */
   readonly signal: AbortSignal;
+  /** Where a Deny's line goes when the process's stderr is not ours (the CLI: its stderr); undefined: nowhere else. */
+  readonly echo?: ((line: string) => void) | undefined;
   /** Tell the observer (same record as a wrapper decision). */
   decided(request: ResolvedRequest, decision: PolicyDecision, action: 'run' | 'deny', latencyUs: number): void;
 }
@@ -185,7 +187,7 @@ export class DirectExecs {
         reason = 'a hook rewrote this command, and a direct exec cannot run rewritten commands';
       }
       if (action === 'deny') {
-        writeDenial(fd, n.id, n.pid, request.file, reason);
+        writeDenial(this.#host.echo, fd, n.id, n.pid, request.file, reason);
         this.#denied.delete(n.pid);
         this.#denied.set(n.pid, key);
         // Bounded: the oldest entries go first (Map keeps insertion order).
@@ -224,7 +226,7 @@ export class DirectExecs {
   #deny(fd: Fd, reply: (allow: boolean) => void, n: Extract<ExecNotification, { id: bigint }>, why: string, parent: string | undefined, started: bigint): void {
     const file = n.path ? bytesToWireString(n.path) : '?';
     const reason = clipReason(why);
-    writeDenial(fd, n.id, n.pid, file, reason);
+    writeDenial(this.#host.echo, fd, n.id, n.pid, file, reason);
     reply(false);
     this.#host.logger.info(
       {
@@ -320,12 +322,19 @@ function readCwd(pid: number): string {
   }
 }
 
-/** "codex-escalate: FILE: denied: REASON" on the process's stderr (best effort, bounded, never blocking). */
-function writeDenial(fd: Fd, id: bigint, pid: number, file: string, reason: string | null): void {
+/**
+ * "codex-escalate: FILE: denied: REASON" on the process's stderr (best
+ * effort, bounded, never blocking), and to `echo` unless that stderr is the
+ * server's own: a program that captures its child's stderr (Node's
+ * execFileSync, a test runner) would otherwise swallow the reason.
+ */
+function writeDenial(echo: ((line: string) => void) | undefined, fd: Fd, id: bigint, pid: number, file: string, reason: string | null): void {
   const line = `codex-escalate: ${file}: denied: ${reason ?? 'by policy'}`.replace(/[\x00-\x1f\x7f]/g, '?').slice(0, MAX_STDERR_LINE - 1);
+  let shown: 0 | 1 | 2 = 0;
   try {
-    seccompWriteStderr(fd, id, pid, Buffer.from(`${line}\n`));
+    shown = seccompWriteStderr(fd, id, pid, Buffer.from(`${line}\n`));
   } catch {
     // The exec still fails with EACCES, and the audit line has the reason.
   }
+  if (shown !== 2) echo?.(line);
 }

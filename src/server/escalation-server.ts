@@ -90,6 +90,8 @@ export interface EscalationServerOptions {
    * reply asks the wrapper for the seccomp exec filter. Default false; the CLI turns it on where it works.
    */
   readonly directExecs?: boolean;
+  /** Called with a direct exec's Deny line when the process's stderr is not this process's own (so the user sees why). */
+  readonly directDenialEcho?: (line: string) => void;
 }
 
 /**
@@ -128,7 +130,7 @@ export interface SessionSettings {
   readonly shellPath: string | undefined;
   readonly containment: ((sessionId: string) => EscalatedContainment | undefined) | undefined;
   /** The wrapper binary by identity when direct execs are decided (its exec by a nested shell is a hop); undefined: off. */
-  readonly directExecs: { readonly wrapper: FileId | undefined } | undefined;
+  readonly directExecs: { readonly wrapper: FileId | undefined; readonly echo: ((line: string) => void) | undefined } | undefined;
 }
 
 function resolveSettings(options: EscalationServerOptions): SessionSettings {
@@ -141,7 +143,7 @@ function resolveSettings(options: EscalationServerOptions): SessionSettings {
     escalationChecks: { verifyWorkdir: options.verifyWorkdir ?? true, filterEnv: createEnvFilter(options.escalationEnv), gitSafe: options.gitSafe },
     shellPath: options.shellPath,
     containment: options.containment,
-    directExecs: options.directExecs ? { wrapper: statId(options.wrapperPath ?? defaultWrapperPath()) } : undefined,
+    directExecs: options.directExecs ? { wrapper: statId(options.wrapperPath ?? defaultWrapperPath()), echo: options.directDenialEcho } : undefined,
   };
 }
 
@@ -330,6 +332,7 @@ export class EscalationSession {
         policy: host.policy,
         logger: host.logger,
         wrapper: settings.directExecs.wrapper,
+        echo: settings.directExecs.echo,
         nextRequestId: () => host.nextRequestId(),
         signal: this.#abort.signal,
         decided: (request, decision, action, latencyUs) => {

@@ -10,7 +10,9 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bwrapUsable, shellMountTargets, SYSTEM_SHELLS } from '../../src/sandbox/bwrap.js';
 import { cliEnv, readJsonLines, runCli, startCli, waitFor, writeExecutable } from '../helpers/e2e.js';
-import { patchedBash, tempDir } from '../helpers/harness.js';
+import { openFdCount, patchedBash, runInSession, tempDir, wrapperPath } from '../helpers/harness.js';
+import { EscalationServer, type DecisionRecord } from '../../src/server/escalation-server.js';
+import { createAuditLogger } from '../../src/server/audit-log.js';
 
 const FORBID_RM = 'prefix_rule(pattern = ["rm"], decision = "forbidden")\n';
 
@@ -136,6 +138,8 @@ for (const sandbox of ['bwrap', 'none'] as const) {
         expect(readFileSync(path.join(ws.dir, 'f'), 'utf8')).toBe('precious\n');
         expect(r.code, r.stderr).not.toBe(0);
         expect(r.stderr).toMatch(/denied: forbidden by prefix_rule\(\["rm"\]/);
+        // Once: on the process's stderr when it is the user's, else echoed by the CLI, never both.
+        expect(r.stderr.match(/denied: forbidden/g)).toHaveLength(1);
         const rm = readJsonLines(ws.log).filter((l) => l['event'] === 'decision' && l['program'] === '/usr/bin/rm');
         // Exactly one decision for the one logical exec (execvp's PATH retries are not decided again).
         expect(rm.map((d) => d['action'])).toEqual(['deny']);
@@ -189,6 +193,29 @@ describe('direct execs: audit, escalation, fail closed', () => {
       for (const e of echo) expect(e).toMatchObject({ via: 'direct', parent: '/usr/bin/xargs', action: 'run' });
     }, 180_000);
   }
+
+  it('the server\'s fds are back to their baseline after 500 parallel direct execs, each decided once', async () => {
+    const decisions: DecisionRecord[] = [];
+    const server = new EscalationServer({
+      policy: { decide: () => ({ action: 'run' }) },
+      wrapperPath,
+      shellPath: patchedBash(),
+      directExecs: true,
+      logger: createAuditLogger({ level: 'silent' }),
+      observer: { decided: (d) => decisions.push(d) },
+    });
+    const dir = tempDir('cse-cov-fds-');
+    const warm = await runInSession(server, '/usr/bin/true', { cwd: dir, env: cliEnv() });
+    expect(warm.exitCode).toBe(0);
+    const baseline = openFdCount();
+    const r = await runInSession(server, 'seq 1 500 | xargs -P 16 -n 1 /usr/bin/echo > out.txt', { cwd: dir, env: cliEnv() });
+    expect(r.exitCode, r.stderr).toBe(0);
+    const echo = decisions.filter((d) => d.request.sessionId === r.sessionId && d.request.program === '/usr/bin/echo');
+    expect(echo).toHaveLength(500);
+    expect(new Set(echo.map((d) => d.request.argv[1])).size).toBe(500);
+    expect(openFdCount()).toBe(baseline);
+    await server.close();
+  }, 120_000);
 
   it('a second listener installed under the filter is refused (the later-listener bypass)', async () => {
     const ws = workspace();

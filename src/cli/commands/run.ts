@@ -173,6 +173,7 @@ export async function runCommand(script: string, args: readonly string[], opts: 
       ...(boundary.gitSafe ? { gitSafe: { roots: boundary.roots } } : {}),
       containment: contain,
       directExecs,
+      directDenialEcho: (line) => process.stderr.write(`${line}\n`),
       ...(hooks ? { observer: hooksObserver(hooks, logger) } : {}),
     });
   } catch (err) {
