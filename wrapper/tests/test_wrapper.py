@@ -231,7 +231,7 @@ class TestRun(Base):
         self.assertEqual(req['file'], '/bin/echo')
         self.assertEqual(req['argv'], ['echo', 'hello', 'world'])
         self.assertEqual(req['workdir'], os.path.realpath(self.tmp))
-        self.assertEqual(req['ext'], 2)
+        self.assertEqual(req['ext'], 3)
         self.assertEqual(set(req), {'file', 'argv', 'workdir', 'env', 'ext'})
         # [ext 2] the program, opened O_PATH by the wrapper in its own view.
         self.assertEqual(peer.request_nfds, 1)
@@ -255,7 +255,7 @@ class TestRun(Base):
         peer = Peer(respond(deny('no')))
         run_wrapper([self.path('nope'), 'nope'], peer)
         self.assertEqual(peer.request_nfds, 0)
-        self.assertEqual(peer.request['ext'], 2)
+        self.assertEqual(peer.request['ext'], 3)
 
     def test_program_fd_not_inherited_by_the_command(self):
         peer = Peer(respond(RUN))
