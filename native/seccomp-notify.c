@@ -27,6 +27,15 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 
+#include <linux/audit.h>
+#if defined(__x86_64__)
+#define NATIVE_AUDIT_ARCH_ AUDIT_ARCH_X86_64
+#elif defined(__aarch64__)
+#define NATIVE_AUDIT_ARCH_ AUDIT_ARCH_AARCH64
+#else
+#define NATIVE_AUDIT_ARCH_ 0u
+#endif
+
 struct bounds {
   size_t path, arg, total, argc;
 };
@@ -179,7 +188,15 @@ static napi_value notify_recv(napi_env env, napi_callback_info info) {
 
   uint64_t path_addr, argv_addr;
   int64_t dirfd = AT_FDCWD, flags = 0;
-  if (req.data.nr == SYS_execve) {
+  if (req.data.arch != NATIVE_AUDIT_ARCH_) {
+    path_addr = argv_addr = 0;
+    (void)path_addr;
+    (void)argv_addr;
+    if (!set_str(env, result, "syscall", "other") ||
+        !set_str(env, result, "error", "a 32-bit (compat ABI) exec is not decided"))
+      return NULL;
+    return result;
+  } else if (req.data.nr == SYS_execve) {
     path_addr = req.data.args[0];
     argv_addr = req.data.args[1];
     if (!set_str(env, result, "syscall", "execve")) return NULL;
@@ -190,8 +207,9 @@ static napi_value notify_recv(napi_env env, napi_callback_info info) {
     flags = (int64_t)(uint32_t)req.data.args[4];
     if (!set_str(env, result, "syscall", "execveat")) return NULL;
   } else {
-    /* The filter notifies nothing else: refuse whatever this is. */
-    if (!set_str(env, result, "syscall", "other") || !set_str(env, result, "error", "not an exec"))
+    /* A 32-bit (compat ABI) exec, or anything else: not decided, refused. */
+    if (!set_str(env, result, "syscall", "other") ||
+        !set_str(env, result, "error", "a 32-bit (compat ABI) exec is not decided"))
       return NULL;
     return result;
   }

@@ -140,7 +140,12 @@ function resolveSettings(options: EscalationServerOptions): SessionSettings {
     maxConnectionsPerSession: options.maxConnectionsPerSession ?? 1024,
     terminateGraceMs: options.terminateGraceMs ?? 1000,
     sessionFrameBudgetBytes: options.sessionFrameBudgetBytes ?? DEFAULT_SESSION_FRAME_BUDGET,
-    escalationChecks: { verifyWorkdir: options.verifyWorkdir ?? true, filterEnv: createEnvFilter(options.escalationEnv), gitSafe: options.gitSafe },
+    escalationChecks: {
+      verifyWorkdir: options.verifyWorkdir ?? true,
+      filterEnv: createEnvFilter(options.escalationEnv),
+      gitSafe: options.gitSafe,
+      sandboxShell: options.shellPath !== undefined ? statId(options.shellPath) : undefined,
+    },
     shellPath: options.shellPath,
     containment: options.containment,
     directExecs: options.directExecs ? { wrapper: statId(options.wrapperPath ?? defaultWrapperPath()), echo: options.directDenialEcho } : undefined,
