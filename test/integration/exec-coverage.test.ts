@@ -217,6 +217,16 @@ describe('direct execs: audit, escalation, fail closed', () => {
     await server.close();
   }, 120_000);
 
+  it('doctor reports whether user notification works here; --direct-execs off leaves direct execs undecided', async () => {
+    const doctor = await runCli(['doctor'], { env: cliEnv(), timeoutMs: 60_000 });
+    expect(doctor.stdout).toMatch(/^ok\s+direct execs \(seccomp user notification\): works/m);
+    const ws = workspace();
+    const r = await run('bwrap', ws, 'env rm f; echo "status=$?"', ['--direct-execs', 'off']);
+    expect(r.stdout).toBe('status=0\n');
+    expect(existsSync(path.join(ws.dir, 'f'))).toBe(false);
+    expect(readJsonLines(ws.log).filter((l) => l['via'] === 'direct')).toEqual([]);
+  }, 90_000);
+
   it('a second listener installed under the filter is refused (the later-listener bypass)', async () => {
     const ws = workspace();
     // seccomp(SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, &allow-all): would be asked before ours.
