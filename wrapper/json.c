@@ -495,7 +495,8 @@ static int on_response_key(struct reader *r, int which, void *ctx) {
     return 0;
   }
   if (which == 2) {
-    /* [ext 3] "listener": a JSON boolean. */
+    /* [ext 3] "listener": a JSON boolean (peek skips the whitespace before it). */
+    (void)peek(r);
     if ((size_t)(r->end - r->p) >= 4 && memcmp(r->p, "true", 4) == 0) {
       r->p += 4;
       out->listener = 1;

@@ -1154,6 +1154,34 @@ class TestExecFailures(Base):
                 self.assertEqual((rc, out), (126, b''), err)
                 self.assertIn(what.encode(), err)
 
+    def test_bad_listener_field_is_a_protocol_error(self):
+        for value in ['"yes"', '1', 'null', 'tru']:
+            with self.subTest(value=value):
+                body = ('{"action":"Run","listener":%s}' % value).encode()
+                peer = Peer(respond(struct.pack('<I', len(body)) + body))
+                rc, out, err = run_wrapper(['/bin/echo', 'echo', 'ran'], peer)
+                self.assertEqual((rc, out), (126, b''), err)
+                self.assertIn(b'protocol error', err)
+
+    def test_listener_true_hands_over_a_seccomp_listener_and_runs(self):
+        got = {}
+
+        def script(stream, _req):
+            stream.sendall(frame({'action': 'Run', 'listener': True}))
+            stream.settimeout(TIMEOUT)
+            msg, fds, _, _ = socket.recv_fds(stream, 64, 4)
+            got['msg'] = msg
+            got['targets'] = [os.readlink('/proc/self/fd/%d' % fd) for fd in fds]
+            for fd in fds:
+                os.close(fd)
+
+        peer = Peer(script)
+        rc, out, err = run_wrapper(['/bin/echo', 'echo', 'ran'], peer)
+        # The program's own exec gets through on the cookie; nothing else was asked.
+        self.assertEqual((rc, out), (0, b'ran\n'), err)
+        self.assertEqual(got.get('msg'), struct.pack('<I', 17) + b'{"listener":true}')
+        self.assertEqual(got.get('targets'), ['anon_inode:seccomp notify'])
+
     def test_binary_file_refused(self):
         for name, data in [('nul-first-line', b'abc\x00def\n'), ('elf-ish', b'\x7fELF' + b'\x01' * 20),
                            ('nul-before-newline', b'\x00\n')]:
