@@ -8,7 +8,8 @@
         "native/poller.c",
         "native/spawn.c",
         "native/proc.c",
-        "native/tty.c"
+        "native/tty.c",
+        "native/seccomp-notify.c"
       ],
       "cflags!": ["-O3"],
       "cflags": ["-Wall", "-Wextra", "-Werror", "-O2", "-std=gnu11"]

@@ -6,7 +6,7 @@
  *
  *   npm run bench                  full run (a few minutes)
  *   npm run bench -- --smoke       reduced run in seconds (BENCH_SMOKE=1 too)
- *   options: --out-dir DIR  --reps N  --only w1,w2,w3,server,rules  --no-docs-chart
+ *   options: --out-dir DIR  --reps N  --only w1,w2,w3,w4,server,rules  --no-docs-chart
  *            --variants stock,floor,run200,...   (workload 1 subset, for profiling)
  */
 import { spawn, execFileSync } from 'node:child_process';
@@ -37,8 +37,8 @@ const { values: args } = parseArgs({
 });
 
 const SMOKE = args.smoke || process.env.BENCH_SMOKE === '1';
-const SECTIONS = new Set((args.only ?? 'w1,w2,w3,server,rules').split(',').map((s) => s.trim()));
-const ALL_SECTIONS = SECTIONS.size === 5;
+const SECTIONS = new Set((args.only ?? 'w1,w2,w3,w4,server,rules').split(',').map((s) => s.trim()));
+const ALL_SECTIONS = SECTIONS.size === 6;
 
 /** Sizes: the full run fits in ~5 minutes on 2 cores; smoke in seconds, same shape. */
 const CFG = SMOKE
@@ -313,10 +313,14 @@ async function main(): Promise<void> {
   const loop = path.join(BENCH_DIR, 'workloads/exec-loop.sh');
   const conc = path.join(BENCH_DIR, 'workloads/concurrency.sh');
   const real = path.join(BENCH_DIR, 'workloads/real-work.sh');
+  const direct = path.join(BENCH_DIR, 'workloads/direct-exec.sh');
   log(`${SMOKE ? 'SMOKE run' : 'full run'}; results in ${OUT_DIR}`);
 
   const servers: Partial<Record<PolicyKind, BenchServer>> = {};
   const server = async (kind: PolicyKind) => (servers[kind] ??= await createBenchServer(kind, { wrapperPath: wrapper, tmp }));
+  // The same Run policy with the direct-exec filter on (layer 2), as the CLI runs by default.
+  let directServer: BenchServer | undefined;
+  const withFilter = async () => (directServer ??= await createBenchServer('run', { wrapperPath: wrapper, tmp, directExecs: true }));
   const result: Record<string, unknown> = { schema: 1, generatedAt: new Date().toISOString(), smoke: SMOKE, ...info, config: { ...CFG, policyRules: POLICY_RULES, sections: [...SECTIONS] } };
   const workloads: Record<string, unknown> = {};
   result.workloads = workloads;
@@ -336,6 +340,8 @@ async function main(): Promise<void> {
         // Not a product variant: the cost of the extra execve alone, for reference.
         { id: 'floor', label: 'floor: exec-only wrapper, no server', run: () => runPlain(patched, a, tmp, { EXEC_WRAPPER: floor }) },
         { id: 'run200', label: `Run, ${POLICY_RULES}-rule policy`, run: () => runIntercepted(run, patched, a, tmp, n), server: run, target: 1.8 },
+        // Before/after of layer 2: the wrapper installs the exec filter and hands its listener over on every Run.
+        { id: 'run200Filter', label: `Run + exec filter, ${POLICY_RULES}-rule`, run: async () => runIntercepted(await withFilter(), patched, a, tmp, n), server: await withFilter(), target: 1.8 },
         // ~5 ms per exec: 3 samples are plenty for a variant with no target, and save a minute.
         { id: 'spawnedHook', label: 'spawned sh PreToolUse hook', run: () => runIntercepted(spawned, patched, a, tmp, n), server: spawned, maxReps: 3 },
         { id: 'persistentHook', label: 'persistent PreToolUse hook', run: () => runIntercepted(persistent, patched, a, tmp, n), server: persistent, target: 2.0 },
@@ -344,7 +350,7 @@ async function main(): Promise<void> {
       // Warm-up: JIT, page cache, the persistent hook's process start.
       log('workload 1 warm-up');
       const warm = [loop, String(Math.min(50, n))];
-      for (const bs of [run, spawned, persistent, escalate]) await runIntercepted(bs, patched, warm, tmp, 1);
+      for (const bs of [run, spawned, persistent, escalate, await withFilter()]) await runIntercepted(bs, patched, warm, tmp, 1);
       await runPlain(STOCK_BASH, warm, tmp);
       const res = await measure('w1', variants, CFG.reps);
       const s = res.spawnedHook;
@@ -402,8 +408,26 @@ async function main(): Promise<void> {
         variants: res,
       };
     }
+    // Workload 4: direct execs (layer 2): xargs execs /bin/true itself, N times.
+    if (SECTIONS.has('w4')) {
+      const n = CFG.loopExecs;
+      const a = [direct, String(n)];
+      const filtered = await withFilter();
+      const variants: Variant[] = [
+        { id: 'stock', label: 'stock bash', run: () => runPlain(STOCK_BASH, a, tmp) },
+        { id: 'direct', label: `direct execs decided, ${POLICY_RULES}-rule`, run: () => runIntercepted(filtered, patched, a, tmp, n), server: filtered },
+      ];
+      await runIntercepted(filtered, patched, [direct, String(Math.min(50, n))], tmp, 1);
+      const res = await measure('w4', variants, CFG.reps);
+      workloads.directExec = {
+        description: `xargs -n1 /bin/true over ${n} lines (each exec a seccomp notification; latency: the direct decisions)`,
+        execs: n,
+        reps: CFG.reps,
+        variants: res,
+      };
+    }
   } finally {
-    await Promise.all(Object.values(servers).map((s) => s.close()));
+    await Promise.all([...Object.values(servers), ...(directServer ? [directServer] : [])].map((s) => s.close()));
   }
 
   // Server side: RSS and CPU with the direct client (fresh process).
@@ -522,6 +546,7 @@ function table(r: Json): string {
     ['execLoop', 'Workload 1: exec loop'],
     ['concurrency', 'Workload 2: concurrency'],
     ['realWork', 'Workload 3: real work'],
+    ['directExec', 'Workload 4: direct execs'],
   ] as const) {
     const wl = get(r, 'workloads', key) as Json | undefined;
     if (!wl) continue;

@@ -494,6 +494,20 @@ static int on_response_key(struct reader *r, int which, void *ctx) {
     out->shell = (char *)at;
     return 0;
   }
+  if (which == 2) {
+    /* [ext 3] "listener": a JSON boolean (peek skips the whitespace before it). */
+    (void)peek(r);
+    if ((size_t)(r->end - r->p) >= 4 && memcmp(r->p, "true", 4) == 0) {
+      r->p += 4;
+      out->listener = 1;
+      return 0;
+    }
+    if ((size_t)(r->end - r->p) >= 5 && memcmp(r->p, "false", 5) == 0) {
+      r->p += 5;
+      return 0;
+    }
+    return fail(r, "listener must be a boolean");
+  }
   switch (peek(r)) {
   case '"':
     if (parse_key(r, variants, 2, &v)) return -1;
@@ -520,7 +534,7 @@ static int on_response_key(struct reader *r, int which, void *ctx) {
 
 const char *json_parse_escalate_response(unsigned char *buf, size_t len,
                                          struct escalate_response *out, size_t *err_at) {
-  static const char *keys[] = {"action", "shell"};
+  static const char *keys[] = {"action", "shell", "listener"};
   struct reader r = {buf, buf, buf + len, NULL, 0};
   unsigned seen;
 
@@ -530,7 +544,8 @@ const char *json_parse_escalate_response(unsigned char *buf, size_t len,
   out->argv_packed = NULL;
   out->argc = 0;
   out->shell = NULL;
-  if (parse_top_object(&r, keys, 2, on_response_key, out, &seen) == 0 && !(seen & 1))
+  out->listener = 0;
+  if (parse_top_object(&r, keys, 3, on_response_key, out, &seen) == 0 && !(seen & 1))
     fail(&r, "missing \"action\"");
   *err_at = r.err_at;
   return r.err;

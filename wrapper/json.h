@@ -46,6 +46,9 @@ struct escalate_response {
    * into the parsed buffer) of the shell to run scripts without #! with,
    * or NULL when absent. Must be a non-empty absolute path without NUL. */
   char *shell;
+  /* [ext 3] Top-level "listener": true when the server wants the exec
+   * filter's seccomp listener fd (docs/protocol.md, "Direct execs"). */
+  int listener;
 };
 
 /* Both parsers accept exactly one JSON object filling buf[0..len) (JSON

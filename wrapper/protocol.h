@@ -21,7 +21,7 @@
 #define MAX_FORWARDED_FDS 1024
 /* [MAX_FRAME_BYTES] largest frame the server accepts. */
 #define MAX_REQUEST_BYTES (16u * 1024 * 1024)
-/* [EXT_PROGRAM_FD] protocol extension level we announce (docs/protocol.md). */
-#define EXT_LEVEL "2"
+/* [WRAPPER_EXT_LEVEL] protocol extension level we announce (docs/protocol.md). */
+#define EXT_LEVEL "3"
 
 #endif

@@ -55,7 +55,7 @@ async function hookEngine(kind: 'spawned-hook' | 'persistent-hook', tmp: string)
 }
 
 /** A server whose policy is the decision pipeline with POLICY_RULES synthetic rules and, per kind, hooks or an escalate prefix. */
-export async function createBenchServer(kind: PolicyKind, opts: { wrapperPath: string; tmp: string; rules?: number }): Promise<BenchServer> {
+export async function createBenchServer(kind: PolicyKind, opts: { wrapperPath: string; tmp: string; rules?: number; directExecs?: boolean }): Promise<BenchServer> {
   const recorder = new DecisionRecorder();
   const hooks = kind === 'spawned-hook' || kind === 'persistent-hook' ? await hookEngine(kind, opts.tmp) : undefined;
   const policy = createDecisionPipeline({
@@ -64,7 +64,8 @@ export async function createBenchServer(kind: PolicyKind, opts: { wrapperPath: s
     ...(kind === 'escalate' ? { escalatePrefixes: ['true'] } : {}),
     defaultAction: 'run',
   });
-  const server = new EscalationServer({ policy, wrapperPath: opts.wrapperPath, observer: { decided: (r) => recorder.onDecided(r) } });
+  // directExecs: as `codex-escalate run` does by default (inside bwrap or as root), Run'd programs get the exec filter.
+  const server = new EscalationServer({ policy, wrapperPath: opts.wrapperPath, directExecs: opts.directExecs ?? false, observer: { decided: (r) => recorder.onDecided(r) } });
   return {
     server,
     recorder,

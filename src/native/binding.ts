@@ -65,7 +65,17 @@ export interface NativeBinding {
   openPath(path: Uint8Array): number;
   countOpenFds(): number;
   markCloexecFrom(minFd: number): number[];
+  seccompNotifyRecv(fd: number, bounds: { path: number; arg: number; total: number; argc: number }): RawNotification | null;
+  seccompNotifySend(fd: number, id: bigint, err: number): boolean;
+  seccompOpenTarget(pid: number, dirfd: number, path: Uint8Array, flags: number): number;
+  seccompWriteStderr(fd: number, id: bigint, pid: number, line: Uint8Array): 0 | 1 | 2;
 }
+
+/** One seccompNotifyRecv result (see native/seccomp-notify.c). */
+export type RawNotification =
+  | { hup: true }
+  | { gone: true }
+  | { id: bigint; pid: number; syscall: 'execve' | 'execveat' | 'other'; dirfd?: number; flags?: number; path?: Buffer; argv?: Buffer[]; error?: string };
 
 const ADDON_RELATIVE = path.join('build', 'Release', 'codex_native.node');
 

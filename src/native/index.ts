@@ -303,3 +303,40 @@ export function ttyTakeOver(fd: Fd): Buffer {
 export function ttyGiveBack(fd: Fd, saved: Uint8Array): void {
   binding.ttyGiveBack(fd, saved);
 }
+
+export type { RawNotification as ExecNotification } from './binding.js';
+
+/**
+ * A pending notification on a seccomp listener fd, read without blocking:
+ * null when none is pending, `{ hup }` when no process uses the filter any
+ * more, `{ gone }` when the target died before it could be read. Path and
+ * argv are read from the process's memory within `bounds`, then checked
+ * with ID_VALID; `error` says what could not be read (the caller denies).
+ */
+export function seccompNotifyRecv(fd: Fd, bounds: { path: number; arg: number; total: number; argc: number }): import('./binding.js').RawNotification | null {
+  return binding.seccompNotifyRecv(fd, bounds);
+}
+
+/** Answer a notification: continue the syscall (errno 0), or fail it with that errno. False when the target is gone. */
+export function seccompNotifySend(fd: Fd, id: bigint, errno: number): boolean {
+  return binding.seccompNotifySend(fd, id, errno);
+}
+
+/**
+ * O_PATH fd on the file that process `pid`'s execve(path) / execveat(dirfd,
+ * path, .., flags) would run, resolved in that process's root and from its
+ * cwd (or dirfd). Throws with the errno code (ENOENT: nothing there).
+ */
+export function seccompOpenTarget(pid: number, dirfd: number, path: Buffer, flags: number): Fd {
+  return binding.seccompOpenTarget(pid, dirfd, path, flags);
+}
+
+/**
+ * Write `line` on the stderr of the process blocked in notification `id` of
+ * listener `fd`, never blocking and only where that process could write
+ * itself (see native/seccomp-notify.c). 0: nothing written; 1: written, to
+ * a file other than our stderr; 2: written, and it is our stderr as well.
+ */
+export function seccompWriteStderr(fd: Fd, id: bigint, pid: number, line: Buffer): 0 | 1 | 2 {
+  return binding.seccompWriteStderr(fd, id, pid, line);
+}

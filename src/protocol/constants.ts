@@ -43,3 +43,21 @@ export const MAX_FORWARDED_FDS = 1024;
  * its request (docs/protocol.md); also the level our wrapper announces.
  */
 export const EXT_PROGRAM_FD = 2;
+/**
+ * Extension level at which the wrapper can install the direct-exec filter and
+ * hand its seccomp listener back when a Run reply says `"listener": true`
+ * (docs/protocol.md, "Direct execs").
+ */
+export const EXT_EXEC_LISTENER = 3;
+/** The extension level our wrapper announces. */
+export const WRAPPER_EXT_LEVEL = EXT_EXEC_LISTENER;
+/**
+ * Bounds on what the server reads from a process's memory for a notified
+ * (direct) exec: the path, each argument, and argv in total. Like the wire
+ * request's MAX_FRAME_BYTES: a hostile process cannot make the server read
+ * or allocate without bound; anything larger is denied.
+ */
+export const NOTIFY_MAX_PATH_BYTES = 4096;
+export const NOTIFY_MAX_ARG_BYTES = 128 * 1024;
+export const NOTIFY_MAX_ARGV_BYTES = 2 * 1024 * 1024;
+export const NOTIFY_MAX_ARGC = 65536;

@@ -116,6 +116,12 @@ export const EscalateResponseSchema = z.object({
    * with (ENOEXEC). Fixed by the session; without it the wrapper uses /bin/bash.
    */
   shell: z.string().optional(),
+  /**
+   * Extension (sent only to wrappers that declared `ext >= 3`, with Run and
+   * RunRewritten): install the direct-exec filter before the exec and hand
+   * its seccomp listener back as one {"listener":true} frame (docs/protocol.md).
+   */
+  listener: z.boolean().optional(),
 });
 export type EscalateResponse = z.infer<typeof EscalateResponseSchema>;
 
@@ -154,10 +160,13 @@ export type Action =
   | { readonly kind: 'escalate' }
   | { readonly kind: 'deny'; readonly reason: string | null };
 
-export function toWireResponse(action: Action, ext: { readonly shell?: string | undefined } = {}): EscalateResponse {
+/** Extension, wrapper → server right after a Run reply that asked for it: the listener fd rides on this frame. */
+export const ListenerFrameSchema = z.object({ listener: z.literal(true) }).strict();
+
+export function toWireResponse(action: Action, ext: { readonly shell?: string | undefined; readonly listener?: boolean } = {}): EscalateResponse {
   switch (action.kind) {
     case 'run': {
-      const shell = ext.shell !== undefined ? { shell: ext.shell } : {};
+      const shell = { ...(ext.shell !== undefined ? { shell: ext.shell } : {}), ...(ext.listener ? { listener: true } : {}) };
       return action.rewrite ? { action: { RunRewritten: { file: action.rewrite.file, argv: [...action.rewrite.argv] } }, ...shell } : { action: 'Run', ...shell };
     }
     case 'escalate':

@@ -18,6 +18,35 @@ export interface BwrapProfile {
   readonly network?: boolean;
   /** bwrap executable (default: `bwrap` on PATH). */
   readonly bwrap?: string;
+  /**
+   * The patched bash: bound read-only over the system shells (SYSTEM_SHELLS),
+   * so `bash -c`, `sh -c`, `#!/bin/sh` scripts, system() and make recipes keep
+   * sending their execs through the wrapper.
+   */
+  readonly shell?: string;
+}
+
+/** The shells a nested `bash -c`, `sh -c`, `#!` line or system() runs; replaced by the patched bash in the sandbox. */
+export const SYSTEM_SHELLS = ['/bin/bash', '/usr/bin/bash', '/bin/sh', '/usr/bin/sh'] as const;
+
+/**
+ * Where to mount the patched bash so that every SYSTEM_SHELLS path runs it:
+ * their real paths, deduplicated. A mount follows symlinks, so the real path
+ * is what gets covered anyway: on merged-/usr Debian /bin is a link to
+ * usr/bin, and /usr/bin/sh a link to dash, so the mounts land on
+ * /usr/bin/bash and /usr/bin/dash (dash run by name is the patched bash too,
+ * not in POSIX mode; run as sh it is). A missing shell is left alone.
+ */
+export function shellMountTargets(paths: readonly string[] = SYSTEM_SHELLS): string[] {
+  const out = new Set<string>();
+  for (const p of paths) {
+    try {
+      out.add(realpathSync(p));
+    } catch {
+      // Not on this system: nothing to replace.
+    }
+  }
+  return [...out];
 }
 
 export interface SandboxedLaunch {
@@ -84,6 +113,10 @@ export function bwrapLaunch(command: string, args: readonly string[], profile: B
   for (const p of profile.readable ?? []) {
     const abs = path.resolve(p);
     if (underPrivate(abs)) a.push('--ro-bind', abs, abs);
+  }
+  if (profile.shell !== undefined) {
+    const shell = path.resolve(profile.shell);
+    for (const target of shellMountTargets()) if (target !== shell) a.push('--ro-bind', shell, target);
   }
   // After the /tmp and /run tmpfs, so a working directory under them is the real one.
   for (const dir of [profile.cwd, ...(profile.writable ?? [])]) {

@@ -2,24 +2,26 @@ import os from 'node:os';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
-import { fstatSync } from 'node:fs';
+import { fstatSync, readlinkSync, statSync } from 'node:fs';
 import { ByteBudget, encodeFrame, ProtocolError } from '../protocol/codec.js';
 import {
   ESCALATE_SOCKET_ENV_VAR,
   EXEC_WRAPPER_ENV_VAR,
   HANDSHAKE_BYTE,
   MAX_FDS_PER_MESSAGE,
+  EXT_EXEC_LISTENER,
   MAX_FRAME_BYTES,
   SHELL_SOCKET_FD,
 } from '../protocol/constants.js';
-import { toWireResponse, type Action } from '../protocol/messages.js';
+import { ListenerFrameSchema, toWireResponse, type Action } from '../protocol/messages.js';
+import { DirectExecs, fileId, type FileId } from './direct-execs.js';
 import type { EscalatedContainment } from '../sandbox/cgroup.js';
 import { createEnvFilter, type EnvFilterOptions } from '../sandbox/escalation-env.js';
 import type { GitSafeOptions } from '../sandbox/git-safe-mode.js';
 import { prepareEscalation, type EscalationChecks, type EscalationPlan } from './escalation.js';
 import { SpawningExecutor, type EscalationExecutor } from './executor.js';
 import type { EscalationPolicy, PolicyDecision } from '../policy/types.js';
-import { Poller, recvMsg, setNonblock, socketPair, type Fd } from '../native/index.js';
+import { peerCredentials, Poller, recvMsg, setNonblock, socketPair, type Fd } from '../native/index.js';
 import { defaultWrapperPath } from '../paths.js';
 import { findPatchedBash } from '../shell/patched-bash.js';
 import { boundedList, boundedString, silentLogger, type AuditLogger } from './audit-log.js';
@@ -83,6 +85,13 @@ export interface EscalationServerOptions {
    * and whatever of them is left when the session ends is killed. Default: none (process group only).
    */
   readonly containment?: (sessionId: string) => EscalatedContainment | undefined;
+  /**
+   * Decide the execs Run'd programs make themselves (layer 2, docs/protocol.md "Direct execs"): each Run
+   * reply asks the wrapper for the seccomp exec filter. Default false; the CLI turns it on where it works.
+   */
+  readonly directExecs?: boolean;
+  /** Called with a direct exec's Deny line when the process's stderr is not this process's own (so the user sees why). */
+  readonly directDenialEcho?: (line: string) => void;
 }
 
 /**
@@ -120,6 +129,8 @@ export interface SessionSettings {
   /** The shell for `#!`-less scripts; undefined: look for the patched bash when each session starts. */
   readonly shellPath: string | undefined;
   readonly containment: ((sessionId: string) => EscalatedContainment | undefined) | undefined;
+  /** The wrapper binary by identity when direct execs are decided (its exec by a nested shell is a hop); undefined: off. */
+  readonly directExecs: { readonly wrapper: FileId | undefined; readonly echo: ((line: string) => void) | undefined } | undefined;
 }
 
 function resolveSettings(options: EscalationServerOptions): SessionSettings {
@@ -129,10 +140,25 @@ function resolveSettings(options: EscalationServerOptions): SessionSettings {
     maxConnectionsPerSession: options.maxConnectionsPerSession ?? 1024,
     terminateGraceMs: options.terminateGraceMs ?? 1000,
     sessionFrameBudgetBytes: options.sessionFrameBudgetBytes ?? DEFAULT_SESSION_FRAME_BUDGET,
-    escalationChecks: { verifyWorkdir: options.verifyWorkdir ?? true, filterEnv: createEnvFilter(options.escalationEnv), gitSafe: options.gitSafe },
+    escalationChecks: {
+      verifyWorkdir: options.verifyWorkdir ?? true,
+      filterEnv: createEnvFilter(options.escalationEnv),
+      gitSafe: options.gitSafe,
+      sandboxShell: options.shellPath !== undefined ? statId(options.shellPath) : undefined,
+    },
     shellPath: options.shellPath,
     containment: options.containment,
+    directExecs: options.directExecs ? { wrapper: statId(options.wrapperPath ?? defaultWrapperPath()), echo: options.directDenialEcho } : undefined,
   };
+}
+
+function statId(file: string): FileId | undefined {
+  try {
+    const st = statSync(file);
+    return { dev: st.dev, ino: st.ino };
+  } catch {
+    return undefined;
+  }
 }
 
 /**
@@ -263,6 +289,8 @@ export class EscalationSession {
   /** Bytes of half-received frames this session may hold at once (a sandbox cannot make the server allocate without bound). */
   readonly #frameBudget: ByteBudget;
   readonly #containment: EscalatedContainment | undefined;
+  /** Layer 2: the listeners of this session's Run'd program trees (undefined: direct execs are not decided). */
+  readonly #direct: DirectExecs | undefined;
 
   /** Sessions are opened with EscalationServer.startSession(), which passes its host. */
   constructor(
@@ -303,6 +331,21 @@ export class EscalationSession {
     const shell = settings.shellPath ?? findPatchedBash() ?? undefined;
     // The wrapper refuses a relative one (it would be resolved against each command's cwd).
     this.enoexecShell = shell === undefined ? undefined : path.resolve(shell);
+    if (settings.directExecs) {
+      this.#direct = new DirectExecs({
+        sessionId: id,
+        policy: host.policy,
+        logger: host.logger,
+        wrapper: settings.directExecs.wrapper,
+        echo: settings.directExecs.echo,
+        nextRequestId: () => host.nextRequestId(),
+        signal: this.#abort.signal,
+        decided: (request, decision, action, latencyUs) => {
+          this.#decisions++;
+          host.observe((o) => o.decided?.({ request, action: action === 'run' ? { kind: 'run' } : { kind: 'deny', reason: decision.reason ?? null }, latencyUs, decision }));
+        },
+      });
+    }
     this.#poller = new Poller(serverFd, (err) => {
       if (err) {
         host.logger.error({ event: 'session_error', session: this.id, error: err.message }, 'escalation socket failed');
@@ -321,6 +364,11 @@ export class EscalationSession {
   /** Bytes of half-received frames this session holds right now (bounded by sessionFrameBudgetBytes). */
   get bufferedFrameBytes(): number {
     return this.#frameBudget.inUse;
+  }
+
+  /** Seccomp listeners this session holds (one per Run'd program tree still alive). */
+  get listenerCount(): number {
+    return this.#direct?.listenerCount ?? 0;
   }
 
   /** Number of decisions taken in this session so far. */
@@ -344,6 +392,8 @@ export class EscalationSession {
 
   async #doEnd(): Promise<void> {
     this.#abort.abort(new Error('session ended'));
+    // Fail closed: with the listeners closed, the kernel fails every notified exec (ENOSYS).
+    this.#direct?.close();
     this.#poller.close();
     closeQuietly(this.#serverFd);
     this.shellSpawned();
@@ -453,10 +503,13 @@ export class EscalationSession {
       if (prepared.ok) plan = prepared.plan;
       else action = { kind: 'deny', reason: prepared.reason };
     }
+    // Layer 2: a Run'd program runs under the exec filter; the grant lets a nested wrapper's own exec through.
+    const grant = action.kind === 'run' && this.#direct && request.peerExtensions >= EXT_EXEC_LISTENER ? this.#grantFor(channel, request, action) : undefined;
     try {
-      await channel.writeFrame(encodeFrame(toWireResponse(action, request.peerExtensions >= 1 ? { shell: this.enoexecShell } : {})));
+      await channel.writeFrame(encodeFrame(toWireResponse(action, request.peerExtensions >= 1 ? { shell: this.enoexecShell, listener: grant !== undefined } : {})));
     } catch (err) {
       plan?.release();
+      if (grant) this.#direct?.revoke(grant.pid, grant.program);
       throw err;
     }
     const latencyUs = Number(process.hrtime.bigint() - started) / 1000;
@@ -471,6 +524,9 @@ export class EscalationSession {
         ...boundedString('file', request.file),
         ...(auditArgv ?? boundedList('argv', request.argv)),
         ...boundedString('workdir', request.workdir),
+        via: 'wrapper',
+        // The wrapper stands in for the shell that forked it.
+        ...(this.enoexecShell !== undefined ? { parent: this.enoexecShell } : {}),
         action: action.kind,
         reason: action.kind === 'deny' ? action.reason : (decision.reason ?? null),
         latency_us: Math.round(latencyUs),
@@ -481,12 +537,77 @@ export class EscalationSession {
       `${action.kind} ${request.program}`,
     );
     host.observe((o) => o.decided?.({ request, action, latencyUs, decision }));
+    if (grant) {
+      try {
+        await this.#adoptListener(channel);
+      } finally {
+        this.#direct?.revoke(grant.pid, grant.program);
+      }
+    }
     if (plan) {
       try {
         await this.#executor.execute({ channel, request, plan });
       } finally {
         plan.release();
       }
+    }
+  }
+
+  /** Record that the wrapper behind `channel` may exec the program it is told to Run (undefined: cannot be identified, no filter asked). */
+  #grantFor(channel: StreamChannel, request: ResolvedRequest, action: Extract<Action, { kind: 'run' }>): { pid: number; program: FileId } | undefined {
+    try {
+      const { pid } = peerCredentials(channel.fd);
+      let program: FileId | undefined;
+      if (action.rewrite) program = statId(action.rewrite.file);
+      else if (request.programFd !== undefined) program = fileId(request.programFd);
+      if (!(pid > 0) || program === undefined) return { pid: 0, program: { dev: -1, ino: -1 } };
+      this.#direct!.grant(pid, program);
+      return { pid, program };
+    } catch {
+      return { pid: 0, program: { dev: -1, ino: -1 } };
+    }
+  }
+
+  /**
+   * After a Run reply with "listener": the wrapper sends its filter's listener
+   * fd on one {"listener":true} frame and execs; a nested wrapper (already
+   * under a filter) sends nothing and its connection ends with its exec.
+   */
+  async #adoptListener(channel: StreamChannel): Promise<void> {
+    let frame;
+    try {
+      frame = await channel.readFrame(this.#host.settings.frameTimeoutMs);
+    } catch {
+      return; // EOF (nested wrapper exec'd, or the wrapper died) or timeout: nothing to adopt
+    }
+    const fds = new OwnedFds(frame.fds);
+    try {
+      let ok = false;
+      try {
+        ok = ListenerFrameSchema.safeParse(JSON.parse(frame.payload.toString('utf8'))).success;
+      } catch {
+        ok = false;
+      }
+      if (!ok || fds.size !== 1) {
+        this.#host.rejected(this.id, `bad listener frame: ${fds.size} fds`);
+        return;
+      }
+      const fd = fds.takeAll()[0]!;
+      // Only a seccomp listener is polled: anything else the sandbox might send is refused.
+      let target = '';
+      try {
+        target = readlinkSync(`/proc/self/fd/${fd}`);
+      } catch {
+        target = '';
+      }
+      if (target !== 'anon_inode:seccomp notify') {
+        closeQuietly(fd);
+        this.#host.rejected(this.id, `listener frame carried ${target || 'an unknown fd'}, not a seccomp listener`);
+        return;
+      }
+      this.#direct!.adopt(fd);
+    } finally {
+      fds.closeAll();
     }
   }
 

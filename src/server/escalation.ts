@@ -35,6 +35,13 @@ export interface EscalationChecks {
   readonly filterEnv: (env: Readonly<Record<string, string>>) => { env: Record<string, string>; dropped: string[] };
   /** Neutralise workspace git config and hooks for an escalated git (src/sandbox/git-safe-mode.ts); absent = off. */
   readonly gitSafe?: GitSafeOptions | undefined;
+  /**
+   * The patched bash by identity. Inside bwrap it is mounted over the system
+   * shells (/bin/sh, /usr/bin/bash...), so there /usr/bin/dash names it while
+   * outside the name is dash: an escalated `sh -c` then runs this file (ours,
+   * not the sandbox's), as the requester saw it.
+   */
+  readonly sandboxShell?: { readonly dev: number; readonly ino: number } | undefined;
 }
 
 export type Prepared = { ok: true; plan: EscalationPlan } | { ok: false; reason: string };
@@ -100,7 +107,8 @@ export function prepareEscalation(request: ResolvedRequest, decision: PolicyDeci
   }
   // The rules matched the path: in our view it must name the file we hold and will run. A handle
   // from the requester may be a file of its own mounts (its private /tmp) that only shares the name.
-  if (!sameFile(program, programFd)) return fail(`${program} is not the same file in the requester's view of the filesystem as outside the sandbox`);
+  const isSandboxShell = checks.sandboxShell !== undefined && held.dev === checks.sandboxShell.dev && held.ino === checks.sandboxShell.ino;
+  if (!isSandboxShell && !sameFile(program, programFd)) return fail(`${program} is not the same file in the requester's view of the filesystem as outside the sandbox`);
   // Programs read argv[0] (git-clone, busybox applets, `exec -a`): it must be the name the rules matched.
   const matchedName = path.posix.basename(program);
   let argv0Replaced: { from: string; to: string } | undefined;

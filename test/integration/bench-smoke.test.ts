@@ -68,12 +68,13 @@ describe('npm run bench -- --smoke', () => {
 
   it('measured every workload 1 variant against stock bash, with real interception', () => {
     const vs = at(result, 'workloads', 'execLoop', 'variants') as Json;
-    expect(Object.keys(vs).sort()).toEqual(['escalate', 'floor', 'patchedOff', 'persistentHook', 'run200', 'spawnedHook', 'stock'].sort());
+    expect(Object.keys(vs).sort()).toEqual(['escalate', 'floor', 'patchedOff', 'persistentHook', 'run200', 'run200Filter', 'spawnedHook', 'stock'].sort());
     expect(at(vs, 'stock', 'ratio')).toBe(1);
     const execs = positive(result, 'workloads', 'execLoop', 'execs');
-    for (const id of ['patchedOff', 'floor', 'run200', 'spawnedHook', 'persistentHook', 'escalate']) positive(vs, id, 'ratio');
+    for (const id of ['patchedOff', 'floor', 'run200', 'run200Filter', 'spawnedHook', 'persistentHook', 'escalate']) positive(vs, id, 'ratio');
     for (const [id, action] of [
       ['run200', 'run'],
+      ['run200Filter', 'run'],
       ['spawnedHook', 'run'],
       ['persistentHook', 'run'],
       ['escalate', 'escalate'],
@@ -95,6 +96,15 @@ describe('npm run bench -- --smoke', () => {
     expectPercentiles(at(conc, 'variants', 'run200', 'serverLatencyUs'), 'concurrency', 16);
     positive(result, 'workloads', 'realWork', 'variants', 'run200', 'ratio');
     expect(positive(result, 'workloads', 'realWork', 'variants', 'run200', 'decisionsPerRun')).toBeGreaterThanOrEqual(10);
+  });
+
+  it('measured the direct-exec loop (xargs -n1 /bin/true) against stock, with every exec decided', () => {
+    const w4 = at(result, 'workloads', 'directExec') as Json;
+    const execs = positive(w4, 'execs');
+    positive(w4, 'variants', 'direct', 'ratio');
+    // seq and xargs through the wrapper, every /bin/true as a notification.
+    expect(at(w4, 'variants', 'direct', 'decisionsPerRun')).toBe(execs + 2);
+    expectPercentiles(at(w4, 'variants', 'direct', 'serverLatencyUs'), 'directExec', execs);
   });
 
   it('measured RSS at two checkpoints, CPU per decision and rules scaling', () => {
@@ -128,8 +138,8 @@ describe('npm run bench -- --smoke', () => {
     const svg = readFileSync(path.join(outDir, 'ratios.svg'), 'utf8');
     expect(svg.startsWith('<svg')).toBe(true);
     expect(svg.trimEnd().endsWith('</svg>')).toBe(true);
-    // One bar per non-stock variant: 6 in workload 1, 1 each in workloads 2 and 3.
-    expect(svg.match(/<rect x="300"/g)?.length).toBe(8);
+    // One bar per non-stock variant: 7 in workload 1, 1 each in workloads 2 and 3.
+    expect(svg.match(/<rect x="300"/g)?.length).toBe(9);
     expect(existsSync(docsChart) ? statSync(docsChart).mtimeMs : null).toBe(docsChartBefore);
   });
 });

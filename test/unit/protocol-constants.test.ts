@@ -40,7 +40,7 @@ const WRAPPER_DEFINES: Record<string, CValue> = {
   MAX_FDS_PER_MESSAGE: protocol.MAX_FDS_PER_MESSAGE,
   MAX_FORWARDED_FDS: protocol.MAX_FORWARDED_FDS,
   MAX_REQUEST_BYTES: protocol.MAX_FRAME_BYTES,
-  EXT_LEVEL: String(protocol.EXT_PROGRAM_FD),
+  EXT_LEVEL: String(protocol.WRAPPER_EXT_LEVEL),
 };
 
 const NATIVE_DEFINES: Record<string, CValue> = {

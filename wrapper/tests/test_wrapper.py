@@ -231,7 +231,7 @@ class TestRun(Base):
         self.assertEqual(req['file'], '/bin/echo')
         self.assertEqual(req['argv'], ['echo', 'hello', 'world'])
         self.assertEqual(req['workdir'], os.path.realpath(self.tmp))
-        self.assertEqual(req['ext'], 2)
+        self.assertEqual(req['ext'], 3)
         self.assertEqual(set(req), {'file', 'argv', 'workdir', 'env', 'ext'})
         # [ext 2] the program, opened O_PATH by the wrapper in its own view.
         self.assertEqual(peer.request_nfds, 1)
@@ -255,7 +255,7 @@ class TestRun(Base):
         peer = Peer(respond(deny('no')))
         run_wrapper([self.path('nope'), 'nope'], peer)
         self.assertEqual(peer.request_nfds, 0)
-        self.assertEqual(peer.request['ext'], 2)
+        self.assertEqual(peer.request['ext'], 3)
 
     def test_program_fd_not_inherited_by_the_command(self):
         peer = Peer(respond(RUN))
@@ -1163,6 +1163,34 @@ class TestExecFailures(Base):
                 rc, out, err = run_wrapper(['/bin/echo', 'echo', 'ran'], peer)
                 self.assertEqual((rc, out), (126, b''), err)
                 self.assertIn(what.encode(), err)
+
+    def test_bad_listener_field_is_a_protocol_error(self):
+        for value in ['"yes"', '1', 'null', 'tru']:
+            with self.subTest(value=value):
+                body = ('{"action":"Run","listener":%s}' % value).encode()
+                peer = Peer(respond(struct.pack('<I', len(body)) + body))
+                rc, out, err = run_wrapper(['/bin/echo', 'echo', 'ran'], peer)
+                self.assertEqual((rc, out), (126, b''), err)
+                self.assertIn(b'protocol error', err)
+
+    def test_listener_true_hands_over_a_seccomp_listener_and_runs(self):
+        got = {}
+
+        def script(stream, _req):
+            stream.sendall(frame({'action': 'Run', 'listener': True}))
+            stream.settimeout(TIMEOUT)
+            msg, fds, _, _ = socket.recv_fds(stream, 64, 4)
+            got['msg'] = msg
+            got['targets'] = [os.readlink('/proc/self/fd/%d' % fd) for fd in fds]
+            for fd in fds:
+                os.close(fd)
+
+        peer = Peer(script)
+        rc, out, err = run_wrapper(['/bin/echo', 'echo', 'ran'], peer)
+        # The program's own exec gets through on the cookie; nothing else was asked.
+        self.assertEqual((rc, out), (0, b'ran\n'), err)
+        self.assertEqual(got.get('msg'), struct.pack('<I', 17) + b'{"listener":true}')
+        self.assertEqual(got.get('targets'), ['anon_inode:seccomp notify'])
 
     def test_binary_file_refused(self):
         for name, data in [('nul-first-line', b'abc\x00def\n'), ('elf-ish', b'\x7fELF' + b'\x01' * 20),

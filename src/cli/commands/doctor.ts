@@ -3,6 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import { defaultWrapperPath } from '../../paths.js';
 import { bwrapLaunch, bwrapUsable } from '../../sandbox/bwrap.js';
+import { execFilterUsable } from '../../sandbox/exec-filter.js';
 import { findPatchedBash, PATCHED_BASH_ENV_VAR, patchedBashCachePath } from '../../shell/patched-bash.js';
 import { shellProblem } from '../shell-check.js';
 
@@ -89,6 +90,15 @@ const checks: Check[] = [
       } catch (err) {
         return { ok: false, detail: firstLine(err), fix: 'apt-get install bubblewrap (without it, Run is not sandboxed)' };
       }
+    },
+  },
+  {
+    name: 'direct execs (seccomp user notification)',
+    required: false,
+    run() {
+      const usable = execFilterUsable(defaultWrapperPath());
+      if (usable.ok) return { ok: true, detail: 'works: execs that programs make directly are decided too' };
+      return { ok: false, detail: `${usable.reason}; run decides only the shell's execs`, fix: 'Linux 5.9 or later, and a container runtime that allows seccomp(2) with SECCOMP_FILTER_FLAG_NEW_LISTENER' };
     },
   },
   {

@@ -16,6 +16,7 @@ import { bwrapLaunch, bwrapUsable, type SandboxedLaunch } from '../../sandbox/bw
 import { SessionContainment } from '../../sandbox/cgroup.js';
 import { parseAssignment, parseInherit, shellEnvironment, shellEnvNotice, type ShellEnvInherit } from '../../sandbox/shell-env.js';
 import { ensurePatchedBash, PATCHED_BASH_ENV_VAR } from '../../shell/patched-bash.js';
+import { directExecsEnabled, type DirectExecsMode } from '../../sandbox/exec-filter.js';
 import { defaultWrapperPath } from '../../paths.js';
 import { CliError, collect, EXIT_DENIED, EXIT_TOOL_FAILURE } from '../errors.js';
 import { openAuditOutput, LOG_LEVELS, type LogLevel } from '../audit-output.js';
@@ -42,6 +43,7 @@ export interface RunOptions extends PolicyFlags {
   shellEnvSet: string[];
   priorityBoost: boolean;
   gitSafe: boolean;
+  directExecs?: DirectExecsMode;
 }
 
 export function registerRunCommand(program: Command): void {
@@ -72,6 +74,11 @@ export function registerRunCommand(program: Command): void {
     .addOption(new Option('--log-level <level>', 'audit lines at this level and above').choices([...LOG_LEVELS]))
     .option('-q, --quiet', 'no audit lines on stderr/stdout, only warnings and errors (a --log-file still gets every line)')
     .addOption(new Option('--sandbox <kind>', 'sandbox for the shell and everything it Runs (default: bwrap when it works here, else none with a warning)').choices(['bwrap', 'none']))
+    .addOption(
+      new Option('--direct-execs <mode>', 'decide the execs programs make themselves (env, xargs, find -exec, python, make...) through seccomp user notification: auto (inside bwrap, or as root), on, off')
+        .choices(['auto', 'on', 'off'])
+        .default('auto'),
+    )
     .option('--network', 'keep network access inside the sandbox (default: none; escalated commands always have it)', false)
     .option('--env-allow <name>', 'let this variable (or NAME* prefix) of the sandbox reach escalated commands; by default only locale, terminal and TZ variables do (repeatable)', collect, [])
     .option('--env-deny <name>', 'drop this variable (or NAME* prefix) from escalated commands\' environment, even a default one (repeatable)', collect, [])
@@ -170,6 +177,8 @@ export async function runCommand(words: readonly string[], opts: RunOptions): Pr
     return containment;
   };
   const { policy, close } = await buildPolicy({ ...opts, rulesDiscoverFrom: opts.discoverRules !== false ? cwd : undefined }, logger, hooks, () => cwd, boundary, () => containment?.freezer);
+  const launch = sandboxLaunch(opts, shell, [...invocation.args], cwd, [path.dirname(shell), path.dirname(wrapperPath)]);
+  const directExecs = directExecsEnabled(opts.directExecs ?? 'auto', launch.command !== shell, wrapperPath, (m) => boundary.warn('direct_execs_off', m));
   let server: EscalationServer;
   try {
     server = new EscalationServer({
@@ -180,14 +189,16 @@ export async function runCommand(words: readonly string[], opts: RunOptions): Pr
       escalationEnv: { allow: opts.envAllow, deny: opts.envDeny },
       ...(boundary.gitSafe ? { gitSafe: { roots: boundary.roots } } : {}),
       containment: contain,
+      directExecs,
+      directDenialEcho: (line) => process.stderr.write(`${line}\n`),
       ...(hooks ? { observer: hooksObserver(hooks, logger) } : {}),
     });
   } catch (err) {
+    launch.release();
     close();
     await hooks?.close();
     throw new CliError((err as Error).message, EXIT_TOOL_FAILURE, { cause: err });
   }
-  const launch = sandboxLaunch(opts, shell, [...invocation.args], cwd, [path.dirname(shell), path.dirname(wrapperPath)]);
   let running;
   try {
     // The shell joins the session's cgroup before it runs anything (a /bin/sh trampoline; fds pass through).
@@ -290,7 +301,7 @@ function sandboxLaunch(opts: RunOptions, shell: string, args: string[], cwd: str
     process.stderr.write(`codex-escalate: warning: no sandbox (${usable.reason}); Run'd commands are not confined. Use --sandbox none to silence this.\n`);
     return none;
   }
-  return bwrapLaunch(shell, args, { cwd, writable: opts.writable, network: opts.network, readable });
+  return bwrapLaunch(shell, args, { cwd, writable: opts.writable, network: opts.network, readable, shell });
 }
 
 /** Run the once-per-run PreToolUse hooks (if any want the whole script); a reason = the run is refused. */
