@@ -28,8 +28,9 @@ function userEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
 function run(file: string, args: readonly string[], opts: { cwd: string; env?: NodeJS.ProcessEnv; timeout?: number }): Promise<Run> {
   return new Promise((resolve) => {
     execFile(file, args, { cwd: opts.cwd, env: opts.env ?? userEnv(), timeout: opts.timeout ?? 300_000, maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
-      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0;
-      resolve({ code, stdout, stderr });
+      const c = (err as { code?: unknown } | null)?.code;
+      // A spawn failure (ENOENT...) has a string code: say it rather than a bare 1.
+      resolve({ code: err ? (typeof c === 'number' ? c : 1) : 0, stdout, stderr: typeof c === 'string' ? `${stderr}${err!.message}` : stderr });
     });
   });
 }
@@ -62,6 +63,8 @@ function appLockfile(app: string, tarball: string): void {
       os: pkg['os'],
       engines: pkg['engines'],
       dependencies: pkg['dependencies'],
+      // npm links bin entries from the lockfile's record.
+      bin: pkg['bin'],
     },
   };
   for (const [k, v] of Object.entries(lock.packages)) if (k.startsWith('node_modules/') && !v.dev && !v.devOptional) packages[k] = v;
