@@ -1,4 +1,5 @@
 {
+  "variables": { "werror%": "<!(echo ${CODEX_ESCALATE_WERROR:-0})" },
   "targets": [
     {
       "target_name": "codex_native",
@@ -12,7 +13,8 @@
         "native/seccomp-notify.c"
       ],
       "cflags!": ["-O3"],
-      "cflags": ["-Wall", "-Wextra", "-Werror", "-O2", "-std=gnu11"]
+      "cflags": ["-Wall", "-Wextra", "-O2", "-std=gnu11"],
+      "conditions": [["werror==1", { "cflags": ["-Werror"] }]]
     }
   ]
 }

@@ -21,6 +21,7 @@ import { PROTOCOL_ENV_VARS } from '../src/protocol/constants.js';
 import { BENCH_DIR, createBenchServer, POLICY_RULES, type BenchServer, type PolicyKind } from './lib/servers.js';
 import { median, percentiles, round, type Percentiles } from './lib/stats.js';
 import { barChartSvg, type Bar } from './lib/svg.js';
+import { execLoopScript, startupFigure, type StartupFigure } from './lib/startup.js';
 
 const ROOT = path.resolve(BENCH_DIR, '..');
 const STOCK_BASH = '/bin/bash';
@@ -37,13 +38,14 @@ const { values: args } = parseArgs({
 });
 
 const SMOKE = args.smoke || process.env.BENCH_SMOKE === '1';
-const SECTIONS = new Set((args.only ?? 'w1,w2,w3,w4,server,rules').split(',').map((s) => s.trim()));
-const ALL_SECTIONS = SECTIONS.size === 6;
+const DEFAULT_SECTIONS = 'w1,w2,w3,w4,server,rules,startup';
+const SECTIONS = new Set((args.only ?? DEFAULT_SECTIONS).split(',').map((s) => s.trim()));
+const ALL_SECTIONS = SECTIONS.size === DEFAULT_SECTIONS.split(',').length;
 
 /** Sizes: the full run fits in ~5 minutes on 2 cores; smoke in seconds, same shape. */
 const CFG = SMOKE
-  ? { loopExecs: 40, reps: 1, concLoops: 16, concExecs: 5, concReps: 1, realScale: 0, realReps: 1, rssFirst: 500, rssSecond: 2000, rulesCounts: [10, 1000, 10000], rulesRequests: 100, rulesRounds: 1 }
-  : { loopExecs: 2000, reps: 5, concLoops: 16, concExecs: 1000, concReps: 3, realScale: 2, realReps: 5, rssFirst: 10_000, rssSecond: 100_000, rulesCounts: [10, 1000, 10000], rulesRequests: 3000, rulesRounds: 3 };
+  ? { startupReps: 3, loopExecs: 40, reps: 1, concLoops: 16, concExecs: 5, concReps: 1, realScale: 0, realReps: 1, rssFirst: 500, rssSecond: 2000, rulesCounts: [10, 1000, 10000], rulesRequests: 100, rulesRounds: 1 }
+  : { startupReps: 15, loopExecs: 2000, reps: 5, concLoops: 16, concExecs: 1000, concReps: 3, realScale: 2, realReps: 5, rssFirst: 10_000, rssSecond: 100_000, rulesCounts: [10, 1000, 10000], rulesRequests: 3000, rulesRounds: 3 };
 if (args.reps !== undefined) {
   const r = Number(args.reps);
   if (!Number.isInteger(r) || r < 1) fail(`--reps must be a positive integer, got ${JSON.stringify(args.reps)}`);
@@ -451,6 +453,11 @@ async function main(): Promise<void> {
     ]);
   }
 
+  if (SECTIONS.has('startup')) {
+    log(`start-up: whole processes, median of ${CFG.startupReps}`);
+    result.startup = startup(tmp);
+  }
+
   result.server = serverSummary(result);
   result.targets = targets(result);
   result.durationS = round((performance.now() - started) / 1000, 1);
@@ -465,6 +472,26 @@ async function main(): Promise<void> {
   if (!SMOKE && ALL_SECTIONS && !args['no-docs-chart'] && args['out-dir'] === undefined) copyFileSync(svgPath, DOCS_CHART);
   process.stdout.write(table(result));
   process.stdout.write(`\nwrote ${path.relative(ROOT, jsonPath) || jsonPath}, ${path.relative(ROOT, svgPath) || svgPath} in ${result.durationS as number} s\n`);
+}
+
+/**
+ * Whole CLI processes as an agent starts them (the CLI from dist/, the cached patched bash, no hooks file
+ * discovered): bare node for reference, --version (argument parsing only), run of a script that execs nothing,
+ * and the peak RSS of run over the exec loop of workload 1.
+ */
+function startup(tmp: string): Record<string, StartupFigure> {
+  const cli = path.join(ROOT, 'bin', 'codex-escalate.js');
+  const opts = { cwd: tmp, env: { ...cleanEnv(), CODEX_HOME: mkdtempSync(path.join(tmp, 'codex-home-')) } };
+  const reps = CFG.startupReps;
+  const node = process.execPath;
+  const figures: Record<string, StartupFigure> = {
+    nodeBare: startupFigure('node -e 0', [node, '-e', '0'], reps, opts),
+    version: startupFigure('codex-escalate --version', [node, cli, '--version'], reps, opts),
+    runTrue: startupFigure('codex-escalate run --sandbox none -- true', [node, cli, 'run', '--sandbox', 'none', '--', 'true'], reps, opts),
+  };
+  const n = CFG.loopExecs;
+  figures.runLoop = startupFigure(`codex-escalate run --sandbox none, ${n} x /bin/true`, [node, cli, 'run', '--sandbox', 'none', '--log-file', '/dev/null', '--', execLoopScript(n)], Math.min(3, reps), opts);
+  return figures;
 }
 
 // ---------------------------------------------------------------- summaries
@@ -527,6 +554,9 @@ function targets(r: Json): Target[] {
   add('rss-growth', 'RSS growth from the first to the second checkpoint', num(r, 'rss', 'rssGrowth') * 100, 10, '%');
   const by = (n: string) => num(r, 'rulesScaling', 'byCount', n, 'serverLatencyUs', 'p50');
   add('rules-10k-vs-10', 'p50 decision latency, 10 000 rules vs 10 rules', by('10000') / by('10'), 2, '×');
+  add('startup-run-true', 'codex-escalate run --sandbox none -- true, whole process', num(r, 'startup', 'runTrue', 'wallMs'), 150, ' ms');
+  add('startup-run-true-rss', 'peak RSS of run -- true', num(r, 'startup', 'runTrue', 'peakRssMiB'), 55, ' MiB');
+  add('startup-run-loop-rss', 'peak RSS of run over the exec loop', num(r, 'startup', 'runLoop', 'peakRssMiB'), 70, ' MiB');
   return t;
 }
 
@@ -593,6 +623,14 @@ function table(r: Json): string {
     const rw = [40, 10, 10, 10, 12];
     row(['rules', 'p50 µs', 'p99 µs', 'decide µs', 'compile ms'], rw);
     for (const v of Object.values(rules)) row([String(v.rules), fmt(num(v, 'serverLatencyUs', 'p50'), 1), fmt(num(v, 'serverLatencyUs', 'p99'), 0), fmt(v.pipelineDecideUs, 2), fmt(v.compileMs, 1)], rw);
+  }
+  const st = r.startup as Record<string, StartupFigure> | undefined;
+  if (st) {
+    lines.push('');
+    lines.push('Start-up (whole processes, medians)');
+    const sw = [52, 10, 10, 14];
+    row(['command', 'wall ms', 'cpu ms', 'peak RSS MiB'], sw);
+    for (const f of Object.values(st)) row([f.label, fmt(f.wallMs, 1), fmt(f.cpuMs, 1), fmt(f.peakRssMiB, 1)], sw);
   }
   lines.push('');
   lines.push('Targets');

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
-// Launcher. The CLI is compiled to dist/ at install time (npm's prepare); on a
-// fresh checkout that was never installed, set it up first so that
-// `node bin/codex-escalate.js run -- SCRIPT` works as the one command.
+// Launcher. The CLI is compiled to dist/ (npm's prepare in a checkout, prepack
+// for the published package, which ships dist/). On a fresh git checkout that
+// was never installed, set it up first so that `node bin/codex-escalate.js run
+// -- SCRIPT` works as the one command; an installed package never does this.
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
@@ -9,7 +10,9 @@ import { fileURLToPath } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const entry = path.join(root, 'dist', 'cli', 'main.js');
-const checkout = existsSync(path.join(root, 'src', 'cli', 'main.ts'));
+// A git checkout (.git is a directory, or a file in a worktree) with its sources, not anything under node_modules.
+const checkout =
+  existsSync(path.join(root, '.git')) && existsSync(path.join(root, 'src', 'cli', 'main.ts')) && !root.split(path.sep).includes('node_modules');
 if (checkout && (!existsSync(entry) || !existsSync(path.join(root, 'node_modules')))) {
   process.stderr.write('codex-escalate: first run in this checkout: npm install (native addon, wrapper, CLI)...\n');
   const r = spawnSync('npm', ['install', '--no-audit', '--no-fund'], { cwd: root, stdio: ['ignore', 2, 2] });
@@ -17,6 +20,11 @@ if (checkout && (!existsSync(entry) || !existsSync(path.join(root, 'node_modules
     process.stderr.write('codex-escalate: npm install failed; see the output above (needs a C compiler, make and python3)\n');
     process.exit(2);
   }
+}
+
+if (!existsSync(entry)) {
+  process.stderr.write(`codex-escalate: ${entry} is missing: this package was not built (reinstall it, or run "npm run build" in a checkout)\n`);
+  process.exit(2);
 }
 
 const { main } = await import(entry);

@@ -1,10 +1,4 @@
 import { Command, CommanderError, type Help, type Option } from 'commander';
-import { registerCheckCommand } from './commands/check.js';
-import { registerDoctorCommand } from './commands/doctor.js';
-import { registerExplainCommand } from './commands/explain.js';
-import { registerHooksCommands } from './commands/hooks.js';
-import { registerReplayCommand } from './commands/replay.js';
-import { registerRunCommand } from './commands/run.js';
 import { CliError, EXIT_OK, EXIT_TOOL_FAILURE } from './errors.js';
 
 /**
@@ -21,7 +15,36 @@ function optionDescription(this: Help, option: Option): string {
   return extra.length ? `${option.description} (${extra.join('; ')})` : option.description;
 }
 
-export function buildProgram(): Command {
+/**
+ * Each command's module, loaded only when that command runs (or for help):
+ * `run` must not pay for what `hooks` or `doctor` import, and start-up is
+ * paid on every call an agent wraps.
+ */
+const COMMANDS = {
+  run: async (p: Command) => (await import('./commands/run.js')).registerRunCommand(p),
+  check: async (p: Command) => (await import('./commands/check.js')).registerCheckCommand(p),
+  explain: async (p: Command) => (await import('./commands/explain.js')).registerExplainCommand(p),
+  replay: async (p: Command) => (await import('./commands/replay.js')).registerReplayCommand(p),
+  hooks: async (p: Command) => (await import('./commands/hooks.js')).registerHooksCommands(p),
+  doctor: async (p: Command) => (await import('./commands/doctor.js')).registerDoctorCommand(p),
+} as const satisfies Record<string, (p: Command) => Promise<void>>;
+type CommandName = keyof typeof COMMANDS;
+
+const isCommandName = (w: string): w is CommandName => Object.hasOwn(COMMANDS, w);
+
+/**
+ * The commands argv needs: the one it names; none for a bare --version;
+ * every one otherwise (help, a typo: commander lists or suggests them).
+ */
+function commandsFor(argv: readonly string[]): readonly CommandName[] {
+  const first = argv.slice(2).find((a) => !a.startsWith('-'));
+  if (first !== undefined && isCommandName(first)) return [first];
+  const args = argv.slice(2);
+  if (first === undefined && args.length === 1 && (args[0] === '--version' || args[0] === '-V')) return [];
+  return Object.keys(COMMANDS).filter(isCommandName);
+}
+
+export async function buildProgram(argv?: readonly string[]): Promise<Command> {
   const program = new Command('codex-escalate')
     .description(
       'Exec-interception escalation server for a patched bash: every execve goes through codex-execve-wrapper ' +
@@ -34,12 +57,9 @@ export function buildProgram(): Command {
     .configureOutput({ outputError: () => {} })
     .configureHelp({ optionDescription })
     .exitOverride();
-  registerRunCommand(program);
-  registerCheckCommand(program);
-  registerExplainCommand(program);
-  registerReplayCommand(program);
-  registerHooksCommands(program);
-  registerDoctorCommand(program);
+  const names = argv ? commandsFor(argv) : Object.keys(COMMANDS).filter(isCommandName);
+  // In the order help lists them.
+  for (const name of names) await COMMANDS[name](program);
   return program;
 }
 
@@ -58,7 +78,7 @@ function commandPath(program: Command, args: readonly string[]): string {
 
 /** Entry point; returns the process exit status (table in docs/cli.md). */
 export async function main(argv: readonly string[]): Promise<number> {
-  const program = buildProgram();
+  const program = await buildProgram(argv);
   try {
     await program.parseAsync([...argv]);
     return typeof process.exitCode === 'number' ? process.exitCode : EXIT_OK;

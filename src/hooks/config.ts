@@ -1,7 +1,7 @@
 import { existsSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import path from 'node:path';
-import { parse as parseToml } from 'smol-toml';
+import { createRequire } from 'node:module';
 import { jsonSyntaxErrorOffset, lineColumn } from './json-position.js';
 import { z } from 'zod';
 import { TEMPLATE_KEYS } from './payload.js';
@@ -20,6 +20,9 @@ import {
   type UntrustedHooksFile,
   type WebhookHook,
 } from './types.js';
+
+/** smol-toml is loaded only when a hooks.toml is read (start-up); its CommonJS build, so synchronously. */
+const parseToml = (text: string): unknown => (createRequire(import.meta.url)('smol-toml') as typeof import('smol-toml')).parse(text);
 
 /**
  * Loading hooks.json (Codex / Claude Code) and hooks.toml (seed 001) into one

@@ -7,7 +7,7 @@ import { interpretProcessResult, resolveRewrite, type HookOutcome } from './deci
 import { hookApplies } from './matcher.js';
 import { eventEnv, fillTemplate, stdinPayload, webhookPayload, type HookEventData } from './payload.js';
 import { runSpawnedHook } from './runners/command.js';
-import { McpPool } from './runners/mcp.js';
+import type { McpPool } from './runners/mcp.js';
 import { PersistentHook } from './runners/persistent.js';
 import { killGroup } from './runners/spawn.js';
 import { runWebhook } from './runners/webhook.js';
@@ -61,7 +61,8 @@ export class HookEngine {
   private readonly logger: Logger;
   private readonly env: NodeJS.ProcessEnv;
   private readonly persistent = new Map<string, PersistentHook>();
-  private readonly mcp: McpPool;
+  /** Created by the first mcp_tool hook run: the MCP SDK is a large import that most configurations never need. */
+  private mcp: Promise<McpPool> | undefined;
   private readonly asyncRuns = new Set<Promise<unknown>>();
   private readonly liveGroups = new Set<number>();
   private readonly lifetime = new AbortController();
@@ -79,7 +80,6 @@ export class HookEngine {
     this.logger = opts.logger ?? pino({ level: 'silent' });
     this.env = opts.env ?? process.env;
     this.notice = opts.notice;
-    this.mcp = new McpPool(config.mcpServers, this.logger);
   }
 
   /** Hooks that would run for this event (enabled, matcher and conditions hold). */
@@ -174,6 +174,12 @@ export class HookEngine {
     return (await this.dispatch(d, undefined, false)).map((r) => r.summary);
   }
 
+  private mcpPool(): Promise<McpPool> {
+    if (this.closed) return Promise.reject(new Error('the hook engine is closed'));
+    this.mcp ??= import('./runners/mcp.js').then((m) => new m.McpPool(this.config.mcpServers, this.logger));
+    return this.mcp;
+  }
+
   /** Stops persistent hooks and MCP servers, kills every hook process group still running. */
   async close(): Promise<void> {
     if (this.closed) return;
@@ -181,7 +187,7 @@ export class HookEngine {
     this.lifetime.abort();
     for (const pid of this.liveGroups) killGroup(pid);
     await Promise.all([...this.persistent.values()].map((p) => p.close()));
-    await this.mcp.close();
+    await this.mcp?.then((pool) => pool.close(), () => undefined);
     await Promise.allSettled([...this.asyncRuns]);
     if (this.transcriptDir !== undefined) rmSync(this.transcriptDir, { recursive: true, force: true });
   }
@@ -331,7 +337,7 @@ export class HookEngine {
       }
       case 'mcp_tool': {
         const args = fillTemplate(h.arguments, d) as Record<string, unknown>;
-        const r = await this.mcp.call(h, args, signal);
+        const r = await (await this.mcpPool()).call(h, args, signal);
         return { outcome: r, output: r.output };
       }
     }

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import pino, { type Logger } from 'pino';
-import pretty from 'pino-pretty';
+import { createRequire } from 'node:module';
 import { wireStringToBytes } from '../protocol/codec.js';
 
 export type AuditLogger = Logger;
@@ -75,6 +75,8 @@ export function createAuditLogger(opts: AuditLogOptions = {}): AuditLogger {
   }
   const usePretty = opts.pretty ?? Boolean(process.stderr.isTTY);
   if (usePretty) {
+    // Required only for a terminal (pino-pretty and its dependencies are a large load); it is CommonJS, so synchronously.
+    const pretty = createRequire(import.meta.url)('pino-pretty') as typeof import('pino-pretty');
     return pino(base, pretty({ destination: 2, sync: true, colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' }));
   }
   return pino(base, pino.destination({ dest: 2, sync: false }));

@@ -8,7 +8,6 @@ import { accessSync, constants, readFileSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { execa } from 'execa';
 
 export const PATCHED_BASH_VERSION = '5.2.15';
 /** Env override: use this bash instead of the cached build. */
@@ -110,8 +109,17 @@ export async function ensurePatchedBash(opts: EnsurePatchedBashOptions = {}): Pr
     return resolve(override);
   }
 
+  // Start-up: the cached build is used as found (build-bash.sh, which also re-tests it, costs ~0.3 s per call);
+  // the script runs only to build it, or when forced.
+  if (!opts.force) {
+    const cached = findPatchedBash();
+    if (cached !== null) return cached;
+  }
+
   const script = buildScriptPath();
   const args = [script, ...(opts.force ? ['--force'] : [])];
+  // execa only on this (rare) path: it is a large import.
+  const { execa } = await import('execa');
   const tail: string[] = [];
   const remember = (line: string): void => {
     tail.push(line);

@@ -14,6 +14,7 @@ import { TERMINAL_RESET } from '../../src/policy/approval/index.js';
 import { packageRoot } from '../../src/paths.js';
 import { cliEnv, cliPath, readJsonLines, sq } from '../helpers/e2e.js';
 import { patchedBash, tempDir } from '../helpers/harness.js';
+import { requireSandbox, requireTool } from '../helpers/tools.js';
 
 type Step = { wait: string; count?: number } | { write: string } | { sleep: number } | { snap: string };
 interface PtyResult {
@@ -87,6 +88,7 @@ function decisions(log: string): Record<string, unknown>[] {
 }
 
 describe.each(MODES)('tty approval with the sandbox on the same terminal ($name)', (mode) => {
+  requireSandbox(mode.args[1]!);
   it('finding 1: a typed-ahead "a⏎" does not answer the question; it waits for a real answer', async () => {
     const p = proof('typeahead-a');
     const s = setup(mode, `echo "press a then Enter to accept the licence"; sleep 2; touch ${sq(p)}; echo "touch=$?"`);
@@ -191,6 +193,7 @@ describe.each(MODES)('tty approval with the sandbox on the same terminal ($name)
 });
 
 describe('what "allow for this session" covers (--approval tty, bwrap)', () => {
+  requireTool('bwrap');
   const mode = MODES[0]!;
 
   it('finding 3: with --default prompt, "s" on `python3 --version` does not cover `python3 -c ...`; no prefix choice is offered', async () => {
@@ -244,6 +247,7 @@ describe('what "allow for this session" covers (--approval tty, bwrap)', () => {
 });
 
 describe('the sandbox prepares the terminal before the question (--approval tty, bwrap)', () => {
+  requireTool('bwrap');
   const mode = MODES[0]!;
 
   it('variant: the sandbox takes the terminal\'s foreground (set -m): the approver takes it back and gets the answer', async () => {

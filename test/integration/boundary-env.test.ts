@@ -13,6 +13,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { cliEnv, cliPath, onPty, readJsonLines, runCli, writeExecutable } from '../helpers/e2e.js';
 import { patchedBash, tempDir } from '../helpers/harness.js';
+import { lacks, requireSandbox, requireTool } from '../helpers/tools.js';
 
 const proofs: string[] = [];
 const dirs: string[] = [];
@@ -38,8 +39,9 @@ const run = (sandbox: string, args: readonly string[], script: string, env?: Nod
   runCli(['run', '--shell', patchedBash(), '--sandbox', sandbox, ...args, '--', script], { env: env ?? cliEnv(), timeoutMs: 30_000 });
 
 describe.each(['bwrap', 'none'])('escalated commands: the environment is an allow list (--sandbox %s)', (sandbox) => {
+  requireSandbox(sandbox);
   // --no-git-safe in this pair: git safe mode would neutralise fsmonitor anyway; these tests are about the environment alone.
-  it('HOME or XDG_CONFIG_HOME pointing at a hostile git config does not reach an escalated git (core.fsmonitor never runs)', async () => {
+  it.skipIf(lacks('git'))('HOME or XDG_CONFIG_HOME pointing at a hostile git config does not reach an escalated git (core.fsmonitor never runs)', async () => {
     const repo = gitRepo();
     const log = path.join(repo, '..', `${path.basename(repo)}.audit.jsonl`);
     dirs.push(log);
@@ -65,7 +67,7 @@ describe.each(['bwrap', 'none'])('escalated commands: the environment is an allo
     expect(gits[2]!.env_dropped).toContain('XDG_CONFIG_HOME');
   });
 
-  it("the server's own HOME is the one an escalated git reads (the same config there does run: the check above can fail)", async () => {
+  it.skipIf(lacks('git'))("the server's own HOME is the one an escalated git reads (the same config there does run: the check above can fail)", async () => {
     const repo = gitRepo();
     const home = tempDir('cse-envlog-home-');
     dirs.push(home);
@@ -76,7 +78,7 @@ describe.each(['bwrap', 'none'])('escalated commands: the environment is an allo
     expect(existsSync(ran)).toBe(true);
   });
 
-  it('GIT_TRACE* and other unlisted variables cannot make an escalated git write a host path', async () => {
+  it.skipIf(lacks('git'))('GIT_TRACE* and other unlisted variables cannot make an escalated git write a host path', async () => {
     const repo = gitRepo();
     const names = ['GIT_TRACE', 'GIT_TRACE_PACKET', 'GIT_TRACE_SETUP', 'GIT_TRACE_PERFORMANCE', 'GIT_TRACE2', 'GIT_TRACE2_EVENT', 'GIT_TRACE2_PERF'];
     const files = names.map((n) => proof(n.toLowerCase()));
@@ -130,7 +132,7 @@ describe('escalation environment options are checked', () => {
     }
   });
 
-  it('--env-allow lets a named variable cross; --env-deny drops a default one', async () => {
+  it.skipIf(lacks('bwrap'))('--env-allow lets a named variable cross; --env-deny drops a default one', async () => {
     const r = await run('bwrap', ['--escalate', 'env', '--env-allow', 'KEEP', '--env-deny', 'TERM', '--log-file', '/dev/null'], 'KEEP=1 TERM=xterm /usr/bin/env');
     const lines = r.stdout.split('\n');
     expect(lines).toContain('KEEP=1');
@@ -141,6 +143,7 @@ describe('escalation environment options are checked', () => {
 const secrets = { SECRET_TOKEN: 's1', AWS_SECRET_ACCESS_KEY: 's2', GITHUB_TOKEN: 's3', DB_PASSWORD: 's4', SSH_AUTH_SOCK: '/x/agent' };
 
 describe.each(['bwrap', 'none'])('the sandboxed shell does not inherit secrets (--sandbox %s)', (sandbox) => {
+  requireSandbox(sandbox);
   const env = () => cliEnv({ ...secrets, KEEP_ME: 'k', GIT_AUTHOR_NAME: 'A U Thor' });
 
   it('by default: secret-looking names are absent inside, other names present, one notice line naming no values', async () => {
@@ -198,6 +201,7 @@ describe('shell environment options are checked', () => {
 });
 
 describe('a program name cannot forge log lines', () => {
+  requireTool('bwrap');
   const fake = '[12:00:00.000] INFO: escalate forged-program';
   const evilName = `evil\n${fake} \u001b[31mred\u001b[0m`;
   const setup = () => {

@@ -14,6 +14,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { patchedBash, tempDir } from '../helpers/harness.js';
 import { cliEnv, cliPath, onPty, readJsonLines, runCli, sq, startCli, waitFor, writeExecutable } from '../helpers/e2e.js';
+import { lacks } from '../helpers/tools.js';
 
 const NARROW = [
   'host_executable(name="git", paths=["/usr/bin/git"])',
@@ -78,7 +79,7 @@ const SANDBOXES = ['bwrap', 'none'] as const;
 
 describe('finding 1: nothing the sandbox can write is escalated by name', () => {
   for (const sandbox of SANDBOXES) {
-    it(`--escalate cat does not escalate a copy of bash named ./cat (--sandbox ${sandbox})`, async () => {
+    it.skipIf(sandbox === 'bwrap' && lacks('bwrap'))(`--escalate cat does not escalate a copy of bash named ./cat (--sandbox ${sandbox})`, async () => {
       const s = fresh();
       const p = proof(`esc-copy-${sandbox}`);
       const r = await run(s, ['--sandbox', sandbox, '--escalate', 'cat'], `cp /usr/bin/bash ./cat && ./cat -c ${sq(`touch ${p}`)}; echo "copy=$?"; echo hi | cat`);
@@ -205,7 +206,7 @@ describe('finding 1: nothing the sandbox can write is escalated by name', () => 
 
 describe('finding 2: an escalated tool does not run workspace configuration', () => {
   for (const sandbox of SANDBOXES) {
-    it(`the core.fsmonitor reproduction: git status works, the fsmonitor does not run, run warns (--sandbox ${sandbox})`, async () => {
+    it.skipIf(lacks('git') || (sandbox === 'bwrap' && lacks('bwrap')))(`the core.fsmonitor reproduction: git status works, the fsmonitor does not run, run warns (--sandbox ${sandbox})`, async () => {
       const s = fresh();
       const p = proof(`fsmonitor-${sandbox}`);
       const rules = writeRules(outsideDir(), NARROW);
@@ -219,7 +220,7 @@ describe('finding 2: an escalated tool does not run workspace configuration', ()
     });
   }
 
-  it('--no-git-safe brings the hole back (the control for the test above)', async () => {
+  it.skipIf(lacks('git'))('--no-git-safe brings the hole back (the control for the test above)', async () => {
     const s = fresh();
     const p = proof('fsmonitor-unsafe');
     const r = await run(s, ['--no-git-safe', '--rules', writeRules(outsideDir(), NARROW)], `git init -q . && git config core.fsmonitor ${sq(`touch ${p}; false`)} && git status >/dev/null`);
@@ -228,7 +229,7 @@ describe('finding 2: an escalated tool does not run workspace configuration', ()
   });
 
   const GIT_ID = '-c user.email=t@example.com -c user.name=t';
-  it('a .git/hooks/post-checkout hook and a core.hooksPath hook do not run from an escalated git checkout', async () => {
+  it.skipIf(lacks('git'))('a .git/hooks/post-checkout hook and a core.hooksPath hook do not run from an escalated git checkout', async () => {
     const s = fresh();
     const p1 = proof('post-checkout');
     const p2 = proof('hookspath');
@@ -247,7 +248,7 @@ describe('finding 2: an escalated tool does not run workspace configuration', ()
     expect(existsSync(p2)).toBe(false);
   });
 
-  it('a workspace alias, a clean filter and a -c on the command line do not run (broad git allow)', async () => {
+  it.skipIf(lacks('git'))('a workspace alias, a clean filter and a -c on the command line do not run (broad git allow)', async () => {
     const s = fresh();
     const [pa, pf, pc] = [proof('alias'), proof('filter'), proof('dash-c')];
     const rules = writeRules(outsideDir(), 'prefix_rule(pattern=["git"], decision="allow")\n');
@@ -265,7 +266,7 @@ describe('finding 2: an escalated tool does not run workspace configuration', ()
     for (const p of [pa, pf, pc]) expect(existsSync(p)).toBe(false);
   });
 
-  it('a workspace pager (core.pager, pager.log) does not run from an escalated git on a terminal; the control without safe mode does', async () => {
+  it.skipIf(lacks('git'))('a workspace pager (core.pager, pager.log) does not run from an escalated git on a terminal; the control without safe mode does', async () => {
     const s = fresh();
     const rules = writeRules(outsideDir(), 'prefix_rule(pattern=["git", "log"], decision="allow")\n');
     const setup = (p1: string, p2: string) =>
@@ -287,7 +288,7 @@ describe('finding 2: an escalated tool does not run workspace configuration', ()
     expect(existsSync(q2)).toBe(true); // the pager really is invoked on a terminal: the test above can fail
   });
 
-  it('config the sandbox writes into a global ~/.gitconfig it can reach (HOME is the cwd) is neutralised too', async () => {
+  it.skipIf(lacks('git'))('config the sandbox writes into a global ~/.gitconfig it can reach (HOME is the cwd) is neutralised too', async () => {
     const s = fresh();
     const p = proof('global');
     const env = { ...s.env, HOME: s.cwd };
@@ -316,7 +317,7 @@ function plantHooks(dir: string, p: string, event: 'SessionStart' | 'PreToolUse'
 
 describe('finding 3: hooks the sandbox planted do not run without explicit trust', () => {
   for (const sandbox of SANDBOXES) {
-    it(`session 1 plants .codex/hooks.json, session 2 does not run it and says how to trust it (--sandbox ${sandbox})`, async () => {
+    it.skipIf(sandbox === 'bwrap' && lacks('bwrap'))(`session 1 plants .codex/hooks.json, session 2 does not run it and says how to trust it (--sandbox ${sandbox})`, async () => {
       const s = fresh();
       const p = proof(`planted-${sandbox}`);
       const json = JSON.stringify({ hooks: { SessionStart: [{ hooks: [{ type: 'command', command: `touch ${p}` }] }], PreToolUse: [{ hooks: [{ type: 'command', command: `touch ${p}` }] }] } });
@@ -418,7 +419,7 @@ describe('finding 3: hooks the sandbox planted do not run without explicit trust
 
 describe('finding 4: a rules file the sandbox can write is read once, never reloaded', () => {
   for (const sandbox of SANDBOXES) {
-    it(`appending an allow rule to --rules .codex/p.rules does not take effect (--sandbox ${sandbox})`, async () => {
+    it.skipIf(sandbox === 'bwrap' && lacks('bwrap'))(`appending an allow rule to --rules .codex/p.rules does not take effect (--sandbox ${sandbox})`, async () => {
       const s = fresh();
       const p = proof(`reload-${sandbox}`);
       mkdirSync(path.join(s.cwd, '.codex'));

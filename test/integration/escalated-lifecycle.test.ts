@@ -10,6 +10,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { cliEnv, runCli, startCli, waitFor } from '../helpers/e2e.js';
 import { patchedBash, tempDir } from '../helpers/harness.js';
+import { requireSandbox } from '../helpers/tools.js';
 
 /** Alive = exists and is not a zombie (an orphan killed in a container may wait for a reaping init). */
 function alive(pid: number): boolean {
@@ -67,6 +68,7 @@ const MODES = [
 ];
 
 describe.each(MODES)('escalated descendants end with the session ($name)', (mode) => {
+  requireSandbox(mode.args[1]!);
   it('no descendant is left after setsid / double fork / nohup, checked by pid, and run does not wait for them', async () => {
     const dir = tempDir('cse-lifecycle-');
     makefile(dir, mode.routes);

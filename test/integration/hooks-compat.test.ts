@@ -12,6 +12,7 @@ import { describe, expect, it } from 'vitest';
 import { packageRoot } from '../../src/paths.js';
 import { patchedBash, tempDir } from '../helpers/harness.js';
 import { cliEnv, runCli, sq, writeExecutable } from '../helpers/e2e.js';
+import { lacks, requireTool } from '../helpers/tools.js';
 
 type Sandbox = 'bwrap' | 'none';
 
@@ -47,9 +48,11 @@ async function run(p: Project, hooks: string[], script: string, opts: { sandbox?
 }
 
 const bothSandboxes: Sandbox[] = ['bwrap', 'none'];
+// Every run here is in bwrap unless a test says otherwise.
+requireTool('bwrap');
 
 describe('hooks written for Claude Code run unchanged', () => {
-  it.each(bothSandboxes)('bash + jq, exit 2 with stderr: a dd to a device is blocked (sees "of=/dev/sda", not "of\\=/dev/sda") [%s]', async (sandbox) => {
+  it.skipIf(lacks('jq')).each(bothSandboxes)('bash + jq, exit 2 with stderr: a dd to a device is blocked (sees "of=/dev/sda", not "of\\=/dev/sda") [%s]', async (sandbox) => {
     const p = project();
     // A stand-in dd: records that it ran instead of touching a device.
     mkdirSync(path.join(p.dir, 'bin'));
@@ -122,7 +125,7 @@ if data["tool_input"]["command"].startswith("rm "):
     expect(r2.stderr).toContain('denied by approval command');
   });
 
-  it('jq hookSpecificOutput.permissionDecision deny / allow / ask', async () => {
+  it.skipIf(lacks('jq'))('jq hookSpecificOutput.permissionDecision deny / allow / ask', async () => {
     const p = project();
     const hook = writeExecutable(
       path.join(p.hooksDir, 'perm.sh'),
@@ -170,7 +173,7 @@ if new != ti["command"]:
     expect(readFileSync(log, 'utf8')).toMatch(/"rewrite":\{"argv":\["touch","safe"\]/);
   });
 
-  it('a Claude Code plugin hooks/hooks.json using ${CLAUDE_PLUGIN_ROOT} finds its script and blocks', async () => {
+  it.skipIf(lacks('jq'))('a Claude Code plugin hooks/hooks.json using ${CLAUDE_PLUGIN_ROOT} finds its script and blocks', async () => {
     const p = project();
     const plugin = path.join(p.hooksDir, 'my-plugin');
     mkdirSync(path.join(plugin, 'hooks'), { recursive: true });

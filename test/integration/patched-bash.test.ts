@@ -9,6 +9,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { requireTool } from '../helpers/tools.js';
 import {
   PatchedBashBuildError,
   buildScriptPath,
@@ -315,11 +316,8 @@ describe('without EXEC_WRAPPER it is stock bash', () => {
 });
 
 describe('memory safety', () => {
+  requireTool('valgrind');
   async function underValgrind(script: string, wrapper: string) {
-    const which = await execa('sh', ['-c', 'command -v valgrind'], { reject: false });
-    if (which.exitCode !== 0) {
-      throw new Error('valgrind is required for this test and was not found: apt-get install valgrind');
-    }
     return execa('valgrind', ['--error-exitcode=99', '--trace-children=no', bash, '--norc', '--noprofile', '-c', script], {
       cwd: dir,
       env: { PATH: BASE_PATH, EXEC_WRAPPER: wrapper, ARGV_RECORDER_LOG: log, LC_ALL: 'C' },

@@ -4,9 +4,9 @@ import net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { packageRoot } from '../../src/paths.js';
-import { bwrapUsable } from '../../src/sandbox/bwrap.js';
 import { terminalInjectionFilter } from '../../src/sandbox/seccomp.js';
 import { patchedBash, tempDir } from '../helpers/harness.js';
+import { lacks, requireTool } from '../helpers/tools.js';
 
 const cli = path.join(packageRoot, 'bin', 'codex-escalate.js');
 
@@ -19,11 +19,10 @@ function run(args: string[], cwd: string) {
 }
 
 describe('bubblewrap sandbox for Run, escalation outside it', () => {
+  requireTool('bwrap');
   // Outside the working directory and outside /tmp (which is private in the sandbox).
   let outside: string;
   beforeAll(() => {
-    const usable = bwrapUsable();
-    if (!usable.ok) throw new Error(`bubblewrap must work for these tests (CI installs it): ${usable.reason}`);
     outside = mkdtempSync('/var/tmp/cse-outside-');
   });
   afterAll(() => rmSync(outside, { recursive: true, force: true }));
@@ -120,7 +119,7 @@ describe('seccomp filter against terminal injection', () => {
     expect(terminalInjectionFilter('mips')).toBeNull();
   });
 
-  it('blocks TIOCSTI inside the sandbox (a real pty) while other ioctls work', async () => {
+  it.skipIf(lacks('bwrap'))('blocks TIOCSTI inside the sandbox (a real pty) while other ioctls work', async () => {
     const work = tempDir();
     const probe = path.join(packageRoot, 'test/fixtures/sandbox/tiocsti-probe.py');
     const r = await new Promise<{ stdout: string }>((resolve) => {

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { createApprover, type Approver, type SandboxFreezer } from '../../policy/approval/index.js';
 import { networkRulesNotice, resolveRulesFiles, RulesStore } from '../../policy/rules/index.js';
 import { createDecisionPipeline } from '../../policy/decision-pipeline.js';
-import { HookEngine } from '../../hooks/engine.js';
+import type { HookEngine } from '../../hooks/engine.js';
 import { loadHooks } from '../../hooks/config.js';
 import { hooksObserver } from '../../hooks/server-observer.js';
 import type { EscalationPolicy } from '../../policy/types.js';
@@ -345,6 +345,8 @@ export async function loadHookEngine(
   }
   if (config.hooks.length === 0) return undefined;
   logger.info({ event: 'hooks_loaded', files: config.files.map((f) => f.path), hooks: config.hooks.length }, 'hooks loaded');
+  // Loaded only when hooks are configured: the engine and its runners (execa) are not on the path of a plain run.
+  const { HookEngine } = await import('../../hooks/engine.js');
   return new HookEngine(config, { logger, notice: (line) => process.stderr.write(`codex-escalate: ${line}\n`) });
 }
 

@@ -4,7 +4,6 @@
  * `{"decision":"allow"|"deny","reason":...}` counts; anything else (non-zero
  * exit, bad JSON, timeout, crash) is a deny. Fail closed.
  */
-import { execa } from 'execa';
 import { requiresApprovalReason, type ApprovalRequest, type ApprovalResult, type Approver } from './types.js';
 
 export interface CommandApproverOptions {
@@ -45,6 +44,9 @@ export function createCommandApprover(command: string, opts: CommandApproverOpti
       let timedOut = false;
       let cancelled = false;
       try {
+        // Imported here, not at start-up: only the command approver needs it.
+        const { execa } = await import('execa');
+        if (signal.aborted) return deny('request cancelled');
         // Own process group, so a timeout or cancel kills the whole tree (a `sleep` left
         // behind would hold the pipes open and the approval would hang).
         const child = execa(command, {
