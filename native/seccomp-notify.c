@@ -21,7 +21,9 @@
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/ioctl.h>
+#include <uv.h>
 #include <sys/socket.h>
 #include <linux/openat2.h>
 #include <sys/stat.h>
@@ -114,6 +116,56 @@ static napi_value set_int(napi_env env, napi_value obj, const char *key, int64_t
   return obj;
 }
 
+
+static napi_value notification_value(napi_env env, int fd, struct seccomp_notif *req, const struct bounds *b);
+
+static napi_value gone_value(napi_env env) {
+  napi_value result, t;
+  NAPI_CALL(env, napi_create_object(env, &result));
+  NAPI_CALL(env, napi_get_boolean(env, true, &t));
+  NAPI_CALL(env, napi_set_named_property(env, result, "gone", t));
+  return result;
+}
+
+/* One RECV (the caller knows one is pending: RECV blocks otherwise). */
+static int recv_one(int fd, struct seccomp_notif *req) {
+  memset(req, 0, sizeof *req); /* the kernel insists */
+  int rr;
+  do
+    rr = ioctl(fd, SECCOMP_IOCTL_NOTIF_RECV, req);
+  while (rr < 0 && errno == EINTR);
+  return rr;
+}
+
+/* 1: a notification is pending; 0: none; -1: hung up (no process uses the filter) or an error. */
+static int pending(int fd) {
+  struct pollfd pfd = {fd, POLLIN, 0};
+  int pr;
+  do
+    pr = poll(&pfd, 1, 0);
+  while (pr < 0 && errno == EINTR);
+  if (pr < 0) return -1;
+  if (pfd.revents & POLLIN) return 1;
+  return (pfd.revents & (POLLHUP | POLLERR | POLLNVAL)) ? -1 : 0;
+}
+
+/* Bounds {path, arg, total, argc} from a JS object. */
+static bool get_bounds(napi_env env, napi_value obj, struct bounds *b) {
+  static const char *keys[] = {"path", "arg", "total", "argc"};
+  size_t *slots[] = {&b->path, &b->arg, &b->total, &b->argc};
+  for (int i = 0; i < 4; i++) {
+    napi_value v;
+    int64_t x;
+    if (napi_get_named_property(env, obj, keys[i], &v) != napi_ok) {
+      codex_throw_napi_failure(env, napi_generic_failure, "bounds");
+      return false;
+    }
+    if (!codex_get_int(env, v, keys[i], 1, 1LL << 32, &x)) return false;
+    *slots[i] = (size_t)x;
+  }
+  return true;
+}
+
 /*
  * seccompNotifyRecv(fd, bounds) -> null (nothing pending) | { hup: true }
  * (no process uses the filter any more) | { gone: true } (the target died
@@ -128,18 +180,7 @@ static napi_value notify_recv(napi_env env, napi_callback_info info) {
   int fd;
   if (!codex_get_fd(env, argv[0], "fd", &fd)) return NULL;
   struct bounds b;
-  {
-    static const char *keys[] = {"path", "arg", "total", "argc"};
-    size_t *slots[] = {&b.path, &b.arg, &b.total, &b.argc};
-    for (int i = 0; i < 4; i++) {
-      napi_value v;
-      int64_t x;
-      NAPI_CALL(env, napi_get_named_property(env, argv[1], keys[i], &v));
-      if (!codex_get_int(env, v, keys[i], 1, 1LL << 32, &x)) return NULL;
-      *slots[i] = (size_t)x;
-    }
-  }
-
+  if (!get_bounds(env, argv[1], &b)) return NULL;
   napi_value result;
   struct pollfd pfd = {fd, POLLIN, 0};
   int pr;
@@ -163,24 +204,22 @@ static napi_value notify_recv(napi_env env, napi_callback_info info) {
   }
 
   struct seccomp_notif req;
-  memset(&req, 0, sizeof req); /* the kernel insists */
-  int rr;
-  do
-    rr = ioctl(fd, SECCOMP_IOCTL_NOTIF_RECV, &req);
-  while (rr < 0 && errno == EINTR);
-  NAPI_CALL(env, napi_create_object(env, &result));
+  int rr = recv_one(fd, &req);
   if (rr < 0) {
     /* ENOENT: the target was killed (or its syscall interrupted) meanwhile. */
-    if (errno == ENOENT) {
-      napi_value t;
-      NAPI_CALL(env, napi_get_boolean(env, true, &t));
-      NAPI_CALL(env, napi_set_named_property(env, result, "gone", t));
-      return result;
-    }
+    if (errno == ENOENT) return gone_value(env);
     codex_throw_errno(env, errno, "SECCOMP_IOCTL_NOTIF_RECV");
     return NULL;
   }
+  return notification_value(env, fd, &req, &b);
+}
 
+/* The JS value of one RECV'd notification (see seccompNotifyRecv). */
+static napi_value notification_value(napi_env env, int fd, struct seccomp_notif *reqp, const struct bounds *bp) {
+  struct seccomp_notif req = *reqp;
+  struct bounds b = *bp;
+  napi_value result;
+  NAPI_CALL(env, napi_create_object(env, &result));
   napi_value idv;
   NAPI_CALL(env, napi_create_bigint_uint64(env, req.id, &idv));
   NAPI_CALL(env, napi_set_named_property(env, result, "id", idv));
@@ -259,13 +298,7 @@ static napi_value notify_recv(napi_env env, napi_callback_info info) {
     }
   }
   /* What was read is the blocked syscall's only if the id is still valid. */
-  if (ioctl(fd, SECCOMP_IOCTL_NOTIF_ID_VALID, &req.id) < 0) {
-    napi_value t;
-    NAPI_CALL(env, napi_create_object(env, &result));
-    NAPI_CALL(env, napi_get_boolean(env, true, &t));
-    NAPI_CALL(env, napi_set_named_property(env, result, "gone", t));
-    return result;
-  }
+  if (ioctl(fd, SECCOMP_IOCTL_NOTIF_ID_VALID, &req.id) < 0) return gone_value(env);
   if (error) {
     if (!set_str(env, result, "error", error)) return NULL;
     return result;
@@ -275,6 +308,22 @@ static napi_value notify_recv(napi_env env, napi_callback_info info) {
   NAPI_CALL(env, napi_set_named_property(env, result, "path", pv));
   NAPI_CALL(env, napi_set_named_property(env, result, "argv", args_arr));
   return result;
+}
+
+/* SEND: err 0 continues the syscall, else fails it with that errno. 0 or -1 with errno. */
+static int send_resp(int fd, uint64_t id, int err) {
+  struct seccomp_notif_resp resp;
+  memset(&resp, 0, sizeof resp);
+  resp.id = id;
+  if (err == 0)
+    resp.flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
+  else
+    resp.error = -(int32_t)err;
+  int r;
+  do
+    r = ioctl(fd, SECCOMP_IOCTL_NOTIF_SEND, &resp);
+  while (r < 0 && errno == EINTR);
+  return r;
 }
 
 /* seccompNotifySend(fd, id: bigint, err: number) -> true, or false when the
@@ -294,17 +343,7 @@ static napi_value notify_send(napi_env env, napi_callback_info info) {
     return NULL;
   }
   if (!codex_get_int(env, argv[2], "err", 0, 4095, &err)) return NULL;
-  struct seccomp_notif_resp resp;
-  memset(&resp, 0, sizeof resp);
-  resp.id = id;
-  if (err == 0)
-    resp.flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
-  else
-    resp.error = -(int32_t)err;
-  int r;
-  do
-    r = ioctl(fd, SECCOMP_IOCTL_NOTIF_SEND, &resp);
-  while (r < 0 && errno == EINTR);
+  int r = send_resp(fd, id, (int)err);
   napi_value out;
   if (r < 0 && errno != ENOENT) {
     codex_throw_errno(env, errno, "SECCOMP_IOCTL_NOTIF_SEND");
@@ -413,6 +452,37 @@ static napi_value open_target(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/* The core of seccompWriteStderr: 0, 1 or 2 (see below). */
+static int stderr_line(int fd, uint64_t id, int64_t pid, const uint8_t *line, size_t len) {
+  bool done = false, ours = false;
+  cleanup_fd int pidfd = (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);
+  cleanup_fd int err = -1;
+  cleanup_fd int mine = -1;
+  struct stat st;
+  int fl;
+  if (pidfd < 0 || ioctl(fd, SECCOMP_IOCTL_NOTIF_ID_VALID, &id) < 0) goto out;
+  err = (int)syscall(SYS_pidfd_getfd, pidfd, 2, 0);
+  if (err < 0 || fstat(err, &st) < 0 || (fl = fcntl(err, F_GETFL)) < 0) goto out;
+  if ((fl & O_ACCMODE) != O_WRONLY && (fl & O_ACCMODE) != O_RDWR) goto out;
+  {
+    struct stat me;
+    ours = fstat(STDERR_FILENO, &me) == 0 && me.st_dev == st.st_dev && me.st_ino == st.st_ino;
+  }
+  if (S_ISSOCK(st.st_mode)) {
+    done = send(err, line, len, MSG_DONTWAIT | MSG_NOSIGNAL) == (ssize_t)len;
+    goto out;
+  }
+  if (!(S_ISFIFO(st.st_mode) || S_ISREG(st.st_mode) || (S_ISCHR(st.st_mode) && isatty(err)))) goto out;
+  {
+    char self[64];
+    snprintf(self, sizeof self, "/proc/self/fd/%d", err);
+    mine = open(self, O_WRONLY | O_APPEND | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    if (mine >= 0) done = write(mine, line, len) == (ssize_t)len;
+  }
+out:
+  return done ? (ours ? 2 : 1) : 0;
+}
+
 /*
  * seccompWriteStderr(listenerFd, id: bigint, pid, line: Buffer) -> 0 (not
  * written), 1 (written to a file other than this process's stderr) or 2
@@ -442,35 +512,420 @@ static napi_value write_stderr(napi_env env, napi_callback_info info) {
   }
   if (!codex_get_int(env, argv[2], "pid", 1, INT32_MAX, &pid)) return NULL;
   if (!codex_get_bytes(env, argv[3], "line", &line, &len)) return NULL;
-  bool done = false, ours = false;
-  cleanup_fd int pidfd = (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);
-  cleanup_fd int err = -1;
-  cleanup_fd int mine = -1;
-  struct stat st;
-  int fl;
-  if (pidfd < 0 || ioctl(fd, SECCOMP_IOCTL_NOTIF_ID_VALID, &id) < 0) goto out;
-  err = (int)syscall(SYS_pidfd_getfd, pidfd, 2, 0);
-  if (err < 0 || fstat(err, &st) < 0 || (fl = fcntl(err, F_GETFL)) < 0) goto out;
-  if ((fl & O_ACCMODE) != O_WRONLY && (fl & O_ACCMODE) != O_RDWR) goto out;
-  {
-    struct stat me;
-    ours = fstat(STDERR_FILENO, &me) == 0 && me.st_dev == st.st_dev && me.st_ino == st.st_ino;
+  napi_value out;
+  NAPI_CALL(env, napi_create_int32(env, stderr_line(fd, id, pid, line, len), &out));
+  return out;
+}
+
+
+/*
+ * SeccompHub: every listener of a session in one epoll set, driven by one
+ * uv_poll on the epoll fd, so a Run'd program tree costs the event loop and
+ * JS nothing until it makes a direct exec. The hub owns its listener fds:
+ * a hung-up listener (its tree is gone) is removed and closed here with no
+ * call into JS; a pending notification is RECV'd here and handed to JS as
+ * onNotify(listenerId, notification). JS answers through the hub by listener
+ * id, never by fd number: an id is never reused, so an answer that comes
+ * after its listener closed fails (false / 0) instead of reaching whatever
+ * fd took that number. close() (session end) closes every listener: the
+ * kernel then fails their pending and future execs (fail closed).
+ *
+ * Lifetime: the JS object keeps a strong reference to itself until close()
+ * (or env teardown); the struct is freed once the uv handle has closed and
+ * the JS object has been finalized, whichever is last.
+ */
+#define HUB_CB_PROP "_codexOnNotify"
+#define HUB_MAX_EVENTS 64
+
+typedef struct hub_listener {
+  struct hub_listener *next;
+  int fd;
+  int64_t id;
+} hub_listener_t;
+
+typedef struct {
+  uv_poll_t handle;
+  napi_env env;
+  napi_ref self;
+  napi_async_context actx;
+  struct bounds bounds;
+  hub_listener_t *listeners;
+  size_t count;
+  int64_t next_id;
+  int epfd;
+  bool closing, closed, finalized, hooked;
+} hub_t;
+
+static void hub_cleanup_hook(void *arg);
+
+static void hub_close_listeners(hub_t *h) {
+  while (h->listeners) {
+    hub_listener_t *l = h->listeners;
+    h->listeners = l->next;
+    close(l->fd);
+    free(l);
   }
-  if (S_ISSOCK(st.st_mode)) {
-    done = send(err, line, len, MSG_DONTWAIT | MSG_NOSIGNAL) == (ssize_t)len;
+  h->count = 0;
+}
+
+static void hub_on_uv_close(uv_handle_t *handle) {
+  hub_t *h = handle->data;
+  h->closed = true;
+  if (h->hooked) {
+    h->hooked = false;
+    napi_remove_env_cleanup_hook(h->env, hub_cleanup_hook, h);
+  }
+  if (h->finalized) free(h);
+}
+
+/* Close everything; no JS is called. Safe to call twice. */
+static void hub_shutdown(hub_t *h) {
+  if (h->closing) return;
+  h->closing = true;
+  uv_poll_stop(&h->handle);
+  uv_close((uv_handle_t *)&h->handle, hub_on_uv_close);
+  hub_close_listeners(h);
+  if (h->epfd >= 0) close(h->epfd);
+  h->epfd = -1;
+}
+
+static void hub_cleanup_hook(void *arg) {
+  hub_t *h = arg;
+  h->hooked = false; /* Node drops the hook after running it */
+  hub_shutdown(h);
+}
+
+static void hub_finalize(napi_env env, void *data, void *hint) {
+  (void)hint;
+  hub_t *h = data;
+  h->finalized = true;
+  if (h->self) napi_delete_reference(env, h->self);
+  h->self = NULL;
+  if (h->actx) napi_async_destroy(env, h->actx);
+  h->actx = NULL;
+  hub_shutdown(h);
+  if (h->closed) free(h);
+}
+
+/* A listener keeps the process alive like any open handle; an empty hub does not. */
+static void hub_sync_ref(hub_t *h) {
+  if (h->closing) return;
+  if (h->count)
+    uv_ref((uv_handle_t *)&h->handle);
+  else
+    uv_unref((uv_handle_t *)&h->handle);
+}
+
+static hub_listener_t *hub_find(hub_t *h, int64_t id) {
+  for (hub_listener_t *l = h->listeners; l; l = l->next)
+    if (l->id == id) return l;
+  return NULL;
+}
+
+static void hub_remove(hub_t *h, hub_listener_t *gone) {
+  for (hub_listener_t **pp = &h->listeners; *pp; pp = &(*pp)->next) {
+    if (*pp != gone) continue;
+    *pp = gone->next;
+    epoll_ctl(h->epfd, EPOLL_CTL_DEL, gone->fd, NULL);
+    close(gone->fd);
+    free(gone);
+    h->count--;
+    return;
+  }
+}
+
+/* One notification to JS. false: stop (the hub was closed, or JS could not be called). */
+static bool hub_deliver(hub_t *h, int64_t lid, int fd, struct seccomp_notif *req) {
+  napi_env env = h->env;
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) return false;
+  bool ok = false;
+  napi_value obj, cb, args[2], result;
+  napi_valuetype t;
+  if (napi_get_reference_value(env, h->self, &obj) != napi_ok || !obj) goto out;
+  if (napi_get_named_property(env, obj, HUB_CB_PROP, &cb) != napi_ok || napi_typeof(env, cb, &t) != napi_ok ||
+      t != napi_function)
+    goto out;
+  if (napi_create_int64(env, lid, &args[0]) != napi_ok) goto out;
+  args[1] = notification_value(env, fd, req, &h->bounds);
+  if (!args[1]) {
+    /* Could not even build the value: fail that exec closed rather than leave it blocked. */
+    bool pend = false;
+    napi_value exc;
+    if (napi_is_exception_pending(env, &pend) == napi_ok && pend) napi_get_and_clear_last_exception(env, &exc);
+    send_resp(fd, req->id, EACCES);
+    ok = true;
     goto out;
   }
-  if (!(S_ISFIFO(st.st_mode) || S_ISREG(st.st_mode) || (S_ISCHR(st.st_mode) && isatty(err)))) goto out;
-  {
-    char self[64];
-    snprintf(self, sizeof self, "/proc/self/fd/%d", err);
-    mine = open(self, O_WRONLY | O_APPEND | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-    if (mine >= 0) done = write(mine, line, len) == (ssize_t)len;
+  /* make_callback drains nextTicks/microtasks like any Node I/O callback. */
+  if (napi_make_callback(env, h->actx, obj, cb, 2, args, &result) != napi_ok) {
+    bool pend = false;
+    napi_value exc;
+    if (napi_is_exception_pending(env, &pend) == napi_ok && pend && napi_get_and_clear_last_exception(env, &exc) == napi_ok)
+      napi_fatal_exception(env, exc);
   }
-out:;
+  ok = !h->closing;
+out:
+  napi_close_handle_scope(env, scope);
+  return ok;
+}
+
+static void hub_on_poll(uv_poll_t *handle, int status, int events) {
+  (void)events;
+  hub_t *h = handle->data;
+  if (h->closing || !h->self) return;
+  if (status < 0) {
+    /* The epoll fd itself failed: fail closed, every listener goes. */
+    hub_shutdown(h);
+    return;
+  }
+  struct epoll_event ev[HUB_MAX_EVENTS];
+  int n;
+  do
+    n = epoll_wait(h->epfd, ev, HUB_MAX_EVENTS, 0);
+  while (n < 0 && errno == EINTR);
+  /* Ids, not pointers: a callback may close the hub (freeing every entry). */
+  int64_t ids[HUB_MAX_EVENTS];
+  for (int i = 0; i < n; i++) ids[i] = (int64_t)ev[i].data.u64;
+  for (int i = 0; i < n && !h->closing; i++) {
+    hub_listener_t *l = hub_find(h, ids[i]);
+    if (!l) continue;
+    if (!(ev[i].events & EPOLLIN)) {
+      /* EPOLLHUP/EPOLLERR alone: no process uses that filter any more. */
+      hub_remove(h, l);
+      continue;
+    }
+    int fd = l->fd;
+    int64_t lid = l->id;
+    for (;;) {
+      int p = pending(fd);
+      if (p <= 0) break; /* a hang-up is seen (and closed) on the next wake-up */
+      struct seccomp_notif req;
+      if (recv_one(fd, &req) < 0) {
+        if (errno == ENOENT) continue; /* the target died meanwhile */
+        l = hub_find(h, lid);
+        if (l) hub_remove(h, l);
+        break;
+      }
+      if (!hub_deliver(h, lid, fd, &req)) break;
+      if (!hub_find(h, lid)) break;
+    }
+  }
+  hub_sync_ref(h);
+}
+
+static hub_t *hub_unwrap(napi_env env, napi_callback_info info, size_t *argc, napi_value *argv, napi_value *self) {
+  napi_value thisv;
+  if (napi_get_cb_info(env, info, argc, argv, &thisv, NULL) != napi_ok) return NULL;
+  void *data = NULL;
+  if (napi_unwrap(env, thisv, &data) != napi_ok || !data) {
+    napi_throw_type_error(env, "ERR_INVALID_THIS", "method called on an object that is not a SeccompHub");
+    return NULL;
+  }
+  if (self) *self = thisv;
+  return data;
+}
+
+/* new SeccompHub(bounds, onNotify(listenerId, notification)) */
+static napi_value hub_new(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2], thisv, target;
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, &thisv, NULL));
+  NAPI_CALL(env, napi_get_new_target(env, info, &target));
+  if (!target) {
+    napi_throw_type_error(env, "ERR_CONSTRUCT_CALL_REQUIRED", "SeccompHub must be called with new");
+    return NULL;
+  }
+  if (argc < 2) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "new SeccompHub(bounds, onNotify) needs 2 arguments");
+    return NULL;
+  }
+  struct bounds b;
+  if (!get_bounds(env, argv[0], &b)) return NULL;
+  napi_valuetype t;
+  NAPI_CALL(env, napi_typeof(env, argv[1], &t));
+  if (t != napi_function) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "onNotify must be a function");
+    return NULL;
+  }
+  uv_loop_t *loop;
+  NAPI_CALL(env, napi_get_uv_event_loop(env, &loop));
+  cleanup_fd int epfd = epoll_create1(EPOLL_CLOEXEC);
+  if (epfd < 0) {
+    codex_throw_errno(env, errno, "epoll_create1");
+    return NULL;
+  }
+  hub_t *h = calloc(1, sizeof *h);
+  if (!h) {
+    codex_throw_errno(env, ENOMEM, "calloc");
+    return NULL;
+  }
+  h->env = env;
+  h->bounds = b;
+  h->next_id = 1;
+  int r = uv_poll_init(loop, &h->handle, epfd);
+  if (r != 0) {
+    free(h);
+    codex_throw_errno(env, -r, "uv_poll_init");
+    return NULL;
+  }
+  h->epfd = steal_fd(&epfd);
+  h->handle.data = h;
+  napi_property_descriptor cbprop = {HUB_CB_PROP, NULL, NULL, NULL, NULL, argv[1], napi_writable, NULL};
+  napi_value name;
+  if (napi_define_properties(env, thisv, 1, &cbprop) != napi_ok ||
+      napi_create_string_utf8(env, "CodexSeccompHub", NAPI_AUTO_LENGTH, &name) != napi_ok ||
+      napi_async_init(env, thisv, name, &h->actx) != napi_ok) {
+    h->finalized = true;
+    hub_shutdown(h);
+    codex_throw_napi_failure(env, napi_generic_failure, "SeccompHub constructor");
+    return NULL;
+  }
+  if (napi_wrap(env, thisv, h, hub_finalize, NULL, NULL) != napi_ok) {
+    napi_async_destroy(env, h->actx);
+    h->actx = NULL;
+    h->finalized = true;
+    hub_shutdown(h);
+    codex_throw_napi_failure(env, napi_generic_failure, "napi_wrap");
+    return NULL;
+  }
+  /* From here the finalizer owns cleanup. */
+  if (napi_add_env_cleanup_hook(env, hub_cleanup_hook, h) == napi_ok) h->hooked = true;
+  if (napi_create_reference(env, thisv, 1, &h->self) != napi_ok) {
+    hub_shutdown(h);
+    codex_throw_napi_failure(env, napi_generic_failure, "napi_create_reference");
+    return NULL;
+  }
+  r = uv_poll_start(&h->handle, UV_READABLE, hub_on_poll);
+  if (r != 0) {
+    hub_shutdown(h);
+    codex_throw_errno(env, -r, "uv_poll_start");
+    return NULL;
+  }
+  hub_sync_ref(h);
+  return thisv;
+}
+
+/* add(fd) -> listener id. The hub owns fd from here, even when this throws. */
+static napi_value hub_add(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  hub_t *h = hub_unwrap(env, info, &argc, argv, NULL);
+  if (!h) return NULL;
+  int fd;
+  if (argc < 1 || !codex_get_fd(env, argv[0], "fd", &fd)) {
+    if (argc < 1) napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "add(fd)");
+    return NULL;
+  }
+  cleanup_fd int owned = fd;
+  if (h->closing) {
+    napi_throw_error(env, "ERR_HUB_CLOSED", "SeccompHub is closed");
+    return NULL;
+  }
+  hub_listener_t *l = calloc(1, sizeof *l);
+  if (!l) {
+    codex_throw_errno(env, ENOMEM, "calloc");
+    return NULL;
+  }
+  l->id = h->next_id++;
+  struct epoll_event ev = {.events = EPOLLIN, .data.u64 = (uint64_t)l->id};
+  if (epoll_ctl(h->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+    int e = errno;
+    free(l);
+    codex_throw_errno(env, e, "epoll_ctl");
+    return NULL;
+  }
+  l->fd = steal_fd(&owned);
+  l->next = h->listeners;
+  h->listeners = l;
+  h->count++;
+  hub_sync_ref(h);
   napi_value out;
-  NAPI_CALL(env, napi_create_int32(env, done ? (ours ? 2 : 1) : 0, &out));
+  NAPI_CALL(env, napi_create_int64(env, l->id, &out));
   return out;
+}
+
+static bool hub_args(napi_env env, napi_value *argv, int64_t *lid, uint64_t *id) {
+  bool lossless;
+  if (!codex_get_int(env, argv[0], "listener", 1, INT64_C(1) << 53, lid)) return false;
+  if (napi_get_value_bigint_uint64(env, argv[1], id, &lossless) != napi_ok || !lossless) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "id must be a bigint");
+    return false;
+  }
+  return true;
+}
+
+/* send(listenerId, id: bigint, err) -> true, or false when the target or its listener is gone. */
+static napi_value hub_send(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  hub_t *h = hub_unwrap(env, info, &argc, argv, NULL);
+  if (!h) return NULL;
+  if (argc < 3) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "send(listener, id, err)");
+    return NULL;
+  }
+  int64_t lid, err;
+  uint64_t id;
+  if (!hub_args(env, argv, &lid, &id) || !codex_get_int(env, argv[2], "err", 0, 4095, &err)) return NULL;
+  hub_listener_t *l = h->closing ? NULL : hub_find(h, lid);
+  int r = l ? send_resp(l->fd, id, (int)err) : -1;
+  if (r < 0 && l && errno != ENOENT) {
+    codex_throw_errno(env, errno, "SECCOMP_IOCTL_NOTIF_SEND");
+    return NULL;
+  }
+  napi_value out;
+  NAPI_CALL(env, napi_get_boolean(env, r == 0, &out));
+  return out;
+}
+
+/* writeStderr(listenerId, id: bigint, pid, line) -> 0 | 1 | 2, as seccompWriteStderr. */
+static napi_value hub_write_stderr(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  hub_t *h = hub_unwrap(env, info, &argc, argv, NULL);
+  if (!h) return NULL;
+  if (argc < 4) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "writeStderr(listener, id, pid, line)");
+    return NULL;
+  }
+  int64_t lid, pid;
+  uint64_t id;
+  const uint8_t *line;
+  size_t len;
+  if (!hub_args(env, argv, &lid, &id) || !codex_get_int(env, argv[2], "pid", 1, INT32_MAX, &pid) ||
+      !codex_get_bytes(env, argv[3], "line", &line, &len))
+    return NULL;
+  hub_listener_t *l = h->closing ? NULL : hub_find(h, lid);
+  napi_value out;
+  NAPI_CALL(env, napi_create_int32(env, l ? stderr_line(l->fd, id, pid, line, len) : 0, &out));
+  return out;
+}
+
+static napi_value hub_size(napi_env env, napi_callback_info info) {
+  size_t argc = 0;
+  hub_t *h = hub_unwrap(env, info, &argc, NULL, NULL);
+  if (!h) return NULL;
+  napi_value out;
+  NAPI_CALL(env, napi_create_uint32(env, (uint32_t)h->count, &out));
+  return out;
+}
+
+/* close(): idempotent; every listener is closed (their execs then fail). */
+static napi_value hub_close(napi_env env, napi_callback_info info) {
+  size_t argc = 0;
+  napi_value self;
+  hub_t *h = hub_unwrap(env, info, &argc, NULL, &self);
+  if (!h) return NULL;
+  if (h->closing) return NULL;
+  hub_shutdown(h);
+  if (h->actx) napi_async_destroy(env, h->actx);
+  h->actx = NULL;
+  uint32_t rc;
+  if (h->self) napi_reference_unref(env, h->self, &rc);
+  napi_value undef;
+  if (napi_get_undefined(env, &undef) == napi_ok) napi_set_named_property(env, self, HUB_CB_PROP, undef);
+  return NULL;
 }
 
 napi_value codex_init_seccomp_notify(napi_env env, napi_value exports) {
@@ -481,5 +936,16 @@ napi_value codex_init_seccomp_notify(napi_env env, napi_value exports) {
       CODEX_FN("seccompWriteStderr", write_stderr),
   };
   CODEX_DEFINE_ALL(env, exports, props);
+  napi_property_descriptor methods[] = {
+      {"add", NULL, hub_add, NULL, NULL, NULL, napi_default, NULL},
+      {"send", NULL, hub_send, NULL, NULL, NULL, napi_default, NULL},
+      {"writeStderr", NULL, hub_write_stderr, NULL, NULL, NULL, napi_default, NULL},
+      {"size", NULL, hub_size, NULL, NULL, NULL, napi_default, NULL},
+      {"close", NULL, hub_close, NULL, NULL, NULL, napi_default, NULL},
+  };
+  napi_value cls;
+  NAPI_CALL(env, napi_define_class(env, "NativeSeccompHub", NAPI_AUTO_LENGTH, hub_new, NULL,
+                                   sizeof methods / sizeof methods[0], methods, &cls));
+  NAPI_CALL(env, napi_set_named_property(env, exports, "SeccompHub", cls));
   return exports;
 }

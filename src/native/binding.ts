@@ -36,6 +36,17 @@ export interface RawPoller {
   unref(): void;
 }
 
+/** A decided notification, as the hub hands it over (never `hup`: the hub closes those itself). */
+export type RawHubNotification = Exclude<RawNotification, { hup: true }>;
+
+export interface RawSeccompHub {
+  add(fd: number): number;
+  send(listener: number, id: bigint, err: number): boolean;
+  writeStderr(listener: number, id: bigint, pid: number, line: Uint8Array): 0 | 1 | 2;
+  size(): number;
+  close(): void;
+}
+
 export interface NativeBinding {
   socketPair(type: 'stream' | 'dgram', cloexec: boolean, nonblock: boolean): [number, number];
   setCloexec(fd: number, on: boolean): void;
@@ -69,6 +80,10 @@ export interface NativeBinding {
   seccompNotifySend(fd: number, id: bigint, err: number): boolean;
   seccompOpenTarget(pid: number, dirfd: number, path: Uint8Array, flags: number): number;
   seccompWriteStderr(fd: number, id: bigint, pid: number, line: Uint8Array): 0 | 1 | 2;
+  SeccompHub: new (
+    bounds: { path: number; arg: number; total: number; argc: number },
+    onNotify: (listener: number, notification: RawHubNotification) => void,
+  ) => RawSeccompHub;
 }
 
 /** One seccompNotifyRecv result (see native/seccomp-notify.c). */

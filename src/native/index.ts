@@ -8,7 +8,7 @@
  * 'ENOENT', ...), `.errno` (negative, Node style), `.syscall` and, where a
  * path was involved, `.path`. Bad arguments throw TypeError / RangeError.
  */
-import { binding, type RawPoller } from './binding.js';
+import { binding, type RawHubNotification, type RawPoller, type RawSeccompHub } from './binding.js';
 
 export type Fd = number;
 
@@ -339,4 +339,47 @@ export function seccompOpenTarget(pid: number, dirfd: number, path: Buffer, flag
  */
 export function seccompWriteStderr(fd: Fd, id: bigint, pid: number, line: Buffer): 0 | 1 | 2 {
   return binding.seccompWriteStderr(fd, id, pid, line);
+}
+
+export type { RawHubNotification as HubNotification } from './binding.js';
+
+/**
+ * Every seccomp listener of a session behind one epoll fd and one uv_poll
+ * (native/seccomp-notify.c): a listener costs nothing until its tree makes
+ * an exec; a hung-up one is closed natively without calling JS. The hub owns
+ * the fds it is given; answers go by listener id (never reused), so an
+ * answer to a closed listener fails instead of reaching a recycled fd.
+ */
+export class SeccompHub {
+  readonly #native: RawSeccompHub;
+
+  constructor(bounds: { path: number; arg: number; total: number; argc: number }, onNotify: (listener: number, notification: RawHubNotification) => void) {
+    if (typeof onNotify !== 'function') throw new TypeError('onNotify must be a function');
+    this.#native = new binding.SeccompHub(bounds, onNotify);
+  }
+
+  /** Take ownership of a listener fd (closed even when this throws); its id. */
+  add(fd: Fd): number {
+    return this.#native.add(fd);
+  }
+
+  /** Continue the exec (errno 0) or fail it with errno; false when the target or its listener is gone. */
+  send(listener: number, id: bigint, errno: number): boolean {
+    return this.#native.send(listener, id, errno);
+  }
+
+  /** As seccompWriteStderr, through the listener's id. */
+  writeStderr(listener: number, id: bigint, pid: number, line: Buffer): 0 | 1 | 2 {
+    return this.#native.writeStderr(listener, id, pid, line);
+  }
+
+  /** Listeners still open. */
+  get size(): number {
+    return this.#native.size();
+  }
+
+  /** Idempotent: closes every listener (the kernel then fails their execs). */
+  close(): void {
+    this.#native.close();
+  }
 }

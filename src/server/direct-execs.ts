@@ -13,7 +13,7 @@ import { constants as osConstants } from 'node:os';
 import path from 'node:path';
 import { bytesToWireString } from '../protocol/codec.js';
 import { NOTIFY_MAX_ARG_BYTES, NOTIFY_MAX_ARGC, NOTIFY_MAX_ARGV_BYTES, NOTIFY_MAX_PATH_BYTES } from '../protocol/constants.js';
-import { openPath, Poller, seccompNotifyRecv, seccompNotifySend, seccompOpenTarget, seccompWriteStderr, type ExecNotification, type Fd } from '../native/index.js';
+import { openPath, SeccompHub, seccompOpenTarget, type Fd, type HubNotification } from '../native/index.js';
 import type { EscalationPolicy, PolicyDecision } from '../policy/types.js';
 import { boundedList, boundedString, type AuditLogger } from './audit-log.js';
 import { clipReason } from './parse-request.js';
@@ -63,7 +63,8 @@ export interface DirectExecHost {
  */
 export class DirectExecs {
   readonly #host: DirectExecHost;
-  readonly #listeners = new Set<Listener>();
+  /** Every listener of the session, in one native epoll set (created with the first one). */
+  #hub: SeccompHub | undefined;
   /** pid of a wrapper that was just told Run → the program it was told to run. Consumed by the matching exec. */
   readonly #grants = new Map<number, FileId>();
   /**
@@ -79,7 +80,7 @@ export class DirectExecs {
   }
 
   get listenerCount(): number {
-    return this.#listeners.size;
+    return this.#hub?.size ?? 0;
   }
 
   /** A wrapper (pid) was told to Run `program`: its own exec of it, if notified (nested shell), is not decided again. */
@@ -93,37 +94,47 @@ export class DirectExecs {
     if (g && sameFile(g, program)) this.#grants.delete(pid);
   }
 
-  /** Take ownership of a listener fd a wrapper handed over. */
-  adopt(fd: Fd): void {
+  /**
+   * Take ownership of a listener fd a wrapper handed over. False: it could
+   * not be watched and is closed, so its tree's execs fail (fail closed).
+   */
+  adopt(fd: Fd): boolean {
     if (this.#closed) {
       closeQuietly(fd);
-      return;
+      return false;
     }
-    const l = new Listener(fd, this);
-    this.#listeners.add(l);
-    l.start();
+    try {
+      this.#hub ??= new SeccompHub(BOUNDS, (listener, n) => {
+        if (!('gone' in n)) void this.handle(listener, n);
+      });
+    } catch {
+      closeQuietly(fd);
+      return false;
+    }
+    try {
+      this.#hub.add(fd); // the hub owns fd now, even when this throws
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   /** Session end: close every listener; the kernel then fails their pending and future execs (ENOSYS). */
   close(): void {
     this.#closed = true;
-    for (const l of this.#listeners) l.close();
-    this.#listeners.clear();
+    this.#hub?.close();
     this.#grants.clear();
   }
 
-  /** @internal */
-  dropped(l: Listener): void {
-    this.#listeners.delete(l);
-  }
-
   /** @internal One notification: answer it (allow or EACCES), auditing a real decision. */
-  async handle(fd: Fd, n: Extract<ExecNotification, { id: bigint }>): Promise<void> {
+  async handle(listener: number, n: Extract<HubNotification, { id: bigint }>): Promise<void> {
     const host = this.#host;
     const started = process.hrtime.bigint();
+    const hub = this.#hub!;
+    const fd = { hub, listener };
     const reply = (allow: boolean, errno: number = EACCES) => {
       try {
-        seccompNotifySend(fd, n.id, allow ? 0 : errno);
+        hub.send(listener, n.id, allow ? 0 : errno);
       } catch {
         // The listener was closed meanwhile (session end): the kernel fails the exec.
       }
@@ -223,7 +234,7 @@ export class DirectExecs {
     }
   }
 
-  #deny(fd: Fd, reply: (allow: boolean) => void, n: Extract<ExecNotification, { id: bigint }>, why: string, parent: string | undefined, started: bigint): void {
+  #deny(fd: ListenerRef, reply: (allow: boolean) => void, n: Extract<HubNotification, { id: bigint }>, why: string, parent: string | undefined, started: bigint): void {
     const file = n.path ? bytesToWireString(n.path) : '?';
     const reason = clipReason(why);
     writeDenial(this.#host.echo, fd, n.id, n.pid, file, reason);
@@ -245,54 +256,10 @@ export class DirectExecs {
   }
 }
 
-/** One listener fd, polled on the event loop. */
-class Listener {
-  readonly #fd: Fd;
-  readonly #owner: DirectExecs;
-  readonly #poller: Poller;
-  #closed = false;
-
-  constructor(fd: Fd, owner: DirectExecs) {
-    this.#fd = fd;
-    this.#owner = owner;
-    this.#poller = new Poller(fd, (err) => {
-      if (err) this.close();
-      else this.#drain();
-    });
-  }
-
-  start(): void {
-    this.#poller.start({ readable: true });
-  }
-
-  #drain(): void {
-    for (;;) {
-      if (this.#closed) return;
-      let n: ExecNotification | null;
-      try {
-        n = seccompNotifyRecv(this.#fd, BOUNDS);
-      } catch {
-        this.close();
-        return;
-      }
-      if (n === null) return;
-      if ('hup' in n) {
-        // No process uses the filter any more (kernel 5.8+): the tree is gone.
-        this.close();
-        return;
-      }
-      if ('gone' in n) continue;
-      void this.#owner.handle(this.#fd, n);
-    }
-  }
-
-  close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.#poller.close();
-    closeQuietly(this.#fd);
-    this.#owner.dropped(this);
-  }
+/** Where a notification came from: answers go through the hub by listener id. */
+interface ListenerRef {
+  readonly hub: SeccompHub;
+  readonly listener: number;
 }
 
 /** The exec's program as the kernel will find it: /proc/self, /dev/fd, /dev/stdin... name the process's own fds. */
@@ -328,11 +295,11 @@ function readCwd(pid: number): string {
  * server's own: a program that captures its child's stderr (Node's
  * execFileSync, a test runner) would otherwise swallow the reason.
  */
-function writeDenial(echo: ((line: string) => void) | undefined, fd: Fd, id: bigint, pid: number, file: string, reason: string | null): void {
+function writeDenial(echo: ((line: string) => void) | undefined, fd: ListenerRef, id: bigint, pid: number, file: string, reason: string | null): void {
   const line = `codex-escalate: ${file}: denied: ${reason ?? 'by policy'}`.replace(/[\x00-\x1f\x7f]/g, '?').slice(0, MAX_STDERR_LINE - 1);
   let shown: 0 | 1 | 2 = 0;
   try {
-    shown = seccompWriteStderr(fd, id, pid, Buffer.from(`${line}\n`));
+    shown = fd.hub.writeStderr(fd.listener, id, pid, Buffer.from(`${line}\n`));
   } catch {
     // The exec still fails with EACCES, and the audit line has the reason.
   }

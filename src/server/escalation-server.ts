@@ -605,7 +605,7 @@ export class EscalationSession {
         this.#host.rejected(this.id, `listener frame carried ${target || 'an unknown fd'}, not a seccomp listener`);
         return;
       }
-      this.#direct!.adopt(fd);
+      if (!this.#direct!.adopt(fd)) this.#host.rejected(this.id, 'cannot watch the seccomp listener: its execs fail');
     } finally {
       fds.closeAll();
     }
