@@ -13,6 +13,8 @@
 #define WRAPPER_ENV "EXEC_WRAPPER"
 /* [LEGACY_BASH_EXEC_WRAPPER_ENV_VAR] older patched bash builds. */
 #define LEGACY_WRAPPER_ENV "BASH_EXEC_WRAPPER"
+/* [DIRECT_EXECS_ENV_VAR] "1": attach the exec filter's listener to the request [ext 3]. */
+#define DIRECT_ENV "CODEX_ESCALATE_DIRECT"
 /* [HANDSHAKE_BYTE] the one byte of the handshake datagram. */
 #define HANDSHAKE_BYTE 0x00
 /* [MAX_FDS_PER_MESSAGE] upstream's per-message SCM_RIGHTS cap. */

@@ -4,11 +4,21 @@ export const ESCALATE_SOCKET_ENV_VAR = 'CODEX_ESCALATE_SOCKET';
 export const EXEC_WRAPPER_ENV_VAR = 'EXEC_WRAPPER';
 /** Legacy alias understood by older patched bash builds. */
 export const LEGACY_BASH_EXEC_WRAPPER_ENV_VAR = 'BASH_EXEC_WRAPPER';
+/**
+ * "1" in the shell's environment when the session decides direct execs: the
+ * wrapper then installs its exec filter before its request and attaches the
+ * listener to it (docs/protocol.md, "Direct execs"). A hint only (the env is
+ * the sandbox's): the server still refuses a listener it did not ask for.
+ * Any other value (our sessions set "0" when off): the listener is handed
+ * over after the Run reply, if asked, as without the hint.
+ */
+export const DIRECT_EXECS_ENV_VAR = 'CODEX_ESCALATE_DIRECT';
 /** Variables the wrapper strips from the env it reports (they describe the interception itself). */
 export const PROTOCOL_ENV_VARS: readonly string[] = [
   ESCALATE_SOCKET_ENV_VAR,
   EXEC_WRAPPER_ENV_VAR,
   LEGACY_BASH_EXEC_WRAPPER_ENV_VAR,
+  DIRECT_EXECS_ENV_VAR,
 ];
 
 /** Upstream caps SCM_RIGHTS at 16 fds per message; we accept no more so either peer interoperates. */

@@ -5,6 +5,7 @@ import { setMaxListeners } from 'node:events';
 import { fstatSync, readlinkSync, statSync } from 'node:fs';
 import { ByteBudget, encodeFrame, ProtocolError } from '../protocol/codec.js';
 import {
+  DIRECT_EXECS_ENV_VAR,
   ESCALATE_SOCKET_ENV_VAR,
   EXEC_WRAPPER_ENV_VAR,
   HANDSHAKE_BYTE,
@@ -150,6 +151,15 @@ function resolveSettings(options: EscalationServerOptions): SessionSettings {
     containment: options.containment,
     directExecs: options.directExecs ? { wrapper: statId(options.wrapperPath ?? defaultWrapperPath()), echo: options.directDenialEcho } : undefined,
   };
+}
+
+/** Only a seccomp listener joins the hub: anything else the sandbox might attach is refused. */
+function isSeccompListener(fd: Fd): boolean {
+  try {
+    return readlinkSync(`/proc/self/fd/${fd}`) === 'anon_inode:seccomp notify';
+  } catch {
+    return false;
+  }
 }
 
 function statId(file: string): FileId | undefined {
@@ -325,6 +335,9 @@ export class EscalationSession {
     this.env = {
       [ESCALATE_SOCKET_ENV_VAR]: String(SHELL_SOCKET_FD),
       [EXEC_WRAPPER_ENV_VAR]: settings.wrapperPath,
+      // A hint for the wrapper: attach the filter's listener to the request. "0", not unset, so a value
+      // inherited from an enclosing session cannot stand.
+      [DIRECT_EXECS_ENV_VAR]: settings.directExecs ? '1' : '0',
     };
     // Scripts without #! must run under the patched bash too, or their execs would escape interception.
     // Fixed here, per session: the wrapper learns it from our Run reply, never from the command's environment.
@@ -475,17 +488,24 @@ export class EscalationSession {
 
     let request: ResolvedRequest;
     let auditArgv: Record<string, unknown> | undefined;
-    // At most one fd belongs on a request: the wrapper's O_PATH handle on the program (ext 2). Never polled or fcntl'd: any fd type is safe.
+    // The wrapper's O_PATH handle on the program (ext 2), never polled or fcntl'd: any fd type is safe there;
+    // then, at ext 3, its exec filter's listener (checked below: only a seccomp listener is kept).
     const attached = new OwnedFds(frame.fds);
+    // The listener rides on the request (DIRECT_EXECS_ENV_VAR): `held` owns it until it joins the hub.
+    let listenerFd: Fd | undefined;
     try {
-      if (attached.size > 1) throw new ProtocolError(`${attached.size} file descriptors attached to a request (at most 1)`);
+      if (attached.size > 2) throw new ProtocolError(`${attached.size} file descriptors attached to a request (at most 2)`);
       // Large frames are decoded off the event loop (see parse-request.ts).
       const parsed = await parseRequest(frame.payload, this.id);
       if (this.#abort.signal.aborted) throw new ChannelClosedError('session ended');
       auditArgv = parsed.auditArgv;
-      const fd = attached.takeAll()[0]; // resolveRequest owns it from here on
+      const [fd, second] = attached.takeAll(); // resolveRequest owns fd from here on
+      if (second !== undefined) held.add((listenerFd = second));
       request = resolveRequest(parsed.request, { sessionId: this.id, requestId }, { peerFd: channel.fd, ...(fd !== undefined ? { attachedFd: fd } : {}) });
       if (request.programFd !== undefined) held.add(request.programFd);
+      if (listenerFd !== undefined && (request.peerExtensions < EXT_EXEC_LISTENER || !isSeccompListener(listenerFd))) {
+        throw new ProtocolError(`the second fd on a request must be an exec filter's listener (ext ${EXT_EXEC_LISTENER})`);
+      }
     } catch (err) {
       attached.closeAll();
       // Tell the wrapper why before dropping it: it prints the reason and exits 126.
@@ -503,10 +523,19 @@ export class EscalationSession {
       if (prepared.ok) plan = prepared.plan;
       else action = { kind: 'deny', reason: prepared.reason };
     }
-    // Layer 2: a Run'd program runs under the exec filter; the grant lets a nested wrapper's own exec through.
-    const grant = action.kind === 'run' && this.#direct && request.peerExtensions >= EXT_EXEC_LISTENER ? this.#grantFor(channel, request, action) : undefined;
+    // Layer 2: a Run'd program runs under the exec filter. Its listener came with the request: it joins the
+    // hub now (Escalate, Deny, or direct execs off: it is closed, and the reply says it was not kept).
+    // Without one, a Run reply asks for it; the grant lets a nested wrapper's own exec through.
+    let kept = false;
+    if (listenerFd !== undefined) {
+      held.take(listenerFd);
+      kept = action.kind === 'run' && this.#direct !== undefined && this.#direct.adopt(listenerFd);
+      if (!kept && (action.kind !== 'run' || this.#direct === undefined)) closeQuietly(listenerFd);
+    }
+    const grant =
+      listenerFd === undefined && action.kind === 'run' && this.#direct && request.peerExtensions >= EXT_EXEC_LISTENER ? this.#grantFor(channel, request, action) : undefined;
     try {
-      await channel.writeFrame(encodeFrame(toWireResponse(action, request.peerExtensions >= 1 ? { shell: this.enoexecShell, listener: grant !== undefined } : {})));
+      await channel.writeFrame(encodeFrame(toWireResponse(action, request.peerExtensions >= 1 ? { shell: this.enoexecShell, listener: kept || grant !== undefined } : {})));
     } catch (err) {
       plan?.release();
       if (grant) this.#direct?.revoke(grant.pid, grant.program);
@@ -594,15 +623,9 @@ export class EscalationSession {
       }
       const fd = fds.takeAll()[0]!;
       // Only a seccomp listener is polled: anything else the sandbox might send is refused.
-      let target = '';
-      try {
-        target = readlinkSync(`/proc/self/fd/${fd}`);
-      } catch {
-        target = '';
-      }
-      if (target !== 'anon_inode:seccomp notify') {
+      if (!isSeccompListener(fd)) {
         closeQuietly(fd);
-        this.#host.rejected(this.id, `listener frame carried ${target || 'an unknown fd'}, not a seccomp listener`);
+        this.#host.rejected(this.id, 'listener frame carried an fd that is not a seccomp listener');
         return;
       }
       if (!this.#direct!.adopt(fd)) this.#host.rejected(this.id, 'cannot watch the seccomp listener: its execs fail');
