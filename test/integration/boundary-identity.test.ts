@@ -259,14 +259,19 @@ describe('4. the program fd on the request frame (raw client: any fd, any count)
     }
   });
 
-  it('two fds on a request are a protocol error and both are closed; an fd below ext 2 too', async () => {
+  it('a second fd that is not a seccomp listener (or below ext 3), or three fds, are protocol errors and all are closed; an fd below ext 2 too', async () => {
     const base = countOpenFds();
     const a = openPath('/usr/bin/true');
     const b = openPath('/usr/bin/true');
-    expect(await ask({ file: '/usr/bin/true', ext: 2 }, [a, b])).toEqual({ action: { Deny: { reason: '2 file descriptors attached to a request (at most 1)' } } });
+    const c = openPath('/usr/bin/true');
+    const notListener = { action: { Deny: { reason: "the second fd on a request must be an exec filter's listener (ext 3)" } } };
+    expect(await ask({ file: '/usr/bin/true', ext: 3 }, [a, b])).toEqual(notListener);
+    expect(await ask({ file: '/usr/bin/true', ext: 2 }, [a, b])).toEqual(notListener);
+    expect(await ask({ file: '/usr/bin/true', ext: 3 }, [a, b, c])).toEqual({ action: { Deny: { reason: '3 file descriptors attached to a request (at most 2)' } } });
     expect(await ask({ file: '/usr/bin/true', ext: 1 }, [a])).toEqual({ action: { Deny: { reason: 'a file descriptor is attached to a request of extension level 1 (needs 2)' } } });
     closeFd(a);
     closeFd(b);
+    closeFd(c);
     expect(await settle(base)).toBe(base);
   });
 

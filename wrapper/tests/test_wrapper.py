@@ -81,6 +81,7 @@ class Peer:
         self.request_raw = None
         self.request_fd_target = None  # what the fd attached to the request names (readlink), if any
         self.request_nfds = 0
+        self.request_fd_targets = []  # readlink of every fd attached to the request, in order
         self.handshake = None
         self.error = None
         self.done = threading.Event()
@@ -121,6 +122,7 @@ class Peer:
                 self.request_nfds = len(rfds)
                 for fd in rfds:
                     self.request_fd_target = os.readlink('/proc/self/fd/%d' % fd)
+                    self.request_fd_targets.append(self.request_fd_target)
                     self.request_fd_flags = fcntl.fcntl(fd, fcntl.F_GETFL)
                     os.close(fd)
                 self.script(stream, self.request_raw)
@@ -1191,6 +1193,53 @@ class TestExecFailures(Base):
         self.assertEqual((rc, out), (0, b'ran\n'), err)
         self.assertEqual(got.get('msg'), struct.pack('<I', 17) + b'{"listener":true}')
         self.assertEqual(got.get('targets'), ['anon_inode:seccomp notify'])
+
+    def test_direct_hint_attaches_the_listener_to_the_request(self):
+        after = {}
+
+        def script(stream, _req):
+            stream.sendall(frame({'action': 'Run', 'listener': True}))
+            stream.settimeout(TIMEOUT)
+            after['rest'] = stream.recv(64)  # nothing follows the reply: EOF at the exec
+
+        peer = Peer(script)
+        env = dict(os.environ, CODEX_ESCALATE_DIRECT='1')
+        rc, out, err = run_wrapper(['/bin/echo', 'echo', 'ran'], peer, env=env)
+        self.assertEqual((rc, out), (0, b'ran\n'), err)
+        self.assertEqual(peer.request_nfds, 2)
+        self.assertEqual(peer.request_fd_targets[0], os.path.realpath('/bin/echo'))
+        self.assertEqual(peer.request_fd_targets[1], 'anon_inode:seccomp notify')
+        self.assertEqual(after.get('rest'), b'')
+        # The hint describes the interception itself: not reported to the policy.
+        self.assertNotIn('CODEX_ESCALATE_DIRECT', peer.request['env'])
+
+    def test_direct_hint_listener_not_kept_stops_before_the_exec(self):
+        peer = Peer(respond({'action': 'Run', 'listener': False}))
+        env = dict(os.environ, CODEX_ESCALATE_DIRECT='1')
+        rc, out, err = run_wrapper(['/bin/echo', 'echo', 'ran'], peer, env=env)
+        self.assertEqual((rc, out), (126, b''), err)
+        self.assertIn(b'did not keep the exec filter', err)
+        self.assertEqual(peer.request_nfds, 2)
+
+    def test_direct_hint_other_values_attach_no_listener(self):
+        for value in ['0', '', 'yes']:
+            with self.subTest(value=value):
+                peer = Peer(respond(RUN))
+                env = dict(os.environ, CODEX_ESCALATE_DIRECT=value)
+                rc, out, err = run_wrapper(['/bin/echo', 'echo', 'ran'], peer, env=env)
+                self.assertEqual((rc, out), (0, b'ran\n'), err)
+                self.assertEqual(peer.request_nfds, 1)
+
+    def test_direct_hint_deny_and_escalate_still_work(self):
+        env = dict(os.environ, CODEX_ESCALATE_DIRECT='1')
+        peer = Peer(respond(deny('no')))
+        rc, out, err = run_wrapper(['/bin/echo', 'echo', 'ran'], peer, env=env)
+        self.assertEqual((rc, out), (126, b''), err)
+        self.assertIn(b'denied: no', err)
+        self.assertEqual(peer.request_nfds, 2)
+        peer = Peer(escalate_then({'exit_code': 7}))
+        rc, out, err = run_wrapper(['/bin/echo', 'echo', 'ran'], peer, env=env)
+        self.assertEqual(rc, 7, err)
 
     def test_binary_file_refused(self):
         for name, data in [('nul-first-line', b'abc\x00def\n'), ('elf-ish', b'\x7fELF' + b'\x01' * 20),
