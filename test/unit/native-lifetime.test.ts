@@ -93,6 +93,43 @@ n.sendMsg(a, Buffer.from('x'));
     expect(r.stdout.trim()).toBe('ok 0');
   });
 
+  it('worker threads can be terminated with open, empty and closed seccomp hubs (the hub closes its fds at teardown)', () => {
+    const r = node(`
+const { Worker } = require('node:worker_threads');
+const n = require(${JSON.stringify(ADDON)});
+const code = \`
+const n = require(\${JSON.stringify(ADDON)});
+const { parentPort } = require('node:worker_threads');
+const bounds = { path: 4096, arg: 4096, total: 65536, argc: 64 };
+globalThis.keep = [];
+for (let i = 0; i < 3; i++) {
+  const h = new n.SeccompHub(bounds, () => {});
+  const [a, b] = n.socketPair('stream', true, true);
+  if (i > 0) h.add(b); else n.closeFd(b);
+  if (i === 2) h.close();
+  n.closeFd(a);
+  globalThis.keep.push(h);
+}
+parentPort.postMessage('ready');
+\`;
+(async () => {
+  // The first worker opens fds of Node's own that stay: counted after one.
+  const w0 = new Worker('', { eval: true });
+  await new Promise((r) => w0.once('exit', r));
+  const before = n.countOpenFds();
+  for (let i = 0; i < 4; i++) {
+    const w = new Worker(code, { eval: true });
+    await new Promise((r) => w.once('message', r));
+    await w.terminate();
+  }
+  console.log('ok ' + (n.countOpenFds() - before));
+})();
+`);
+    expect(r.signal).toBeNull();
+    expect(r.code).toBe(0);
+    expect(r.stdout.trim()).toBe('ok 0');
+  });
+
   it('an exception in a poller callback is an ordinary uncaught exception', () => {
     const r = node(`
 const n = require(ADDON);
