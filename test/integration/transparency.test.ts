@@ -140,6 +140,18 @@ describe('transparency: scripts behave as under stock bash', () => {
     for (const mode of MODES) expect(decisions[mode]).toEqual([]);
   });
 
+  it('an interactive shell survives exec of a missing program, as stock', async () => {
+    // A nested patched bash -i, intercepted through the session it inherits.
+    // Without a tty bash names its process group in a warning: a pid, or -1 in bwrap's pid namespace (not ours to change).
+    const drop = `| while IFS= read -r l; do [[ $l == *'terminal process group'* ]] || printf '%s\\n' "$l"; done`;
+    const decisions = await same(`"$BASH" --norc --noprofile -i 2>&1 <<'EOF' ${drop}\nexec /nonexistent\necho "still here $?"\n/usr/bin/echo after\nEOF`);
+    for (const mode of MODES) {
+      const ps = programs(decisions[mode]);
+      expect(ps).toContain('/usr/bin/echo');
+      expect(ps).not.toContain('/nonexistent');
+    }
+  });
+
   it('background jobs still running when the shell exits are ended, never refused, the same in both modes', async () => {
     for (const mode of MODES) {
       const dir = tempDir('cse-transparency-');
