@@ -2,14 +2,21 @@
  * bash's own test suite as the referee of transparency (issue 13): every
  * `run-*` of tests/ in the bash 5.2.15 source our build uses, run with
  *
- *   stock    the same source built without our patch (build-bash.sh --stock)
- *   patched  the patched bash, EXEC_WRAPPER unset
- *   none     the patched bash under `codex-escalate run --sandbox none`
- *   bwrap    the patched bash under `codex-escalate run --sandbox bwrap`
+ *   stock        the same source built without our patch (build-bash.sh --stock)
+ *   patched      the patched bash, EXEC_WRAPPER unset
+ *   none         the patched bash under `codex-escalate run --sandbox none`
+ *   stock-bwrap  the stock bash under `codex-escalate run --sandbox bwrap`: it
+ *                ignores EXEC_WRAPPER, so nothing is intercepted; the sandbox
+ *                alone (root without capabilities, private /tmp)
+ *   bwrap        the patched bash under `codex-escalate run --sandbox bwrap`
  *
  * in the same clean environment (env -i, fixed locale, fds > 2 closed, stdin
- * /dev/null, the same work directory path and temp dir layout). Prints a
- * table test -> result per configuration, every difference against stock, and
+ * /dev/null, the same work directory path and temp dir layout, the bash under
+ * test at the same path). Each configuration is compared with its reference:
+ * patched and none with stock, bwrap with stock-bwrap (interception inside the
+ * sandbox against no interception inside the same sandbox). What the sandbox
+ * alone changes (stock-bwrap against stock) is shown, and does not fail.
+ * Prints a table test -> result per configuration, every difference, and
  * exits 1 on any difference (2 on a setup error).
  *
  * Usage: tsx scripts/bash-suite.ts [--only run-a,run-b] [--configs stock,patched,none,bwrap]
@@ -25,8 +32,12 @@ import { z } from 'zod';
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const cli = path.join(root, 'bin', 'codex-escalate.js');
 
-const CONFIGS = ['stock', 'patched', 'none', 'bwrap'] as const;
+const CONFIGS = ['stock', 'patched', 'none', 'stock-bwrap', 'bwrap'] as const;
 type Config = (typeof CONFIGS)[number];
+/** What each configuration must equal. */
+const REFERENCE: Record<Config, Config> = { stock: 'stock', patched: 'stock', none: 'stock', 'stock-bwrap': 'stock', bwrap: 'stock-bwrap' };
+/** Differences that are the sandbox's, not interception's: shown, never failing. */
+const INFORMATIONAL = new Set<Config>(['stock-bwrap']);
 
 /** run-all skips these (run-minimal needs a --enable-minimal-config build). */
 const SKIPPED = new Set(['run-all', 'run-minimal', 'run-gprof']);
@@ -69,7 +80,11 @@ function parseArgs(argv: readonly string[]): Options {
   const parsed = Options.safeParse(raw);
   if (!parsed.success) throw new Error(`bad arguments: ${z.prettifyError(parsed.error)}`);
   const opts = parsed.data;
-  if (!opts.configs.includes('stock')) opts.configs.unshift('stock'); // the reference is always run
+  // References always run, before what is compared with them.
+  const wanted = new Set<Config>(opts.configs);
+  for (const c of opts.configs) wanted.add(REFERENCE[c]);
+  if (wanted.has('bwrap')) wanted.add('stock-bwrap');
+  opts.configs = CONFIGS.filter((c) => wanted.has(c)) as unknown as typeof opts.configs;
   return opts;
 }
 
@@ -104,6 +119,11 @@ interface Ctx {
   deadline: number;
 }
 
+/** The bash under test, copied here for every run: its path shows in some outputs. */
+function thisShPath(ctx: Ctx): string {
+  return path.join(ctx.work, 'bin', 'bash');
+}
+
 /** The environment of every test, whatever the configuration. */
 function cleanEnv(ctx: Ctx, thisSh: string): Record<string, string> {
   const tests = path.join(ctx.work, 'tests');
@@ -122,8 +142,10 @@ function cleanEnv(ctx: Ctx, thisSh: string): Record<string, string> {
 }
 
 /** A fresh copy of tests/ at the same path for every run. */
-function resetWork(ctx: Ctx): void {
-  for (const d of ['tests', 'tmp', 'home', 'codex-home']) rmSync(path.join(ctx.work, d), { recursive: true, force: true });
+function resetWork(ctx: Ctx, bash: string): void {
+  for (const d of ['tests', 'tmp', 'home', 'codex-home', 'bin']) rmSync(path.join(ctx.work, d), { recursive: true, force: true });
+  mkdirSync(path.join(ctx.work, 'bin'));
+  cpSync(bash, thisShPath(ctx), { preserveTimestamps: true });
   cpSync(ctx.testsSrc, path.join(ctx.work, 'tests'), { recursive: true, preserveTimestamps: true });
   for (const d of ['tmp', 'home', 'codex-home']) mkdirSync(path.join(ctx.work, d), { recursive: true });
   // bash's tests expect ../bash-style siblings only through THIS_SH and BUILD_DIR; nothing else is copied.
@@ -133,9 +155,12 @@ function resetWork(ctx: Ctx): void {
 const CLOSE_FDS =
   'for f in /proc/self/fd/*; do n=${f##*/}; if ((n > 2)); then eval "exec $n>&-"; fi; done; exec "$@"';
 
+function isStock(config: Config): boolean {
+  return config === 'stock' || config === 'stock-bwrap';
+}
+
 function argvFor(ctx: Ctx, config: Config, test: string): { argv: string[]; env: Record<string, string> } {
-  const thisSh = config === 'stock' ? ctx.stockBash : ctx.patchedBash;
-  const env = cleanEnv(ctx, thisSh);
+  const env = cleanEnv(ctx, thisShPath(ctx));
   const tests = path.join(ctx.work, 'tests');
   const inner = `sh ./${test}`;
   if (config === 'stock' || config === 'patched') {
@@ -148,9 +173,10 @@ function argvFor(ctx: Ctx, config: Config, test: string): { argv: string[]; env:
       cli,
       'run',
       '--sandbox',
-      config,
+      config === 'none' ? 'none' : 'bwrap',
+      // The shell is the real build (not the sandbox-writable copy the tests run).
       '--shell',
-      ctx.patchedBash,
+      isStock(config) ? ctx.stockBash : ctx.patchedBash,
       '--cwd',
       tests,
       '--writable',
@@ -184,7 +210,7 @@ function countDecisions(log: string): number | undefined {
 }
 
 function runOne(ctx: Ctx, config: Config, test: string): Promise<Result> {
-  resetWork(ctx);
+  resetWork(ctx, isStock(config) ? ctx.stockBash : ctx.patchedBash);
   rmSync(path.join(ctx.logs, `${config}-${test}.audit.jsonl`), { force: true });
   const { argv, env } = argvFor(ctx, config, test);
   const outFile = path.join(ctx.logs, `${config}-${test}.out`);
@@ -269,23 +295,29 @@ async function main(): Promise<number> {
   for (const test of tests) {
     const row = new Map<Config, Result & { same: boolean; diff: string }>();
     results.set(test, row);
-    let stock = await runOne(ctx, 'stock', test);
-    row.set('stock', { ...stock, same: true, diff: '' });
+    const latest = new Map<Config, Result>();
     for (const config of opts.configs) {
-      if (config === 'stock') continue;
       let r = await runOne(ctx, config, test);
+      latest.set(config, r);
+      const refName = REFERENCE[config];
+      if (refName === config) {
+        row.set(config, { ...r, same: true, diff: '' });
+        continue;
+      }
+      let ref = latest.get(refName)!;
       // A test whose output depends on timing may differ by chance: rerun both before calling it a difference.
-      for (let i = 0; i < opts.retries && r.output !== stock.output && Date.now() < ctx.deadline; i++) {
-        stock = await runOne(ctx, 'stock', test);
-        if (r.output === stock.output) break;
+      for (let i = 0; i < opts.retries && r.output !== ref.output && Date.now() < ctx.deadline; i++) {
+        ref = await runOne(ctx, refName, test);
+        if (r.output === ref.output) break;
         r = await runOne(ctx, config, test);
       }
-      const same = r.output === stock.output && r.status === stock.status;
-      row.set(config, { ...r, same, diff: same ? '' : showDiff(ctx, stock.output, r.output, `stock/${test}`, `${config}/${test}`) });
+      latest.set(config, r);
+      const same = r.output === ref.output && r.status === ref.status;
+      row.set(config, { ...r, same, diff: same ? '' : showDiff(ctx, ref.output, r.output, `${refName}/${test}`, `${config}/${test}`) });
     }
     const cells = opts.configs.map((c) => {
       const r = row.get(c)!;
-      return `${c}=${r.status}${r.same ? '' : '(DIFF)'}`;
+      return `${c}=${r.status}${r.same ? '' : INFORMATIONAL.has(c) ? '(sandbox)' : '(DIFF)'}`;
     });
     process.stderr.write(`  ${test}: ${cells.join(' ')} [${Math.round((Date.now() - started) / 1000)}s]\n`);
     if (Date.now() > ctx.deadline) {
@@ -297,6 +329,8 @@ async function main(): Promise<number> {
   // The table.
   const width = Math.max(...[...results.keys()].map((t) => t.length), 4);
   const header = ['test'.padEnd(width), ...opts.configs.map((c) => c.padEnd(12))].join(' ');
+  const refs = opts.configs.filter((c) => REFERENCE[c] !== c).map((c) => `${c} vs ${REFERENCE[c]}`);
+  process.stdout.write(`compared: ${refs.join(', ')}\n`);
   const lines = [header, '-'.repeat(header.length)];
   let differences = 0;
   const decided = new Map<Config, number>();
@@ -305,18 +339,20 @@ async function main(): Promise<number> {
     const cells = opts.configs.map((c) => {
       const r = row.get(c);
       if (!r) return 'not run'.padEnd(12);
-      if (!r.same) differences++;
-      return `${r.status}${r.same ? '' : ' DIFF'}`.padEnd(12);
+      if (!r.same && !INFORMATIONAL.has(c)) differences++;
+      return `${r.status}${r.same ? '' : INFORMATIONAL.has(c) ? ' sandbox' : ' DIFF'}`.padEnd(12);
     });
     lines.push([test.padEnd(width), ...cells].join(' '));
   }
   process.stdout.write(lines.join('\n') + '\n');
   for (const [test, row] of results) {
     for (const [config, r] of row) {
-      if (!r.same) process.stdout.write(`\n=== ${test}: ${config} differs from stock ===\n${r.diff}`);
+      if (r.same) continue;
+      const what = INFORMATIONAL.has(config) ? 'the sandbox alone changes it (informational)' : `differs from ${REFERENCE[config]}`;
+      process.stdout.write(`\n=== ${test}: ${config} ${what} ===\n${r.diff}`);
     }
   }
-  const counts = [...decided].filter(([c]) => c === 'none' || c === 'bwrap').map(([c, n]) => `${c}: ${n}`);
+  const counts = [...decided].filter(([c]) => c !== 'stock' && c !== 'patched').map(([c, n]) => `${c}: ${n}`);
   if (counts.length) process.stdout.write(`\nbash-suite: execs decided (last attempt of each test): ${counts.join(', ')}\n`);
   const incomplete = results.size < tests.length;
   process.stdout.write(
