@@ -391,6 +391,8 @@ export class EscalationSession {
   }
 
   async #doEnd(): Promise<void> {
+    // What the shell left running goes first, while the socket still answers: it is ended, not refused.
+    if (this.#containment?.endSandbox) await this.#containment.endSandbox();
     this.#abort.abort(new Error('session ended'));
     // Fail closed: with the listeners closed, the kernel fails every notified exec (ENOSYS).
     this.#direct?.close();
