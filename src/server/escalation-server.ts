@@ -18,7 +18,7 @@ import { createEnvFilter, type EnvFilterOptions } from '../sandbox/escalation-en
 import type { GitSafeOptions } from '../sandbox/git-safe-mode.js';
 import { prepareEscalation, type EscalationChecks, type EscalationPlan } from './escalation.js';
 import { SpawningExecutor, type EscalationExecutor } from './executor.js';
-import type { EscalationPolicy, PolicyDecision } from '../policy/types.js';
+import type { DecisionContext, EscalationPolicy, PolicyDecision } from '../policy/types.js';
 import { Poller, recvMsg, setNonblock, socketPair, type Fd } from '../native/index.js';
 import { defaultWrapperPath } from '../paths.js';
 import { findPatchedBash } from '../shell/patched-bash.js';
@@ -263,6 +263,8 @@ export class EscalationSession {
   /** Bytes of half-received frames this session may hold at once (a sandbox cannot make the server allocate without bound). */
   readonly #frameBudget: ByteBudget;
   readonly #containment: EscalatedContainment | undefined;
+  #runFrame: Buffer | undefined;
+  #runFrameExt: Buffer | undefined;
 
   /** Sessions are opened with EscalationServer.startSession(), which passes its host. */
   constructor(
@@ -394,7 +396,7 @@ export class EscalationSession {
       // Before any fcntl or poll (both set O_NONBLOCK on the shared file description): a hostile
       // sandbox could send its terminal or a pipe it shares with the user's shell.
       if (!fstatSync(fd).isSocket()) throw new Error('connection fd is not a socket');
-      setNonblock(fd, true);
+      // No O_NONBLOCK needed: every recv and send is MSG_DONTWAIT, and a poll (only if the request is not already there) sets it itself.
       channel = new StreamChannel(fd, MAX_FRAME_BYTES, this.#frameBudget);
     } catch (err) {
       closeQuietly(fd);
@@ -444,7 +446,8 @@ export class EscalationSession {
       throw err;
     }
 
-    const decision = await this.#decide(request, channel);
+    const deciding = this.#decide(request, channel);
+    const decision = isPromiseLike(deciding) ? await deciding : deciding;
     if (decision === null) return; // client went away while we decided
     let action = finalAction(decision, request);
     let plan: EscalationPlan | undefined;
@@ -454,14 +457,15 @@ export class EscalationSession {
       else action = { kind: 'deny', reason: prepared.reason };
     }
     try {
-      await channel.writeFrame(encodeFrame(toWireResponse(action, request.peerExtensions >= 1 ? { shell: this.enoexecShell } : {})));
+      await channel.writeFrame(this.#responseFrame(action, request.peerExtensions));
     } catch (err) {
       plan?.release();
       throw err;
     }
     const latencyUs = Number(process.hrtime.bigint() - started) / 1000;
     this.#decisions++;
-    host.logger.info(
+    // The line is built only when it is written (a silent logger, the library default, costs nothing).
+    if (host.logger.isLevelEnabled('info')) host.logger.info(
       {
         event: 'decision',
         session: this.id,
@@ -490,10 +494,49 @@ export class EscalationSession {
     }
   }
 
+  /** The encoded reply; a plain Run (nearly every decision) is the same bytes each time, encoded once per session. */
+  #responseFrame(action: Action, peerExtensions: number): Buffer {
+    const extended = peerExtensions >= 1;
+    if (action.kind === 'run' && !action.rewrite) {
+      const cached = extended ? this.#runFrameExt : this.#runFrame;
+      if (cached) return cached;
+      const frame = encodeFrame(toWireResponse(action, extended ? { shell: this.enoexecShell } : {}));
+      if (extended) this.#runFrameExt = frame;
+      else this.#runFrame = frame;
+      return frame;
+    }
+    return encodeFrame(toWireResponse(action, extended ? { shell: this.enoexecShell } : {}));
+  }
+
   /** Ask the policy, failing closed; null if the client hung up meanwhile. */
-  async #decide(request: ResolvedRequest, channel: StreamChannel): Promise<PolicyDecision | null> {
+  #decide(request: ResolvedRequest, channel: StreamChannel): PolicyDecision | Promise<PolicyDecision | null> {
     const host = this.#host;
-    const controller = new AbortController();
+    // Most decisions (rules and prefixes, no hook, no approver) are synchronous: nothing can arrive or end
+    // while they run, so the abort signal, the session listener and the peer watch are only set up for one
+    // that returns a promise (the signal itself on first use).
+    let controller: AbortController | undefined;
+    const ctx: DecisionContext = {
+      get signal() {
+        return (controller ??= new AbortController()).signal;
+      },
+    };
+    let pending: PolicyDecision | Promise<PolicyDecision>;
+    try {
+      pending = host.policy.decide(request, ctx);
+    } catch (err) {
+      return this.#policyFailed(request, err);
+    }
+    if (!isPromiseLike(pending)) return pending;
+    return this.#awaitDecision(request, channel, pending, (controller ??= new AbortController()));
+  }
+
+  #policyFailed(request: ResolvedRequest, err: unknown): PolicyDecision {
+    this.#host.logger.error({ event: 'policy_error', session: this.id, request: request.requestId, error: String((err as Error)?.message ?? err) }, 'policy failed; denying');
+    return { action: 'deny', reason: `policy error: ${(err as Error)?.message ?? String(err)}` };
+  }
+
+  async #awaitDecision(request: ResolvedRequest, channel: StreamChannel, pending: Promise<PolicyDecision>, controller: AbortController): Promise<PolicyDecision | null> {
+    const host = this.#host;
     const session = this.#abort.signal;
     const onSessionAbort = () => controller.abort(session.reason);
     session.addEventListener('abort', onSessionAbort, { once: true });
@@ -510,7 +553,7 @@ export class EscalationSession {
       channel.onPeerActivity(null);
     });
     try {
-      const decision = await host.policy.decide(request, { signal: controller.signal });
+      const decision = await pending;
       if (controller.signal.aborted) {
         host.rejected(this.id, `request ${request.requestId} abandoned: ${String((controller.signal.reason as Error)?.message ?? controller.signal.reason)}`);
         return null;
@@ -518,13 +561,16 @@ export class EscalationSession {
       return decision;
     } catch (err) {
       if (controller.signal.aborted) return null;
-      host.logger.error({ event: 'policy_error', session: this.id, request: request.requestId, error: String((err as Error)?.message ?? err) }, 'policy failed; denying');
-      return { action: 'deny', reason: `policy error: ${(err as Error)?.message ?? String(err)}` };
+      return this.#policyFailed(request, err);
     } finally {
       channel.onPeerActivity(null);
       session.removeEventListener('abort', onSessionAbort);
     }
   }
+}
+
+function isPromiseLike<T>(v: T | Promise<T>): v is Promise<T> {
+  return typeof (v as { then?: unknown } | null)?.then === 'function';
 }
 
 /** The wire action for a policy decision; rewrites need a wrapper that can run them. */
