@@ -2,7 +2,7 @@
 import { createHash } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { EscalateRequestSchema, MAX_ARG_STRLEN, MAX_EXEC_BYTES, MAX_EXEC_STRINGS, precheckRequest } from '../../src/protocol/messages.js';
+import { EscalateRequestSchema, MAX_ARG_STRLEN, MAX_EXEC_BYTES, MAX_EXEC_STRINGS, precheckRequest, validRequestShape } from '../../src/protocol/messages.js';
 import { decodeRequest } from '../../src/server/parse-request.js';
 import { createEnvFilter } from '../../src/sandbox/escalation-env.js';
 import { globToRegExp, parseAssignment, parseInherit, shellEnvironment, shellEnvNotice } from '../../src/sandbox/shell-env.js';
@@ -156,6 +156,42 @@ describe('decodeRequest = the full schema (pre-check + shallow schema)', () => {
         if (wire.success) expect(ours).toEqual(wire.data);
       }),
       { numRuns: 3000 },
+    );
+  });
+});
+
+describe('validRequestShape (the hot path without zod) = EscalateRequestSchema', () => {
+  it('differential fuzz: accepts exactly what the schema accepts for pre-checked lists, with the same data', () => {
+    const str = fc.oneof(fc.string({ maxLength: 8 }), fc.string({ unit: 'binary', maxLength: 4 }), fc.constantFrom('', '\0', 'a\0', '/usr/bin/true', '/', '\udcff', '__proto__'));
+    const num = fc.oneof(fc.integer(), fc.nat(3), fc.double(), fc.constantFrom(-0, 0, 1.5, -1, 2 ** 53, -(2 ** 53), 1e300, Number.MAX_SAFE_INTEGER + 2));
+    const val = fc.oneof(str, num, fc.constant(null), fc.boolean(), fc.array(str, { maxLength: 2 }), fc.dictionary(str, str, { maxKeys: 2 }));
+    const request = fc.record(
+      {
+        file: fc.oneof(str, val),
+        workdir: fc.oneof(str, val),
+        ext: fc.oneof(num, val),
+        extra: val,
+        __proto__: val,
+        constructor: val,
+      },
+      { requiredKeys: [] },
+    );
+    // What the pre-check lets through: string argv, env of string values under names without NUL or '='.
+    const argvArb = fc.array(fc.string({ maxLength: 6 }).filter((a) => !a.includes('\0')), { maxLength: 4 });
+    const name = fc.string({ minLength: 1, maxLength: 6 }).filter((k) => !k.includes('\0') && !k.includes('='));
+    const envArb = fc.dictionary(name, fc.string({ maxLength: 6 }).filter((v) => !v.includes('\0')), { maxKeys: 4 });
+    fc.assert(
+      fc.property(request, argvArb, envArb, (r, argvIn, envIn) => {
+        // As on the wire: a JSON round trip (own "__proto__" keys included, ordinary prototypes).
+        const raw = JSON.parse(JSON.stringify(r)) as Record<string, unknown>;
+        const argv = JSON.parse(JSON.stringify(argvIn)) as string[];
+        const env = JSON.parse(JSON.stringify(envIn)) as Record<string, string>;
+        const fast = validRequestShape(raw, argv, env);
+        const schema = EscalateRequestSchema.safeParse({ ...raw, argv, env });
+        expect(fast !== undefined, JSON.stringify(r)).toBe(schema.success);
+        if (schema.success) expect(fast).toStrictEqual(schema.data);
+      }),
+      { numRuns: 20_000 },
     );
   });
 });
