@@ -421,7 +421,11 @@ export class EscalationSession {
   /** Read and resolve the request, decide, reply; dispatch an escalation to the executor. */
   async #handle(channel: StreamChannel, held: OwnedFds): Promise<void> {
     const host = this.#host;
-    const frame = await channel.readFrame(host.settings.frameTimeoutMs);
+    // From here to the reply without a single await when the request is already there (our wrapper writes it
+    // before the handshake) and the decision is synchronous: under concurrency each request is answered before
+    // the next is started, instead of all of them interleaving at every await.
+    const ready = channel.tryReadFrame();
+    const frame = ready !== 'again' ? ready : await channel.readFrame(host.settings.frameTimeoutMs);
     const started = process.hrtime.bigint();
     const requestId = host.nextRequestId();
 
@@ -432,7 +436,8 @@ export class EscalationSession {
     try {
       if (attached.size > 1) throw new ProtocolError(`${attached.size} file descriptors attached to a request (at most 1)`);
       // Large frames are decoded off the event loop (see parse-request.ts).
-      const parsed = await parseRequest(frame.payload, this.id);
+      const parsing = parseRequest(frame.payload, this.id);
+      const parsed = isPromiseLike(parsing) ? await parsing : parsing;
       if (this.#abort.signal.aborted) throw new ChannelClosedError('session ended');
       auditArgv = parsed.auditArgv;
       const fd = attached.takeAll()[0]; // resolveRequest owns it from here on
@@ -457,7 +462,8 @@ export class EscalationSession {
       else action = { kind: 'deny', reason: prepared.reason };
     }
     try {
-      await channel.writeFrame(this.#responseFrame(action, request.peerExtensions));
+      const writing = channel.writeFrameSoon(this.#responseFrame(action, request.peerExtensions));
+      if (writing) await writing;
     } catch (err) {
       plan?.release();
       throw err;

@@ -243,8 +243,11 @@ export class OffLoopParser {
 
 let shared: OffLoopParser | undefined;
 
-/** Parse a request frame: inline when small, in the shared worker when large. `key` groups requests for fairness (the session id). */
-export async function parseRequest(payload: Buffer, key: string): Promise<ParsedRequest> {
+/**
+ * Parse a request frame: inline (synchronously: no promise on the hot path, and it throws) when small, in the
+ * shared worker when large. `key` groups requests for fairness (the session id).
+ */
+export function parseRequest(payload: Buffer, key: string): ParsedRequest | Promise<ParsedRequest> {
   if (payload.length <= OFF_LOOP_BYTES) return { request: decodeRequest(payload) };
   shared ??= new OffLoopParser();
   return shared.parse(payload, key);

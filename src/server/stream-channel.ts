@@ -109,6 +109,18 @@ export class StreamChannel {
   }
 
   /**
+   * writeFrame without a promise when the socket takes the whole frame at
+   * once, as it nearly always does for a reply: undefined then, else the
+   * promise of the rest.
+   */
+  writeFrameSoon(frame: Buffer): Promise<void> | undefined {
+    this.assertOpen();
+    const n = sendMsg(this.fd, frame);
+    if (n === frame.length) return undefined;
+    return this.writeFrame(n === 'again' ? frame : frame.subarray(n));
+  }
+
+  /**
    * Watch for the peer going away (or sending anything) while we are not
    * reading: used during an escalated run, where the wrapper's death must
    * terminate the command.
