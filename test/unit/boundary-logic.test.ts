@@ -2,7 +2,7 @@
 import { createHash } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { EscalateRequestSchema, MAX_ARG_STRLEN, MAX_EXEC_BYTES, MAX_EXEC_STRINGS, precheckRequest, validRequestShape } from '../../src/protocol/messages.js';
+import { EscalateRequestSchema, MAX_ARG_STRLEN, MAX_EXEC_BYTES, MAX_EXEC_STRINGS, precheckExact, precheckRequest, validRequestShape } from '../../src/protocol/messages.js';
 import { decodeRequest } from '../../src/server/parse-request.js';
 import { createEnvFilter } from '../../src/sandbox/escalation-env.js';
 import { globToRegExp, parseAssignment, parseInherit, shellEnvironment, shellEnvNotice } from '../../src/sandbox/shell-env.js';
@@ -193,5 +193,36 @@ describe('validRequestShape (the hot path without zod) = EscalateRequestSchema',
       }),
       { numRuns: 20_000 },
     );
+  });
+});
+
+describe('precheckRequest (by string lengths first) = precheckExact (wire bytes)', () => {
+  it('differential fuzz: the same verdict and message, near the execve limits too', () => {
+    const third = Math.floor(MAX_ARG_STRLEN / 3);
+    // Sizes around both bounds (3 bytes per unit, the exact limit), in units of every wire width.
+    const lengths = [0, 1, third - 2, third - 1, third, third + 1, MAX_ARG_STRLEN / 2 - 1, MAX_ARG_STRLEN / 2, MAX_ARG_STRLEN - 2, MAX_ARG_STRLEN - 1, MAX_ARG_STRLEN];
+    const big = fc.tuple(fc.constantFrom('a', '\u00e9', '\u20ac', '\ud83d\ude00', '\ud800'), fc.constantFrom(...lengths)).map(([unit, n]) => unit.repeat(Math.max(0, Math.floor(n / unit.length))));
+    const str = fc.oneof(fc.string({ maxLength: 6 }), fc.string({ unit: 'binary', maxLength: 4 }), fc.constantFrom('', '\0', 'a\0', '=', 'x=y'), big);
+    const val = fc.oneof(str, fc.integer(), fc.constant(null), fc.boolean());
+    const request = fc.record(
+      {
+        file: fc.oneof(str, val),
+        workdir: fc.oneof(str, val),
+        argv: fc.oneof(fc.array(str, { maxLength: 6 }), fc.array(val, { maxLength: 3 }), val),
+        env: fc.oneof(fc.dictionary(str, str, { maxKeys: 6 }), fc.dictionary(str, val, { maxKeys: 3 }), fc.array(str, { maxLength: 2 }), val),
+      },
+      { requiredKeys: [] },
+    );
+    fc.assert(
+      fc.property(fc.oneof(request, val), (r) => {
+        expect(precheckRequest(r)).toBe(precheckExact(r));
+      }),
+      { numRuns: 400 },
+    );
+    // Many large strings: the total (6 MiB) decides.
+    const many = (unit: string, each: number, n: number) => ({ argv: Array.from({ length: n }, () => unit.repeat(each)), env: {} });
+    for (const r of [many('a', 100_000, 62), many('a', 100_000, 63), many('\u00e9', 40_000, 52), many('\u00e9', 40_000, 80)]) {
+      expect(precheckRequest(r)).toBe(precheckExact(r));
+    }
   });
 });
