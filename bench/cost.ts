@@ -8,8 +8,13 @@
  * such loops at once with --loops; 200-rule policy; this process is the server):
  *  - server CPU (process.cpuUsage: user + system, all threads);
  *  - voluntary and involuntary context switches of the event-loop thread
- *    (/proc/self/status counts the main thread only): each voluntary switch
+ *    (/proc/thread-self/status, read on the main thread): each voluntary switch
  *    is one sleep in epoll_wait, i.e. one wake-up;
+ *  - latency p50/p99 (DecisionRecord.latencyUs).
+ * --direct N instead: N requests from an in-process client that writes each
+ * request (with an O_PATH fd, ext 2) before its handshake, as our wrapper
+ * does, one at a time: CPU per decision of server + client without any exec,
+ * the steadiest figure for comparing server code.
  */
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -18,11 +23,12 @@ import { parseArgs } from 'node:util';
 import { launchShell } from '../src/server/run-shell.js';
 import { boostServerPriority } from '../src/server/escalation-server.js';
 import { ensurePatchedBash } from '../src/shell/patched-bash.js';
-import { PROTOCOL_ENV_VARS } from '../src/protocol/constants.js';
+import { HANDSHAKE_BYTE, PROTOCOL_ENV_VARS } from '../src/protocol/constants.js';
+import { encodeJsonFrame, FrameReader } from '../src/protocol/codec.js';
+import { closeFd, openPath, Poller, recvMsg, sendMsg, socketPair } from '../src/native/index.js';
 import { BENCH_DIR, createBenchServer, type PolicyKind } from './lib/servers.js';
 import { median } from './lib/stats.js';
 
-if (process.env.COST_NO_SOURCEMAPS) process.setSourceMapsEnabled(false);
 const { values: args } = parseArgs({
   options: {
     kind: { type: 'string', default: 'run' },
@@ -30,9 +36,11 @@ const { values: args } = parseArgs({
     reps: { type: 'string', default: '3' },
     wrapper: { type: 'string' },
     loops: { type: 'string', default: '1' },
+    direct: { type: 'string' },
   },
 });
 const kind = args.kind as PolicyKind;
+const HANDSHAKE = Buffer.from([HANDSHAKE_BYTE]);
 const execs = Number(args.execs);
 const reps = Number(args.reps);
 const wrapperPath = path.resolve(args.wrapper ?? path.join(BENCH_DIR, '..', 'wrapper', 'codex-execve-wrapper'));
@@ -65,6 +73,49 @@ function percentile(values: readonly number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)] ?? NaN;
 }
 
+
+if (args.direct !== undefined) {
+  await directMode(Number(args.direct));
+  process.exit(0);
+}
+
+async function directMode(total: number): Promise<void> {
+  const bs = await createBenchServer(kind, { wrapperPath, tmp: os.tmpdir() });
+  const session = await bs.server.startSession({ cwd: os.tmpdir() });
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !(PROTOCOL_ENV_VARS as readonly string[]).includes(k))) as Record<string, string>;
+  const frame = encodeJsonFrame({ file: '/bin/true', argv: ['true'], workdir: os.tmpdir(), env, ext: 2 });
+  const one = async () => {
+    const [mine, theirs] = socketPair('stream', { cloexec: true, nonblock: true });
+    const prog = openPath('/bin/true');
+    if (sendMsg(mine, frame, [prog]) !== frame.length) throw new Error('short write');
+    closeFd(prog);
+    if (sendMsg(session.clientFd, HANDSHAKE, [theirs]) !== 1) throw new Error('handshake not sent');
+    closeFd(theirs);
+    const reader = new FrameReader();
+    await new Promise<void>((resolve, reject) => {
+      const poller = new Poller(mine, (err) => {
+        if (err) return reject(err);
+        const got = recvMsg(mine, 65536, 0);
+        if (got === 'again') return;
+        poller.close();
+        if (got === 'eof' || reader.push(got.bytes).length !== 1) return reject(new Error('no whole response'));
+        resolve();
+      });
+      poller.start({ readable: true });
+    });
+    closeFd(mine);
+  };
+  for (let i = 0; i < 2000; i++) await one(); // warm-up
+  const out: number[] = [];
+  for (let r = 0; r < reps; r++) {
+    const cpu0 = process.cpuUsage();
+    for (let i = 0; i < total; i++) await one();
+    const cpu = process.cpuUsage(cpu0);
+    out.push((cpu.user + cpu.system) / total);
+  }
+  await bs.close();
+  console.log(JSON.stringify({ kind, direct: total, reps, cpuUsPerDecision: +median(out).toFixed(1), runs: out.map((x) => +x.toFixed(1)) }));
+}
 
 const env = { ...process.env };
 for (const k of PROTOCOL_ENV_VARS) delete env[k];
