@@ -48,11 +48,15 @@ die() { printf 'build-bash: error: %s\n' "$*" >&2; exit 1; }
 
 usage() {
   cat <<EOF
-Usage: scripts/build-bash.sh [--print-path] [--force] [--help]
+Usage: scripts/build-bash.sh [--stock] [--print-path] [--force] [--help]
 
 Builds bash $BASH_VER with patches/bash-exec-wrapper.patch (every execve goes
 through \$EXEC_WRAPPER) and prints the binary's path as the last stdout line.
 
+  --stock       build the same source with the same configure flags WITHOUT our
+                patch, and keep the whole build tree (tests/ with recho, zecho,
+                printenv, xcase) beside it in src/: the reference for
+                scripts/bash-suite.ts (npm run test:bash-suite)
   --print-path  print where the binary is/would be; exit 0 if it exists, 1 if not
   --force       rebuild even if a working binary is cached
   --help        this text
@@ -66,13 +70,16 @@ Source, first that applies:
   3. GNU mirror download (\$BASH_GNU_MIRROR, default $GNU_MIRROR_URL).
 
 Cache: \${CODEX_ESCALATE_CACHE_DIR:-\${XDG_CACHE_HOME:-\$HOME/.cache}/codex-shell-escalation}/bash-$BASH_VER-<patch sha256[0:12]>/bash
+  (--stock: bash-$BASH_VER-stock-<build flags sha256[0:12]>/bash, its tree in src/)
 EOF
 }
 
 FORCE=0
 PRINT_ONLY=0
+STOCK=0
 for arg in "$@"; do
   case $arg in
+    --stock) STOCK=1 ;;
     --force) FORCE=1 ;;
     --print-path) PRINT_ONLY=1 ;;
     -h|--help) usage; exit 0 ;;
@@ -95,7 +102,18 @@ if [[ -z ${CODEX_ESCALATE_CACHE_DIR:-} && -z ${XDG_CACHE_HOME:-} && -z ${HOME:-}
   die "cannot pick a cache directory: set CODEX_ESCALATE_CACHE_DIR (or XDG_CACHE_HOME / HOME)"
 fi
 CACHE_ROOT=${CODEX_ESCALATE_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/codex-shell-escalation}
-DEST_DIR=$CACHE_ROOT/bash-$BASH_VER-$PATCH_ID
+# Both builds use exactly these flags (the stock one is a reference only if
+# it is the same program minus our patch); the stock cache key hashes them.
+readonly CONFIGURE_FLAGS='--without-bash-malloc --disable-nls'
+BUILD_CFLAGS=${CFLAGS:--O2 -g}
+# Helper programs bash's own tests/ run (its Makefile's TESTS_SUPPORT).
+readonly TESTS_SUPPORT='recho zecho printenv xcase'
+if [[ $STOCK == 1 ]]; then
+  STOCK_ID=$(printf '%s\n' "$CONFIGURE_FLAGS" "$BUILD_CFLAGS" "$TESTS_SUPPORT" | sha256sum | cut -c1-12)
+  DEST_DIR=$CACHE_ROOT/bash-$BASH_VER-stock-$STOCK_ID
+else
+  DEST_DIR=$CACHE_ROOT/bash-$BASH_VER-$PATCH_ID
+fi
 DEST=$DEST_DIR/bash
 
 # A cached binary counts only if it is 5.2.15 and actually intercepts: with a
@@ -106,6 +124,13 @@ works() {
   ver=$(env -u EXEC_WRAPPER -u BASH_EXEC_WRAPPER "$bin" --norc --noprofile -c 'echo "${BASH_VERSINFO[0]}.${BASH_VERSINFO[1]}.${BASH_VERSINFO[2]}"' 2>/dev/null) || return 1
   [[ $ver == "$BASH_VER" ]] || return 1
   env -u BASH_EXEC_WRAPPER EXEC_WRAPPER=/nonexistent/codex-build-check "$bin" --norc --noprofile -c '/bin/true' 2>/dev/null || rc=$?
+  if [[ $STOCK == 1 ]]; then
+    # Stock ignores the wrapper, and its test tree must be complete.
+    local t
+    [[ $rc == 0 && -f $(dirname "$bin")/src/tests/run-all ]] || return 1
+    for t in $TESTS_SUPPORT; do [[ -x $(dirname "$bin")/src/tests/$t ]] || return 1; done
+    return 0
+  fi
   [[ $rc == 126 ]]
 }
 
@@ -327,16 +352,21 @@ else
   from_gnu || die "could not get bash source: no BASH_SOURCE_TARBALL, apt source failed, GNU mirror unreachable"
 fi
 
-log "applying $(basename "$PATCH_FILE")"
-patch -s -p1 -d "$SRC" <"$PATCH_FILE" >&2 || die "our patch does not apply to the bash $BASH_VER tree"
+if [[ $STOCK == 0 ]]; then
+  log "applying $(basename "$PATCH_FILE")"
+  patch -s -p1 -d "$SRC" <"$PATCH_FILE" >&2 || die "our patch does not apply to the bash $BASH_VER tree"
+else
+  log "stock build: $(basename "$PATCH_FILE") NOT applied"
+fi
 
 JOBS=$(nproc 2>/dev/null || echo 2)
-log "configuring (--without-bash-malloc)"
+log "configuring ($CONFIGURE_FLAGS)"
 # Patch files get fresh mtimes; keep generated files newer than their inputs
 # so make does not want bison/autoconf.
 touch "$SRC/y.tab.c" "$SRC/y.tab.h" "$SRC/configure" "$SRC/config.h.in" 2>/dev/null || true
-(cd "$SRC" && ./configure -q --without-bash-malloc --disable-nls \
-  CFLAGS="${CFLAGS:--O2 -g}" >"$WORK/configure.log" 2>&1) || {
+# shellcheck disable=SC2086 # CONFIGURE_FLAGS is a fixed list of words
+(cd "$SRC" && ./configure -q $CONFIGURE_FLAGS \
+  CFLAGS="$BUILD_CFLAGS" >"$WORK/configure.log" 2>&1) || {
   tail -n 20 "$WORK/configure.log" >&2
   die "configure failed (a C compiler and make are needed: apt-get install build-essential)"
 }
@@ -345,13 +375,23 @@ log "building with make -j$JOBS (about a minute)"
   tail -n 30 "$WORK/make.log" >&2
   die "make failed; full log was $WORK/make.log"
 }
-works "$SRC/bash" || die "the built bash does not pass the interception self-check"
-
 # Install atomically: a complete directory is renamed into place.
 STAGE=$WORK/stage
 mkdir -p "$STAGE"
-cp "$SRC/bash" "$STAGE/bash"
+if [[ $STOCK == 1 ]]; then
+  log "building the test helpers ($TESTS_SUPPORT)"
+  # shellcheck disable=SC2086
+  (cd "$SRC" && make $TESTS_SUPPORT >>"$WORK/make.log" 2>&1 && cp $TESTS_SUPPORT tests/) || {
+    tail -n 30 "$WORK/make.log" >&2
+    die "make $TESTS_SUPPORT failed"
+  }
+  mv "$SRC" "$STAGE/src"
+  cp "$STAGE/src/bash" "$STAGE/bash"
+else
+  cp "$SRC/bash" "$STAGE/bash"
+fi
 chmod 755 "$STAGE" "$STAGE/bash"
+works "$STAGE/bash" || die "the built bash does not pass the self-check"
 if [[ -e $DEST_DIR ]]; then
   mv "$DEST_DIR" "$WORK/old"
 fi

@@ -9,6 +9,12 @@
 
 /* [ESCALATE_SOCKET_ENV_VAR] fd number of the inherited datagram socket. */
 #define SOCKET_ENV "CODEX_ESCALATE_SOCKET"
+/* [SHELL_SOCKET_ENV_VAR] the socket's fd as the patched bash captured it at
+ * startup, in front of the command's environment; removed before anything. */
+#define SHELL_SOCKET_ENV "CODEX_ESCALATE_SHELL_SOCKET"
+/* [DECIDE_FD_ENV_VAR] decide only (a #!-less script the shell runs itself):
+ * on Run, write one byte to this pipe fd and exit 0. */
+#define DECIDE_FD_ENV "CODEX_ESCALATE_DECIDE_FD"
 /* [EXEC_WRAPPER_ENV_VAR] how the patched bash finds us. */
 #define WRAPPER_ENV "EXEC_WRAPPER"
 /* [LEGACY_BASH_EXEC_WRAPPER_ENV_VAR] older patched bash builds. */

@@ -227,8 +227,8 @@ export function createDecisionPipeline(opts: DecisionPipelineOptions = {}): Deci
     return { action: 'deny', reason, audit: { ...audit, approval: 'denied' } };
   }
 
-  /** Rules verdict + the hooks' opinion (deny already handled) → action. */
-  async function settle(request: ExecRequest, ctx: DecisionContext, verdict: RulesVerdict, hooks: PreToolUseVerdict | undefined, audit: Record<string, unknown>): Promise<PolicyDecision> {
+  /** Rules verdict + the hooks' opinion (deny already handled) → action; a promise only when an approver is asked. */
+  function settle(request: ExecRequest, ctx: DecisionContext, verdict: RulesVerdict, hooks: PreToolUseVerdict | undefined, audit: Record<string, unknown>): PolicyDecision | Promise<PolicyDecision> {
     if (verdict.decision === 'forbidden') return { action: 'deny', reason: verdict.reason, audit };
     const hookAsks = hooks?.decision === 'ask';
     const hookAllows = hooks?.decision === 'allow';
@@ -256,13 +256,46 @@ export function createDecisionPipeline(opts: DecisionPipelineOptions = {}): Deci
     return refused() ?? ask(request, ctx, verdict, verdict.ruleName, 'escalate', audit);
   }
 
+  async function decideWithHooks(engine: NonNullable<DecisionPipelineOptions['hooks']>, request: ExecRequest, ctx: DecisionContext, verdict: RulesVerdict): Promise<PolicyDecision> {
+    const hooks = await engine.preToolUse(
+      {
+        sessionId: request.sessionId,
+        requestId: request.requestId,
+        program: request.program,
+        argv: request.argv,
+        workdir: request.workdir,
+        cwd: opts.sessionCwd?.(request.sessionId) ?? request.workdir,
+      },
+      ctx.signal,
+    );
+    const audit = { ...verdict.audit, hooks: hooks.runs, ...(hooks.decision !== 'none' ? { hookDecision: hooks.decision } : {}) };
+    if (verdict.decision === 'forbidden') return { action: 'deny', reason: verdict.reason, audit };
+    if (hooks.decision === 'deny') return { action: 'deny', reason: `blocked by hook: ${hooks.reason ?? 'no reason given'}`, audit };
+    if (!hooks.rewrite) return settle(request, ctx, verdict, hooks, audit);
+
+    // A rewrite replaces the command: resolve it as bash would, re-check it, and run exactly it or nothing.
+    const rewrittenArgv = [...hooks.rewrite.argv];
+    const program = await resolveProgram(rewrittenArgv[0] ?? '', request);
+    if (program === null) {
+      return { action: 'deny', reason: `hook rewrote the command to ${JSON.stringify(rewrittenArgv)}, which cannot be resolved to an executable`, audit };
+    }
+    const rewritten: ExecRequest = { ...request, file: rewrittenArgv[0]!, program, argv: rewrittenArgv };
+    const again = evaluate(rewritten);
+    const rewriteAudit = { ...audit, ...again.audit, rewrite: { argv: rewrittenArgv, program } };
+    const decision = await settle(rewritten, ctx, again, { ...hooks, rewrite: undefined }, rewriteAudit);
+    if (decision.action === 'deny') return { ...decision, reason: `rewritten command ${JSON.stringify(rewrittenArgv)}: ${decision.reason ?? 'denied'}` };
+    return { ...decision, rewrite: { argv: rewrittenArgv, program } };
+  }
+
   return {
     clearSessionApprovals(sessionId?: string) {
       if (sessionId === undefined) sessionApprovals.clear();
       else sessionApprovals.delete(sessionId);
     },
 
-    async decide(request: ExecRequest, ctx: DecisionContext): Promise<PolicyDecision> {
+    // Synchronous when neither a hook nor an approver is involved (the common case: the server then answers
+    // without a promise, an abort signal or a poll); a promise otherwise.
+    decide(request: ExecRequest, ctx: DecisionContext): PolicyDecision | Promise<PolicyDecision> {
       let verdict: RulesVerdict;
       try {
         verdict = evaluate(request);
@@ -271,35 +304,7 @@ export function createDecisionPipeline(opts: DecisionPipelineOptions = {}): Deci
         return { action: 'deny', reason: `rules evaluation failed: ${(err as Error)?.message ?? String(err)}` };
       }
       if (!opts.hooks) return settle(request, ctx, verdict, undefined, verdict.audit);
-
-      const hooks = await opts.hooks.preToolUse(
-        {
-          sessionId: request.sessionId,
-          requestId: request.requestId,
-          program: request.program,
-          argv: request.argv,
-          workdir: request.workdir,
-          cwd: opts.sessionCwd?.(request.sessionId) ?? request.workdir,
-        },
-        ctx.signal,
-      );
-      const audit = { ...verdict.audit, hooks: hooks.runs, ...(hooks.decision !== 'none' ? { hookDecision: hooks.decision } : {}) };
-      if (verdict.decision === 'forbidden') return { action: 'deny', reason: verdict.reason, audit };
-      if (hooks.decision === 'deny') return { action: 'deny', reason: `blocked by hook: ${hooks.reason ?? 'no reason given'}`, audit };
-      if (!hooks.rewrite) return settle(request, ctx, verdict, hooks, audit);
-
-      // A rewrite replaces the command: resolve it as bash would, re-check it, and run exactly it or nothing.
-      const rewrittenArgv = [...hooks.rewrite.argv];
-      const program = await resolveProgram(rewrittenArgv[0] ?? '', request);
-      if (program === null) {
-        return { action: 'deny', reason: `hook rewrote the command to ${JSON.stringify(rewrittenArgv)}, which cannot be resolved to an executable`, audit };
-      }
-      const rewritten: ExecRequest = { ...request, file: rewrittenArgv[0]!, program, argv: rewrittenArgv };
-      const again = evaluate(rewritten);
-      const rewriteAudit = { ...audit, ...again.audit, rewrite: { argv: rewrittenArgv, program } };
-      const decision = await settle(rewritten, ctx, again, { ...hooks, rewrite: undefined }, rewriteAudit);
-      if (decision.action === 'deny') return { ...decision, reason: `rewritten command ${JSON.stringify(rewrittenArgv)}: ${decision.reason ?? 'denied'}` };
-      return { ...decision, rewrite: { argv: rewrittenArgv, program } };
+      return decideWithHooks(opts.hooks, request, ctx, verdict);
     },
   };
 }

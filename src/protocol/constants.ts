@@ -1,5 +1,18 @@
 /** Environment variable holding the inherited escalation datagram socket's fd number. */
 export const ESCALATE_SOCKET_ENV_VAR = 'CODEX_ESCALATE_SOCKET';
+/**
+ * Set by the patched bash in front of the wrapper's environment only: the
+ * socket's fd as the shell captured it at startup (the command's own
+ * environment may lack CODEX_ESCALATE_SOCKET: `exec -c`, `export -n`). The
+ * wrapper removes it before anything else.
+ */
+export const SHELL_SOCKET_ENV_VAR = 'CODEX_ESCALATE_SHELL_SOCKET';
+/**
+ * Set by the patched bash when it runs a `#!`-less script itself, as stock bash
+ * does: the wrapper only decides, writes one byte to this pipe fd for Run and
+ * exits 0 (Escalate, Deny and rewrites it handles as usual). Removed likewise.
+ */
+export const DECIDE_FD_ENV_VAR = 'CODEX_ESCALATE_DECIDE_FD';
 /** Environment variable the patched bash reads to find the exec wrapper. */
 export const EXEC_WRAPPER_ENV_VAR = 'EXEC_WRAPPER';
 /** Legacy alias understood by older patched bash builds. */
@@ -16,6 +29,8 @@ export const DIRECT_EXECS_ENV_VAR = 'CODEX_ESCALATE_DIRECT';
 /** Variables the wrapper strips from the env it reports (they describe the interception itself). */
 export const PROTOCOL_ENV_VARS: readonly string[] = [
   ESCALATE_SOCKET_ENV_VAR,
+  SHELL_SOCKET_ENV_VAR,
+  DECIDE_FD_ENV_VAR,
   EXEC_WRAPPER_ENV_VAR,
   LEGACY_BASH_EXEC_WRAPPER_ENV_VAR,
   DIRECT_EXECS_ENV_VAR,
@@ -35,11 +50,17 @@ export const MAX_FRAME_BYTES = 16 * 1024 * 1024;
 export const HANDSHAKE_BYTE = 0x00;
 
 /**
- * The fd number the shell finds the escalation socket at. High, so that
- * ordinary redirections (`cmd 3>file`, `exec 4<in`) never replace it; bash
- * itself allocates its own fds from 10 upwards ({var}>file) and 255.
+ * The fd number the server hands the escalation socket to the shell at. The
+ * patched bash moves it at startup to SHELL_SOCKET_FD_MIN or above (where none
+ * of its own fds land) and away from any redirection that targets it.
  */
 export const SHELL_SOCKET_FD = 63;
+/**
+ * Where the patched bash keeps the socket (patches/bash-exec-wrapper.patch,
+ * EXEC_WRAPPER_FD_MIN): above bash's own fds, pipes, coprocs and process
+ * substitutions below 64, the script and tty fds at 255 and below.
+ */
+export const SHELL_SOCKET_FD_MIN = 256;
 /**
  * @deprecated No longer set: a command's own environment must not choose the
  * program the wrapper runs undecided. The ENOEXEC shell now travels in the

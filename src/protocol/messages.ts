@@ -55,6 +55,44 @@ export const MAX_EXEC_STRINGS = Math.floor(MAX_EXEC_BYTES / (POINTER_BYTES + 1))
  * is left to the schema.
  */
 export function precheckRequest(raw: unknown): string | null {
+  return withinBoundsByLength(raw) ? null : precheckExact(raw);
+}
+
+/**
+ * The hot path of precheckRequest: true when the request surely passes, from
+ * the types and the string lengths alone. A UTF-16 unit is at most 3 bytes on
+ * the wire (a pair is 4 bytes for 2 units, an escaped byte 1), so 3 bytes per
+ * unit bounds every size from above without converting a string; any doubt
+ * (a bad element, a bound reached) goes to precheckExact for the exact verdict
+ * and message. Hence precheckRequest(r) === precheckExact(r) for every r
+ * (test/unit/boundary-logic.test.ts fuzzes both).
+ */
+function withinBoundsByLength(raw: unknown): boolean {
+  if (typeof raw !== 'object' || raw === null) return true; // precheckExact has nothing to say either
+  const { argv, env, file, workdir } = raw as Record<string, unknown>;
+  if (!Array.isArray(argv) || typeof env !== 'object' || env === null || Array.isArray(env)) return false;
+  const names = Object.keys(env);
+  if (argv.length + names.length > MAX_EXEC_STRINGS) return false;
+  const limit = MAX_ARG_STRLEN - 1; // 3 × units + NUL ≤ MAX_ARG_STRLEN
+  if ((typeof file === 'string' && 3 * file.length > limit) || (typeof workdir === 'string' && 3 * workdir.length > limit)) return false;
+  let total = (argv.length + names.length) * (POINTER_BYTES + 1);
+  for (let i = 0; i < argv.length; i++) {
+    const a: unknown = argv[i];
+    if (typeof a !== 'string' || 3 * a.length > limit || a.includes('\0')) return false;
+    total += 3 * a.length;
+  }
+  const values = env as Record<string, unknown>;
+  for (const name of names) {
+    const v = values[name];
+    if (typeof v !== 'string' || name.length === 0 || 3 * (name.length + v.length) + 1 > limit) return false;
+    if (name.includes('\0') || name.includes('=') || v.includes('\0')) return false;
+    total += 3 * (name.length + v.length) + 1;
+  }
+  return total <= MAX_EXEC_BYTES;
+}
+
+/** precheckRequest's exact verdict, element by element (sizes in wire bytes). */
+export function precheckExact(raw: unknown): string | null {
   if (typeof raw !== 'object' || raw === null) return null;
   const { argv, env, file, workdir } = raw as Record<string, unknown>;
   const argc = Array.isArray(argv) ? argv.length : 0;
@@ -93,6 +131,25 @@ export function precheckRequest(raw: unknown): string | null {
   }
   if (total > MAX_EXEC_BYTES) return `request too large: argv + env are ${total} bytes with pointers, over execve's limit of ${MAX_EXEC_BYTES} (E2BIG)`;
   return null;
+}
+
+/**
+ * EscalateRequestSchema's result for a request whose argv and env the
+ * pre-check has already validated element by element, without the schema's
+ * per-call cost (~10 µs warm, several times that cold, on every exec): the
+ * same checks of file, workdir and ext, unknown keys dropped. Returns
+ * undefined wherever the schema could refuse; the caller then asks the schema,
+ * for its error message. Differential-fuzzed against the schema:
+ * test/unit/boundary-logic.test.ts.
+ */
+export function validRequestShape(raw: Readonly<Record<string, unknown>>, argv: string[], env: Record<string, string>): EscalateRequest | undefined {
+  const { file, workdir, ext } = raw;
+  if (typeof file !== 'string' || file.length === 0 || file.includes('\0')) return undefined;
+  if (typeof workdir !== 'string' || workdir.length === 0 || workdir.includes('\0')) return undefined;
+  if (ext === undefined) return { file, argv, workdir, env };
+  // zod's int() is a safe integer.
+  if (typeof ext !== 'number' || !Number.isSafeInteger(ext) || ext < 0) return undefined;
+  return { file, argv, workdir, env, ext };
 }
 
 export const EscalateActionSchema = z.union([

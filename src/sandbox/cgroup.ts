@@ -38,6 +38,12 @@ export interface EscalatedContainment {
   escalatedStarted(pid: number): void;
   /** Session end: kill every process left in the session (after the leaders were terminated). Never throws. */
   end(): Promise<void>;
+  /**
+   * The shell has exited: kill what is left of the sandbox side (background
+   * jobs, daemons) before the session's socket closes, so none of them ever
+   * sees "Connection refused" (docs/protocol.md, "Session end"). Never throws.
+   */
+  endSandbox?(): Promise<void>;
   /** Which mechanism is in use, for the session_start audit line. */
   describe?(): Record<string, unknown>;
 }
@@ -206,6 +212,12 @@ export class SessionContainment implements EscalatedContainment {
   end(): Promise<void> {
     this.ended ??= this.doEnd().catch(() => undefined);
     return this.ended;
+  }
+
+  async endSandbox(): Promise<void> {
+    // bwrap has already ended them (its pid namespace dies with the shell); the fallback cannot find orphans.
+    if (this.dir === undefined) return;
+    await killCgroup(path.join(this.dir, 'sandbox')).catch(() => undefined);
   }
 
   private async doEnd(): Promise<void> {

@@ -21,7 +21,7 @@ import { createEnvFilter, type EnvFilterOptions } from '../sandbox/escalation-en
 import type { GitSafeOptions } from '../sandbox/git-safe-mode.js';
 import { prepareEscalation, type EscalationChecks, type EscalationPlan } from './escalation.js';
 import { SpawningExecutor, type EscalationExecutor } from './executor.js';
-import type { EscalationPolicy, PolicyDecision } from '../policy/types.js';
+import type { DecisionContext, EscalationPolicy, PolicyDecision } from '../policy/types.js';
 import { peerCredentials, Poller, recvMsg, setNonblock, socketPair, type Fd } from '../native/index.js';
 import { defaultWrapperPath } from '../paths.js';
 import { findPatchedBash } from '../shell/patched-bash.js';
@@ -301,6 +301,8 @@ export class EscalationSession {
   readonly #containment: EscalatedContainment | undefined;
   /** Layer 2: the listeners of this session's Run'd program trees (undefined: direct execs are not decided). */
   readonly #direct: DirectExecs | undefined;
+  /** Encoded plain Run replies, by (extended, listener): the same bytes every time. */
+  readonly #runFrames = new Map<number, Buffer>();
 
   /** Sessions are opened with EscalationServer.startSession(), which passes its host. */
   constructor(
@@ -404,6 +406,8 @@ export class EscalationSession {
   }
 
   async #doEnd(): Promise<void> {
+    // What the shell left running goes first, while the socket still answers: it is ended, not refused.
+    if (this.#containment?.endSandbox) await this.#containment.endSandbox();
     this.#abort.abort(new Error('session ended'));
     // Fail closed: with the listeners closed, the kernel fails every notified exec (ENOSYS).
     this.#direct?.close();
@@ -457,7 +461,7 @@ export class EscalationSession {
       // Before any fcntl or poll (both set O_NONBLOCK on the shared file description): a hostile
       // sandbox could send its terminal or a pipe it shares with the user's shell.
       if (!fstatSync(fd).isSocket()) throw new Error('connection fd is not a socket');
-      setNonblock(fd, true);
+      // No O_NONBLOCK needed: every recv and send is MSG_DONTWAIT, and a poll (only if the request is not already there) sets it itself.
       channel = new StreamChannel(fd, MAX_FRAME_BYTES, this.#frameBudget);
     } catch (err) {
       closeQuietly(fd);
@@ -482,7 +486,11 @@ export class EscalationSession {
   /** Read and resolve the request, decide, reply; dispatch an escalation to the executor. */
   async #handle(channel: StreamChannel, held: OwnedFds): Promise<void> {
     const host = this.#host;
-    const frame = await channel.readFrame(host.settings.frameTimeoutMs);
+    // From here to the reply without a single await when the request is already there (our wrapper writes it
+    // before the handshake) and the decision is synchronous: under concurrency each request is answered before
+    // the next is started, instead of all of them interleaving at every await.
+    const ready = channel.tryReadFrame();
+    const frame = ready !== 'again' ? ready : await channel.readFrame(host.settings.frameTimeoutMs);
     const started = process.hrtime.bigint();
     const requestId = host.nextRequestId();
 
@@ -496,7 +504,8 @@ export class EscalationSession {
     try {
       if (attached.size > 2) throw new ProtocolError(`${attached.size} file descriptors attached to a request (at most 2)`);
       // Large frames are decoded off the event loop (see parse-request.ts).
-      const parsed = await parseRequest(frame.payload, this.id);
+      const parsing = parseRequest(frame.payload, this.id);
+      const parsed = isPromiseLike(parsing) ? await parsing : parsing;
       if (this.#abort.signal.aborted) throw new ChannelClosedError('session ended');
       auditArgv = parsed.auditArgv;
       const [fd, second] = attached.takeAll(); // resolveRequest owns fd from here on
@@ -514,7 +523,8 @@ export class EscalationSession {
       throw err;
     }
 
-    const decision = await this.#decide(request, channel);
+    const deciding = this.#decide(request, channel);
+    const decision = isPromiseLike(deciding) ? await deciding : deciding;
     if (decision === null) return; // client went away while we decided
     let action = finalAction(decision, request);
     let plan: EscalationPlan | undefined;
@@ -535,7 +545,8 @@ export class EscalationSession {
     const grant =
       listenerFd === undefined && action.kind === 'run' && this.#direct && request.peerExtensions >= EXT_EXEC_LISTENER ? this.#grantFor(channel, request, action) : undefined;
     try {
-      await channel.writeFrame(encodeFrame(toWireResponse(action, request.peerExtensions >= 1 ? { shell: this.enoexecShell, listener: kept || grant !== undefined } : {})));
+      const writing = channel.writeFrameSoon(this.#responseFrame(action, request.peerExtensions, kept || grant !== undefined));
+      if (writing) await writing;
     } catch (err) {
       plan?.release();
       if (grant) this.#direct?.revoke(grant.pid, grant.program);
@@ -543,7 +554,8 @@ export class EscalationSession {
     }
     const latencyUs = Number(process.hrtime.bigint() - started) / 1000;
     this.#decisions++;
-    host.logger.info(
+    // The line is built only when it is written (a silent logger, the library default, costs nothing).
+    if (host.logger.isLevelEnabled('info')) host.logger.info(
       {
         event: 'decision',
         session: this.id,
@@ -634,10 +646,49 @@ export class EscalationSession {
     }
   }
 
+  /** The encoded reply; a plain Run (nearly every decision) is the same bytes each time, encoded once per session. */
+  #responseFrame(action: Action, peerExtensions: number, listener: boolean): Buffer {
+    const extended = peerExtensions >= 1;
+    const extra = extended ? { shell: this.enoexecShell, listener } : {};
+    if (action.kind !== 'run' || action.rewrite) return encodeFrame(toWireResponse(action, extra));
+    const key = (extended ? 1 : 0) | (listener ? 2 : 0);
+    let frame = this.#runFrames.get(key);
+    if (!frame) {
+      frame = encodeFrame(toWireResponse(action, extra));
+      this.#runFrames.set(key, frame);
+    }
+    return frame;
+  }
+
   /** Ask the policy, failing closed; null if the client hung up meanwhile. */
-  async #decide(request: ResolvedRequest, channel: StreamChannel): Promise<PolicyDecision | null> {
+  #decide(request: ResolvedRequest, channel: StreamChannel): PolicyDecision | Promise<PolicyDecision | null> {
     const host = this.#host;
-    const controller = new AbortController();
+    // Most decisions (rules and prefixes, no hook, no approver) are synchronous: nothing can arrive or end
+    // while they run, so the abort signal, the session listener and the peer watch are only set up for one
+    // that returns a promise (the signal itself on first use).
+    let controller: AbortController | undefined;
+    const ctx: DecisionContext = {
+      get signal() {
+        return (controller ??= new AbortController()).signal;
+      },
+    };
+    let pending: PolicyDecision | Promise<PolicyDecision>;
+    try {
+      pending = host.policy.decide(request, ctx);
+    } catch (err) {
+      return this.#policyFailed(request, err);
+    }
+    if (!isPromiseLike(pending)) return pending;
+    return this.#awaitDecision(request, channel, pending, (controller ??= new AbortController()));
+  }
+
+  #policyFailed(request: ResolvedRequest, err: unknown): PolicyDecision {
+    this.#host.logger.error({ event: 'policy_error', session: this.id, request: request.requestId, error: String((err as Error)?.message ?? err) }, 'policy failed; denying');
+    return { action: 'deny', reason: `policy error: ${(err as Error)?.message ?? String(err)}` };
+  }
+
+  async #awaitDecision(request: ResolvedRequest, channel: StreamChannel, pending: Promise<PolicyDecision>, controller: AbortController): Promise<PolicyDecision | null> {
+    const host = this.#host;
     const session = this.#abort.signal;
     const onSessionAbort = () => controller.abort(session.reason);
     session.addEventListener('abort', onSessionAbort, { once: true });
@@ -654,7 +705,7 @@ export class EscalationSession {
       channel.onPeerActivity(null);
     });
     try {
-      const decision = await host.policy.decide(request, { signal: controller.signal });
+      const decision = await pending;
       if (controller.signal.aborted) {
         host.rejected(this.id, `request ${request.requestId} abandoned: ${String((controller.signal.reason as Error)?.message ?? controller.signal.reason)}`);
         return null;
@@ -662,13 +713,16 @@ export class EscalationSession {
       return decision;
     } catch (err) {
       if (controller.signal.aborted) return null;
-      host.logger.error({ event: 'policy_error', session: this.id, request: request.requestId, error: String((err as Error)?.message ?? err) }, 'policy failed; denying');
-      return { action: 'deny', reason: `policy error: ${(err as Error)?.message ?? String(err)}` };
+      return this.#policyFailed(request, err);
     } finally {
       channel.onPeerActivity(null);
       session.removeEventListener('abort', onSessionAbort);
     }
   }
+}
+
+function isPromiseLike<T>(v: T | Promise<T>): v is Promise<T> {
+  return typeof (v as { then?: unknown } | null)?.then === 'function';
 }
 
 /** The wire action for a policy decision; rewrites need a wrapper that can run them. */

@@ -102,7 +102,7 @@ export function prepareEscalation(request: ResolvedRequest, decision: PolicyDeci
   }
   if (!workdirStat.isDirectory()) return fail(`working directory ${request.workdir} is not a directory`);
   if (checks.verifyWorkdir) {
-    const mismatch = peerViewMismatch(workdirStat, request.workdir, program, held, peerFd);
+    const mismatch = peerViewMismatch(workdirStat, request.workdir, program, held, peerFd, checks.sandboxShell);
     if (mismatch) return fail(mismatch);
   }
   // The rules matched the path: in our view it must name the file we hold and will run. A handle
@@ -149,7 +149,14 @@ function startsWithShebang(viaFd: string): boolean {
  *  - the program path, looked up from its root (/proc/PID/root), must be the
  *    very file the server decided on and will exec.
  */
-function peerViewMismatch(workdir: Stats, workdirText: string, program: string, held: Stats, peerFd: Fd): string | null {
+function peerViewMismatch(
+  workdir: Stats,
+  workdirText: string,
+  program: string,
+  held: Stats,
+  peerFd: Fd,
+  sandboxShell: EscalationChecks['sandboxShell'],
+): string | null {
   let pid: number;
   try {
     pid = peerCredentials(peerFd).pid;
@@ -168,7 +175,10 @@ function peerViewMismatch(workdir: Stats, workdirText: string, program: string, 
   }
   try {
     const seen = statSync(Buffer.concat([Buffer.from(`/proc/${pid}/root`), wireStringToBytes(program)]));
-    if (seen.dev !== held.dev || seen.ino !== held.ino) return `${program} is not the same file in the requester's view of the filesystem`;
+    // Inside bwrap our own patched bash is mounted over the system shells (/usr/bin/dash, /usr/bin/bash):
+    // a path there naming it shadows nothing the sandbox could plant, so the host file it names runs.
+    const ours = sandboxShell !== undefined && seen.dev === sandboxShell.dev && seen.ino === sandboxShell.ino;
+    if (!ours && (seen.dev !== held.dev || seen.ino !== held.ino)) return `${program} is not the same file in the requester's view of the filesystem`;
   } catch {
     return `${program} does not exist in the requester's view of the filesystem`;
   }

@@ -93,8 +93,10 @@ export function resolveRequest(wire: EscalateRequest, ids: { sessionId: string; 
     if (!wire.workdir.startsWith('/')) throw new ProtocolError(`workdir is not absolute: ${JSON.stringify(wire.workdir)}`);
     const ext = wire.ext ?? 0;
     if (attached !== undefined && ext < EXT_PROGRAM_FD) throw new ProtocolError(`a file descriptor is attached to a request of extension level ${ext} (needs ${EXT_PROGRAM_FD})`);
-    // Paths may carry escaped non-UTF-8 bytes: resolve on the exact bytes.
-    const lexical = path.posix.resolve(wire.workdir, wire.file);
+    // Paths may carry escaped non-UTF-8 bytes: resolve on the exact bytes. Only needed without the wrapper's fd
+    // or when resolution fails (path.resolve is a measurable part of an ordinary request).
+    let lexicalPath: string | undefined;
+    const lexical = () => (lexicalPath ??= path.posix.resolve(wire.workdir, wire.file));
     const base = {
       sessionId: ids.sessionId,
       requestId: ids.requestId,
@@ -104,19 +106,19 @@ export function resolveRequest(wire: EscalateRequest, ids: { sessionId: string; 
       env: wire.env,
       peerExtensions: ext,
     };
-    const unresolved = (code: string): ResolvedRequest => ({ ...base, program: lexical, resolved: false, resolveError: `${code}: cannot resolve ${lexical}` });
+    const unresolved = (code: string): ResolvedRequest => ({ ...base, program: lexical(), resolved: false, resolveError: `${code}: cannot resolve ${lexical()}` });
     let fd: Fd;
     if (ext >= EXT_PROGRAM_FD) {
       if (attached === undefined) return unresolved('ENOENT');
       fd = attached;
       attached = undefined;
     } else {
-      let target = lexical;
+      let target = lexical();
       try {
         let pid: number | undefined;
         const getPid = () => (pid ??= peerPid(opts.peerFd));
         if (!wire.file.startsWith('/')) target = `/proc/${getPid()}/cwd/${wire.file}`;
-        else target = rewriteSelfPath(lexical, getPid) ?? lexical;
+        else target = rewriteSelfPath(target, getPid) ?? target;
       } catch {
         return unresolved('ESRCH');
       }

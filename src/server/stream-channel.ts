@@ -27,7 +27,8 @@ const READ_CHUNK = 256 * 1024;
  */
 export class StreamChannel {
   private readonly reader: FrameReader;
-  private readonly poller: Poller;
+  /** Made on first need: a request already in the stream (our wrapper writes it before the handshake) is read and answered without one. */
+  private poller: Poller | null = null;
   private wantRead = false;
   private wantWrite = false;
   private wake: (() => void) | null = null;
@@ -43,13 +44,17 @@ export class StreamChannel {
     budget?: ByteBudget,
   ) {
     this.reader = new FrameReader(maxFrameBytes, budget);
-    this.poller = new Poller(fd, (err, events) => {
+  }
+
+  private ensurePoller(): Poller {
+    this.poller ??= new Poller(this.fd, (err, events) => {
       if (err || events.disconnect) this.hangup = true;
       const wake = this.wake;
       this.wake = null;
       if (wake) wake();
       else if (this.hangup || events.readable) this.notifyIdleEvent();
     });
+    return this.poller;
   }
 
   /** Read one whole frame; fds that arrived with its bytes are returned with it (the caller owns them). */
@@ -104,6 +109,18 @@ export class StreamChannel {
   }
 
   /**
+   * writeFrame without a promise when the socket takes the whole frame at
+   * once, as it nearly always does for a reply: undefined then, else the
+   * promise of the rest.
+   */
+  writeFrameSoon(frame: Buffer): Promise<void> | undefined {
+    this.assertOpen();
+    const n = sendMsg(this.fd, frame);
+    if (n === frame.length) return undefined;
+    return this.writeFrame(n === 'again' ? frame : frame.subarray(n));
+  }
+
+  /**
    * Watch for the peer going away (or sending anything) while we are not
    * reading: used during an escalated run, where the wrapper's death must
    * terminate the command.
@@ -123,7 +140,7 @@ export class StreamChannel {
     if (this.closed) return;
     this.closed = true;
     this.reader.dispose();
-    this.poller.close();
+    this.poller?.close();
     this.pendingFds.closeAll();
     closeQuietly(this.fd);
     const wake = this.wake;
@@ -165,7 +182,7 @@ export class StreamChannel {
 
   private rearm(): void {
     if (this.closed) return;
-    if (this.wantRead || this.wantWrite) this.poller.start({ readable: this.wantRead, writable: this.wantWrite });
-    else this.poller.stop();
+    if (this.wantRead || this.wantWrite) this.ensurePoller().start({ readable: this.wantRead, writable: this.wantWrite });
+    else this.poller?.stop();
   }
 }

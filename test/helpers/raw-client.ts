@@ -31,6 +31,41 @@ export class RawClient {
     return new RawClient(mine);
   }
 
+  /**
+   * Connect as our wrapper does: whatever of `request` fits goes into the stream (fds on its first byte) before
+   * the handshake, the rest after it. Returns the client and the bytes that went before.
+   */
+  static async connectWithRequest(datagramFd: Fd, request: Buffer, fds: readonly Fd[] = []): Promise<{ client: RawClient; early: number }> {
+    const [mine, theirs] = socketPair('stream', { cloexec: true, nonblock: true });
+    let early = 0;
+    while (early < request.length) {
+      const n = sendMsg(mine, request.subarray(early), early === 0 ? fds : []);
+      if (n === 'again') break;
+      early += n;
+    }
+    const sent = sendMsg(datagramFd, Buffer.of(0), [theirs]);
+    closeFd(theirs);
+    if (sent !== 1) throw new Error(`handshake not sent (${String(sent)})`);
+    const client = new RawClient(mine);
+    let off = early;
+    while (off < request.length) {
+      const n = sendMsg(mine, request.subarray(off), off === 0 ? fds : []);
+      if (n === 'again') await client.writable();
+      else off += n;
+    }
+    return { client, early };
+  }
+
+  private writable(): Promise<void> {
+    return new Promise<void>((resolve) => {
+      this.waiting = () => {
+        this.poller.stop();
+        resolve();
+      };
+      this.poller.start({ writable: true });
+    });
+  }
+
   send(message: unknown, fds: readonly Fd[] = []): void {
     this.sendRaw(encodeJsonFrame(message), fds);
   }

@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { markCloexecFrom, setCloexec, socketPair, closeFd } from '../../src/native/index.js';
 import { REFUSED_SYSCALLS, sandboxSeccompFilter, seccompAbis } from '../../src/sandbox/seccomp.js';
 import { packageRoot } from '../../src/paths.js';
+import { SHELL_SOCKET_FD_MIN } from '../../src/protocol/constants.js';
 import { cliEnv, cliPath } from '../helpers/e2e.js';
 import { patchedBash, recordingPolicy, runBash, tempDir } from '../helpers/harness.js';
 import { lacks, requireTool } from '../helpers/tools.js';
@@ -394,10 +395,10 @@ describe('finding 2: no stray fd of the caller reaches the sandbox', () => {
   const list = (tag: string, dir: string) => `printf '${tag}: '; ls ${dir} | tr '\\n' ' '; echo`;
 
   for (const sandbox of ['bwrap', 'none'] as const) {
-    it.skipIf(sandbox === 'bwrap' && lacks('bwrap'))(`--sandbox ${sandbox}: with a pipe inherited at fd 251 the shell holds exactly 0, 1, 2 and the session socket 63; a Run'd ls holds only those plus its own dir fd`, async () => {
+    it.skipIf(sandbox === 'bwrap' && lacks('bwrap'))(`--sandbox ${sandbox}: with a pipe inherited at fd 251 the shell holds exactly 0, 1, 2 and the session socket (moved from 63 to SHELL_SOCKET_FD_MIN); a Run'd ls holds only those plus its own dir fd`, async () => {
       const r = await cli(['--sandbox', sandbox], `${list('shell', '/proc/$$/fd')}; ${list('ls', '/proc/self/fd')}`, { fd251: true });
-      expect(fdsOf(r.stdout, 'shell')).toEqual([0, 1, 2, 63]);
-      expect(fdsOf(r.stdout, 'ls')).toEqual([0, 1, 2, 3, 63]);
+      expect(fdsOf(r.stdout, 'shell')).toEqual([0, 1, 2, SHELL_SOCKET_FD_MIN]);
+      expect(fdsOf(r.stdout, 'ls')).toEqual([0, 1, 2, 3, SHELL_SOCKET_FD_MIN]);
     });
 
     it.skipIf(sandbox === 'bwrap' && lacks('bwrap'))(`--sandbox ${sandbox}: an escalated ls sees only the stdio the wrapper forwarded (and its own dir fd)`, async () => {
@@ -429,7 +430,7 @@ describe('finding 2: no stray fd of the caller reaches the sandbox', () => {
     const [a, b] = socketPair('stream', { cloexec: false });
     try {
       const r = await runBash(`${list('shell', '/proc/$$/fd')}`, { policy: recordingPolicy().policy });
-      expect(fdsOf(r.stdout, 'shell')).toEqual([0, 1, 2, 63]);
+      expect(fdsOf(r.stdout, 'shell')).toEqual([0, 1, 2, SHELL_SOCKET_FD_MIN]);
       expect([a, b].some((fd) => fdsOf(r.stdout, 'shell').includes(fd))).toBe(false);
       // Still without FD_CLOEXEC: markCloexecFrom reports (and sets) exactly the fds lacking it.
       const lacking = markCloexecFrom(3);

@@ -9,9 +9,13 @@ import { patchedBash, tempDir } from '../helpers/harness.js';
 
 const cli = path.join(packageRoot, 'bin', 'codex-escalate.js');
 
+// An empty HOME: bash sources ~/.bashrc when its stdin is a socket (Node's stdio pipes are), and the
+// machine's own .bashrc (pyenv, cargo) would add execs of its own to every count here.
+const home = tempDir();
+
 function runCli(args: string[], env: NodeJS.ProcessEnv = {}) {
   return new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-    execFile(process.execPath, [cli, ...args], { env: { ...process.env, PATH: '/usr/bin:/bin', ...env }, timeout: 30_000 }, (err, stdout, stderr) => {
+    execFile(process.execPath, [cli, ...args], { env: { ...process.env, PATH: '/usr/bin:/bin', HOME: home, ...env }, timeout: 30_000 }, (err, stdout, stderr) => {
       const code = err ? ((err as { code?: number }).code ?? 1) : 0;
       resolve({ code: typeof code === 'number' ? code : 1, stdout, stderr });
     });

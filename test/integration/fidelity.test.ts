@@ -1,4 +1,4 @@
-import { SHELL_SOCKET_FD } from '../../src/server/escalation-server.js';
+import { SHELL_SOCKET_FD_MIN } from '../../src/protocol/constants.js';
 /**
  * Escalate, faithfully (issue 5): with the real patched bash, the real
  * wrapper and the real server, an escalated command sees what it would see
@@ -132,7 +132,7 @@ describe('every inherited fd reaches the escalated command', () => {
     escalatedOnce(r.decisions, 'dash');
   });
 
-  // The standard launch puts the socket at SHELL_SOCKET_FD (63), off the low fds that redirections use.
+  // The standard launch hands the socket over at SHELL_SOCKET_FD (63); the shell moves it to SHELL_SOCKET_FD_MIN.
   it('cmd 3>file through the standard launch', async () => {
     const cwd = work();
     const { policy } = escalating(isProgram('dash'));
@@ -162,9 +162,11 @@ describe('every inherited fd reaches the escalated command', () => {
     const [inplace, escalated] = r.stdout.trim().split('\n').map((l) => l.trim().split(' ').map(Number));
     const wanted = [0, 1, 2, ...Array.from({ length: 18 }, (_, i) => i + 4)];
     expect(escalated).toEqual(expect.arrayContaining(wanted));
-    expect(escalated).not.toContain(SHELL_SOCKET_FD); // the escalation socket stays with the shell
-    expect(inplace).toContain(SHELL_SOCKET_FD);
-    expect(escalated).toEqual(inplace!.filter((fd) => fd !== SHELL_SOCKET_FD));
+    // The patched bash keeps the socket at SHELL_SOCKET_FD_MIN (moved there from the launch fd 63 at startup).
+    expect(escalated).not.toContain(SHELL_SOCKET_FD_MIN); // the escalation socket stays with the shell
+    expect(inplace).toContain(SHELL_SOCKET_FD_MIN);
+    expect(inplace).not.toContain(63);
+    expect(escalated).toEqual(inplace!.filter((fd) => fd !== SHELL_SOCKET_FD_MIN));
     for (let fd = 4; fd <= 21; fd++) expect(readFileSync(path.join(cwd, `f${fd}`), 'utf8')).toBe(`inplace fd${fd}\nescalated fd${fd}\n`);
     escalatedOnce(r.decisions, 'bash');
   });

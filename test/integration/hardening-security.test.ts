@@ -145,7 +145,8 @@ describe('a raw client gets exactly the wrapper\'s decisions', () => {
   it('the same requests as the wrapper sent them are decided the same way', async () => {
     const dir = tempDir('cse-same-');
     const r = await runBash('/usr/bin/true; true x; /usr/bin/echo hi; rm -rf nothing-here; ./tool; /usr/bin/env >/dev/null; exit 0', { policy: policy(), cwd: dir });
-    expect(r.decisions.length).toBeGreaterThanOrEqual(5);
+    // ./tool does not exist: bash fails it itself, as stock, without asking (issue 13); the other four are decided.
+    expect(r.decisions.length).toBeGreaterThanOrEqual(4);
     for (const d of r.decisions) {
       const reply = await raw({ file: d.request.file, argv: d.request.argv, workdir: d.request.workdir, env: d.request.env });
       const kind = typeof (reply as { action: unknown }).action === 'string' ? ((reply as { action: string }).action === 'Run' ? 'run' : 'escalate') : 'deny';

@@ -247,8 +247,10 @@ if args and os.path.basename(args[0]) == "rm":
 import json, os, sys
 data = json.load(sys.stdin)
 data["transcript_readable"] = os.path.isfile(data["transcript_path"]) and open(data["transcript_path"]).read() == ""
-with open(${JSON.stringify(dump)}, "w") as f:
-    json.dump(data, f)
+# env's own exec of true is decided too (a direct exec): keep the payload of the env command.
+if data["tool_input"]["command"].startswith("env "):
+    with open(${JSON.stringify(dump)}, "w") as f:
+        json.dump(data, f)
 `,
     );
     mkdirSync(path.join(p.dir, 'sub'));

@@ -2,7 +2,7 @@
 import { createHash } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { EscalateRequestSchema, MAX_ARG_STRLEN, MAX_EXEC_BYTES, MAX_EXEC_STRINGS, precheckRequest } from '../../src/protocol/messages.js';
+import { EscalateRequestSchema, MAX_ARG_STRLEN, MAX_EXEC_BYTES, MAX_EXEC_STRINGS, precheckExact, precheckRequest, validRequestShape } from '../../src/protocol/messages.js';
 import { decodeRequest } from '../../src/server/parse-request.js';
 import { createEnvFilter } from '../../src/sandbox/escalation-env.js';
 import { globToRegExp, parseAssignment, parseInherit, shellEnvironment, shellEnvNotice } from '../../src/sandbox/shell-env.js';
@@ -157,5 +157,72 @@ describe('decodeRequest = the full schema (pre-check + shallow schema)', () => {
       }),
       { numRuns: 3000 },
     );
+  });
+});
+
+describe('validRequestShape (the hot path without zod) = EscalateRequestSchema', () => {
+  it('differential fuzz: accepts exactly what the schema accepts for pre-checked lists, with the same data', () => {
+    const str = fc.oneof(fc.string({ maxLength: 8 }), fc.string({ unit: 'binary', maxLength: 4 }), fc.constantFrom('', '\0', 'a\0', '/usr/bin/true', '/', '\udcff', '__proto__'));
+    const num = fc.oneof(fc.integer(), fc.nat(3), fc.double(), fc.constantFrom(-0, 0, 1.5, -1, 2 ** 53, -(2 ** 53), 1e300, Number.MAX_SAFE_INTEGER + 2));
+    const val = fc.oneof(str, num, fc.constant(null), fc.boolean(), fc.array(str, { maxLength: 2 }), fc.dictionary(str, str, { maxKeys: 2 }));
+    const request = fc.record(
+      {
+        file: fc.oneof(str, val),
+        workdir: fc.oneof(str, val),
+        ext: fc.oneof(num, val),
+        extra: val,
+        __proto__: val,
+        constructor: val,
+      },
+      { requiredKeys: [] },
+    );
+    // What the pre-check lets through: string argv, env of string values under names without NUL or '='.
+    const argvArb = fc.array(fc.string({ maxLength: 6 }).filter((a) => !a.includes('\0')), { maxLength: 4 });
+    const name = fc.string({ minLength: 1, maxLength: 6 }).filter((k) => !k.includes('\0') && !k.includes('='));
+    const envArb = fc.dictionary(name, fc.string({ maxLength: 6 }).filter((v) => !v.includes('\0')), { maxKeys: 4 });
+    fc.assert(
+      fc.property(request, argvArb, envArb, (r, argvIn, envIn) => {
+        // As on the wire: a JSON round trip (own "__proto__" keys included, ordinary prototypes).
+        const raw = JSON.parse(JSON.stringify(r)) as Record<string, unknown>;
+        const argv = JSON.parse(JSON.stringify(argvIn)) as string[];
+        const env = JSON.parse(JSON.stringify(envIn)) as Record<string, string>;
+        const fast = validRequestShape(raw, argv, env);
+        const schema = EscalateRequestSchema.safeParse({ ...raw, argv, env });
+        expect(fast !== undefined, JSON.stringify(r)).toBe(schema.success);
+        if (schema.success) expect(fast).toStrictEqual(schema.data);
+      }),
+      { numRuns: 20_000 },
+    );
+  });
+});
+
+describe('precheckRequest (by string lengths first) = precheckExact (wire bytes)', () => {
+  it('differential fuzz: the same verdict and message, near the execve limits too', () => {
+    const third = Math.floor(MAX_ARG_STRLEN / 3);
+    // Sizes around both bounds (3 bytes per unit, the exact limit), in units of every wire width.
+    const lengths = [0, 1, third - 2, third - 1, third, third + 1, MAX_ARG_STRLEN / 2 - 1, MAX_ARG_STRLEN / 2, MAX_ARG_STRLEN - 2, MAX_ARG_STRLEN - 1, MAX_ARG_STRLEN];
+    const big = fc.tuple(fc.constantFrom('a', '\u00e9', '\u20ac', '\ud83d\ude00', '\ud800'), fc.constantFrom(...lengths)).map(([unit, n]) => unit.repeat(Math.max(0, Math.floor(n / unit.length))));
+    const str = fc.oneof(fc.string({ maxLength: 6 }), fc.string({ unit: 'binary', maxLength: 4 }), fc.constantFrom('', '\0', 'a\0', '=', 'x=y'), big);
+    const val = fc.oneof(str, fc.integer(), fc.constant(null), fc.boolean());
+    const request = fc.record(
+      {
+        file: fc.oneof(str, val),
+        workdir: fc.oneof(str, val),
+        argv: fc.oneof(fc.array(str, { maxLength: 6 }), fc.array(val, { maxLength: 3 }), val),
+        env: fc.oneof(fc.dictionary(str, str, { maxKeys: 6 }), fc.dictionary(str, val, { maxKeys: 3 }), fc.array(str, { maxLength: 2 }), val),
+      },
+      { requiredKeys: [] },
+    );
+    fc.assert(
+      fc.property(fc.oneof(request, val), (r) => {
+        expect(precheckRequest(r)).toBe(precheckExact(r));
+      }),
+      { numRuns: 400 },
+    );
+    // Many large strings: the total (6 MiB) decides.
+    const many = (unit: string, each: number, n: number) => ({ argv: Array.from({ length: n }, () => unit.repeat(each)), env: {} });
+    for (const r of [many('a', 100_000, 62), many('a', 100_000, 63), many('\u00e9', 40_000, 52), many('\u00e9', 40_000, 80)]) {
+      expect(precheckRequest(r)).toBe(precheckExact(r));
+    }
   });
 });

@@ -34,6 +34,8 @@ const read = (rel: string): string => readFileSync(path.join(packageRoot, rel), 
 
 const WRAPPER_DEFINES: Record<string, CValue> = {
   SOCKET_ENV: protocol.ESCALATE_SOCKET_ENV_VAR,
+  SHELL_SOCKET_ENV: protocol.SHELL_SOCKET_ENV_VAR,
+  DECIDE_FD_ENV: protocol.DECIDE_FD_ENV_VAR,
   WRAPPER_ENV: protocol.EXEC_WRAPPER_ENV_VAR,
   LEGACY_WRAPPER_ENV: protocol.LEGACY_BASH_EXEC_WRAPPER_ENV_VAR,
   DIRECT_ENV: protocol.DIRECT_EXECS_ENV_VAR,
@@ -60,6 +62,22 @@ function compare(header: string, mapping: Record<string, CValue>): void {
 describe('C constants match their TypeScript source', () => {
   it('wrapper/protocol.h equals src/protocol/constants.ts', () => {
     compare(read('wrapper/protocol.h'), WRAPPER_DEFINES);
+  });
+
+  it('the bash patch uses the same names and socket floor', () => {
+    const patch = read('patches/bash-exec-wrapper.patch');
+    const added = patch
+      .split('\n')
+      .filter((l) => l.startsWith('+#define EXEC_WRAPPER_'))
+      .map((l) => l.slice(1))
+      .join('\n');
+    const defines = parseDefines(added);
+    expect(Object.fromEntries(defines)).toEqual({
+      EXEC_WRAPPER_FD_MIN: protocol.SHELL_SOCKET_FD_MIN,
+      EXEC_WRAPPER_SOCKET_ENV: protocol.ESCALATE_SOCKET_ENV_VAR,
+      EXEC_WRAPPER_SHELL_SOCKET_ENV: protocol.SHELL_SOCKET_ENV_VAR,
+      EXEC_WRAPPER_DECIDE_ENV: protocol.DECIDE_FD_ENV_VAR,
+    });
   });
 
   it('native/common.h equals src/native/index.ts', () => {

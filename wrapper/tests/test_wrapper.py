@@ -83,6 +83,7 @@ class Peer:
         self.request_nfds = 0
         self.request_fd_targets = []  # readlink of every fd attached to the request, in order
         self.handshake = None
+        self.ready_at_handshake = None
         self.error = None
         self.done = threading.Event()
         self.request_fd = str(self.client.fileno())
@@ -113,6 +114,12 @@ class Peer:
                     os.close(fd)
                 return
             stream = socket.socket(fileno=fds[0])
+            # How much of the request was already in the stream when its
+            # end arrived (our wrapper writes it before the handshake).
+            try:
+                self.ready_at_handshake = len(stream.recv(1 << 24, socket.MSG_PEEK | socket.MSG_DONTWAIT))
+            except BlockingIOError:
+                self.ready_at_handshake = 0
             stream.settimeout(TIMEOUT)
             with stream:
                 try:
@@ -239,6 +246,29 @@ class TestRun(Base):
         self.assertEqual(peer.request_nfds, 1)
         self.assertEqual(peer.request_fd_target, os.path.realpath('/bin/echo'))
         self.assertTrue(peer.request_fd_flags & O_PATH)
+
+    def test_request_is_readable_when_the_handshake_arrives(self):
+        # One wake-up per decision: the whole request is in the stream before its other end is sent, so the
+        # server reads it at once instead of polling again. The peer reads the stream as upstream does.
+        peer = Peer(respond(RUN))
+        rc, out, err = run_wrapper(['/bin/echo', 'echo', 'early'], peer, cwd=self.tmp)
+        self.assertEqual((rc, out, err), (0, b'early\n', b''))
+        self.assertEqual(peer.ready_at_handshake, 4 + len(peer.request_raw))
+        self.assertEqual(peer.request_nfds, 1)
+
+    def test_request_larger_than_the_socket_buffer_is_sent_whole(self):
+        # What does not fit before the handshake follows it: the same byte stream, fd on the first byte.
+        # 1.2 MiB of environment (one string may not exceed 128 KiB), beyond the ~208 KiB a stream buffers.
+        big = {'BIG%d' % i: chr(ord('a') + i) * 100_000 for i in range(12)}
+        env = dict(os.environ, **big)
+        peer = Peer(respond(RUN))
+        rc, out, err = run_wrapper(['/bin/echo', 'echo', 'big'], peer, env=env, cwd=self.tmp)
+        self.assertEqual((rc, out, err), (0, b'big\n', b''))
+        self.assertEqual({k: v for k, v in peer.request['env'].items() if k in big}, big)
+        self.assertGreater(peer.ready_at_handshake, 0)
+        self.assertLess(peer.ready_at_handshake, 4 + len(peer.request_raw))
+        self.assertEqual(peer.request_nfds, 1)
+        self.assertEqual(peer.request_fd_target, os.path.realpath('/bin/echo'))
 
     def test_program_fd_is_the_wrappers_own_view(self):
         # /proc/self/fd/N and /dev/fd/N name the wrapper's fds: the fd sent is that file, not the server's.
