@@ -1243,6 +1243,15 @@ class TestExecFailures(Base):
         # The hint describes the interception itself: not reported to the policy.
         self.assertNotIn('CODEX_ESCALATE_DIRECT', peer.request['env'])
 
+    def test_direct_hint_does_not_reach_the_program(self):
+        peer = Peer(respond({'action': 'Run', 'listener': True}))
+        env = dict(os.environ, CODEX_ESCALATE_DIRECT='1')
+        rc, out, err = run_wrapper(['/usr/bin/env', 'env'], peer, env=env)
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(peer.request_nfds, 2)
+        self.assertIn(b'PATH=', out)
+        self.assertNotIn(b'CODEX_ESCALATE_DIRECT', out)
+
     def test_direct_hint_listener_not_kept_stops_before_the_exec(self):
         peer = Peer(respond({'action': 'Run', 'listener': False}))
         env = dict(os.environ, CODEX_ESCALATE_DIRECT='1')
