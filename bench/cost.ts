@@ -11,6 +11,7 @@
  *    (/proc/thread-self/status, read on the main thread): each voluntary switch
  *    is one sleep in epoll_wait, i.e. one wake-up;
  *  - latency p50/p99 (DecisionRecord.latencyUs).
+ * --filter: the session decides direct execs (the Run + exec filter variant).
  * --direct N instead: N requests from an in-process client that writes each
  * request (with an O_PATH fd, ext 2) before its handshake, as our wrapper
  * does, one at a time: CPU per decision of server + client without any exec,
@@ -37,6 +38,7 @@ const { values: args } = parseArgs({
     wrapper: { type: 'string' },
     loops: { type: 'string', default: '1' },
     direct: { type: 'string' },
+    filter: { type: 'boolean', default: false },
   },
 });
 const kind = args.kind as PolicyKind;
@@ -121,7 +123,8 @@ const env = { ...process.env };
 for (const k of PROTOCOL_ENV_VARS) delete env[k];
 const tmp = os.tmpdir();
 const patched = await ensurePatchedBash();
-const bs = await createBenchServer(kind, { wrapperPath, tmp });
+// --filter: the session decides direct execs, so every Run also puts the program under the exec filter (layer 2).
+const bs = await createBenchServer(kind, { wrapperPath, tmp, directExecs: args.filter === true });
 const loops = Number(args.loops);
 // --loops P: P concurrent loops of N execs each in one session (workload 2), else one loop (workload 1).
 const script = loops > 1 ? [path.join(BENCH_DIR, 'workloads', 'concurrency.sh'), String(loops), String(execs)] : [path.join(BENCH_DIR, 'workloads', 'exec-loop.sh'), String(execs)];
@@ -163,4 +166,4 @@ for (let r = 0; r < reps + 1; r++) {
 }
 await bs.close();
 const m = (k: 'cpu' | 'vol' | 'invol' | 'lat' | 'p99') => median(rows.map((x) => x[k]));
-console.log(JSON.stringify({ kind, execs, reps, cpuUsPerDecision: +m('cpu').toFixed(1), volCtxPerDecision: +m('vol').toFixed(3), involCtxPerDecision: +m('invol').toFixed(3), latencyP50Us: +m('lat').toFixed(1), latencyP99Us: +m('p99').toFixed(1), rows }));
+console.log(JSON.stringify({ kind, filter: args.filter === true, execs, reps, cpuUsPerDecision: +m('cpu').toFixed(1), volCtxPerDecision: +m('vol').toFixed(3), involCtxPerDecision: +m('invol').toFixed(3), latencyP50Us: +m('lat').toFixed(1), latencyP99Us: +m('p99').toFixed(1), rows }));
