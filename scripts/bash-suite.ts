@@ -184,6 +184,8 @@ function argvFor(ctx: Ctx, config: Config, test: string): { argv: string[]; env:
       // The shell is the real build (not the sandbox-writable copy the tests run).
       '--shell',
       isStock(config) ? ctx.stockBash : ctx.patchedBash,
+      // run refuses a stock bash unless told this is a comparison.
+      ...(isStock(config) ? ['--unpatched-shell'] : []),
       '--cwd',
       tests,
       '--writable',

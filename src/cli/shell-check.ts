@@ -32,7 +32,7 @@ export function hasExecWrapperMarker(file: string): boolean {
 }
 
 /** Why `file` cannot be the shell, or undefined when it can. */
-export function shellProblem(file: string): string | undefined {
+export function shellProblem(file: string, unpatchedOk = false): string | undefined {
   let st;
   try {
     st = statSync(file);
@@ -45,6 +45,7 @@ export function shellProblem(file: string): string | undefined {
   } catch {
     return 'not executable';
   }
+  if (unpatchedOk) return undefined;
   let patched;
   try {
     patched = hasExecWrapperMarker(file);
@@ -56,9 +57,9 @@ export function shellProblem(file: string): string | undefined {
 }
 
 /** The --shell path, absolute, or a CliError (exit 125) before anything starts. */
-export function checkedShell(file: string, what = '--shell'): string {
+export function checkedShell(file: string, what = '--shell', unpatchedOk = false): string {
   const abs = path.resolve(file);
-  const problem = shellProblem(abs);
+  const problem = shellProblem(abs, unpatchedOk);
   if (problem !== undefined) throw new CliError(`${what} ${abs}: ${problem}`);
   return abs;
 }

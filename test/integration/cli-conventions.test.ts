@@ -131,6 +131,13 @@ describe('an unpatched shell is refused', () => {
     const ok = await runCli(['run', '--shell', copy, '--sandbox', 'none', '--cwd', dir, '--log-file', '/dev/null', '--', `touch ${marker}`], { env: cliEnv() });
     expect(ok.code).toBe(0);
     expect(readFileSync(marker, 'utf8')).toBe('');
+    // The hidden --unpatched-shell (bash's test-suite runner compares against stock bash) runs it, saying its execs are not decided.
+    const cmp = await runCli(['run', '--shell', '/bin/bash', '--unpatched-shell', '--sandbox', 'none', '--cwd', dir, '--log-file', '/dev/null', '--', 'echo compared'], { env: cliEnv() });
+    expect(cmp).toMatchObject({ code: 0, stdout: 'compared\n' });
+    expect(cmp.stderr).toContain('--unpatched-shell: the execs of this shell are not decided');
+    const alone = await runCli(['run', '--unpatched-shell', '--cwd', dir, '--', 'true'], { env: cliEnv() });
+    expect(alone.code).toBe(125);
+    expect(alone.stderr).toContain('--unpatched-shell goes with --shell PATH');
   });
 
   it('doctor says FAIL for a stock bash in $CODEX_ESCALATE_BASH, without running it', async () => {

@@ -29,6 +29,8 @@ import { describeExposure, sandboxExposure, sandboxWritableRoots } from '../../p
 
 export interface RunOptions extends PolicyFlags {
   shell?: string;
+  /** Hidden: let --shell be an unpatched bash (bash's test-suite runner compares against stock bash). */
+  unpatchedShell?: boolean;
   command?: string;
   logFile?: string;
   logLevel?: LogLevel;
@@ -69,6 +71,8 @@ export function registerRunCommand(program: Command): void {
   });
   cmd
     .option('--shell <path>', 'patched bash to use (default: the cached build, built on first use); an unpatched bash is refused')
+    // For comparisons only (scripts/bash-suite.ts runs stock bash in the same sandbox): its execs are not decided.
+    .addOption(new Option('--unpatched-shell', 'accept an unpatched --shell (its execs are NOT decided)').hideHelp())
     .option('--log-file <file>', 'append audit JSON lines to this file (created now: an unwritable file is an error before anything runs); "-" for stdout (default: stderr)')
     .option('--log-file-optional', 'if --log-file cannot be written, warn and send the audit to stderr instead of refusing to run')
     .addOption(new Option('--log-level <level>', 'audit lines at this level and above').choices([...LOG_LEVELS]))
@@ -147,8 +151,10 @@ export async function runCommand(words: readonly string[], opts: RunOptions): Pr
   const wrapperPath = defaultWrapperPath();
   if (!existsSync(wrapperPath)) throw new CliError(`wrapper not found at ${wrapperPath}: run "npm install" (or "make -C wrapper") in the package, or "codex-escalate doctor"`);
   const override = process.env[PATCHED_BASH_ENV_VAR];
+  if (opts.unpatchedShell && !opts.shell) throw new CliError('--unpatched-shell goes with --shell PATH');
+  if (opts.unpatchedShell) process.stderr.write('codex-escalate: warning: --unpatched-shell: the execs of this shell are not decided (for comparisons only)\n');
   const shell = opts.shell
-    ? checkedShell(opts.shell)
+    ? checkedShell(opts.shell, '--shell', opts.unpatchedShell === true)
     : override
       ? checkedShell(override, PATCHED_BASH_ENV_VAR)
       : await ensurePatchedBash({ onProgress: (line) => process.stderr.write(`[build-bash] ${line}\n`) });
