@@ -207,6 +207,8 @@ function argvFor(ctx: Ctx, config: Config, test: string): { argv: string[]; env:
 const VOLATILE: readonly [RegExp, string][] = [
   // bash without a tty (job control tests); the pid, or -1 in a pid namespace without one
   [/cannot set terminal process group \(-?\d+\)/g, 'cannot set terminal process group (PID)'],
+  // The stock-bwrap reference runs stock bash with run --unpatched-shell, which says so first.
+  [/^codex-escalate: warning: --unpatched-shell: [^\n]*\n/m, ''],
 ];
 
 function normalize(output: string): string {
