@@ -111,8 +111,9 @@ describe('a server that is killed (SIGKILL) cannot end its session', () => {
     await waitFor(() => cmdline(pid) === 'sleep 306', 'sleep 306 to run');
     child.kill('SIGKILL');
     await new Promise((r) => setTimeout(r, 300));
-    // PR_SET_PDEATHSIG ended make itself; the setsid'd grandchild is still running, unattended, outside the sandbox.
-    expect(alive(pid)).toBe(true);
+    // PR_SET_PDEATHSIG ended make itself; the setsid'd grandchild is left running, unattended, outside the
+    // sandbox, until the next run reaps the dead session's cgroup. Any run does that: in the full suite another
+    // test file's run may already have (so its being alive here is not asserted); this run must, in any case.
     const next = await runCli(['run', '--shell', patchedBash(), '--', 'true'], { cwd: dir, env: cliEnv() });
     expect(next.code).toBe(0);
     await waitFor(() => !alive(pid), 'the stale session to be ended', 3000);
