@@ -172,14 +172,7 @@ function compilePrefixRule(call: Call, args: Map<string, Value>, file: string): 
     decision = raw as RuleDecision;
   }
 
-  let justification: string | undefined;
-  const justVal = args.get('justification');
-  if (justVal !== undefined) {
-    justification = expectString(justVal, '`justification`', file);
-    if (justification.trim() === '') {
-      throw new RulesLoadError(file, justVal.pos, 'justification cannot be empty or blank: explain why the rule exists, or omit it');
-    }
-  }
+  const justification = optionalJustification(args, file);
 
   const match = compileExamples(args.get('match'), 'match', file);
   const notMatch = compileExamples(args.get('not_match'), 'not_match', file);
@@ -191,6 +184,17 @@ function compilePrefixRule(call: Call, args: Map<string, Value>, file: string): 
   // later alternatives stay alternatives (no cartesian product).
   const rules: PrefixRule[] = heads.map((program) => ({ program, rest, decision, justification, origin }));
   return { rules, match, notMatch, pos: call.pos };
+}
+
+/** The optional `justification` of prefix_rule and network_rule: a non-blank string when given. */
+function optionalJustification(args: Map<string, Value>, file: string): string | undefined {
+  const justVal = args.get('justification');
+  if (justVal === undefined) return undefined;
+  const justification = expectString(justVal, '`justification`', file);
+  if (justification.trim() === '') {
+    throw new RulesLoadError(file, justVal.pos, 'justification cannot be empty or blank: explain why the rule exists, or omit it');
+  }
+  return justification;
 }
 
 /** network_rule(host, protocol, decision, justification?): validated as upstream does; kept, but it never decides an exec. */
@@ -210,14 +214,7 @@ function compileNetworkRule(call: Call, args: Map<string, Value>, file: string):
   if (decision === undefined) {
     throw new RulesLoadError(file, decVal.pos, `invalid network_rule decision ${JSON.stringify(rawDec)}: expected "allow", "prompt", "forbidden" or "deny"`);
   }
-  let justification: string | undefined;
-  const justVal = args.get('justification');
-  if (justVal !== undefined) {
-    justification = expectString(justVal, '`justification`', file);
-    if (justification.trim() === '') {
-      throw new RulesLoadError(file, justVal.pos, 'justification cannot be empty or blank: explain why the rule exists, or omit it');
-    }
-  }
+  const justification = optionalJustification(args, file);
   return { host, protocol, decision, justification, origin: { file, line: call.pos.line, column: call.pos.column } };
 }
 
