@@ -55,7 +55,7 @@ describe('connection fds that are not stream sockets', () => {
     sendMsg(mine, encodeFrame(probeRequest(ECHO_PROGRAM)));
     const t0 = Date.now();
     expect(await nextRejection(before)).toMatch(/not a stream socket/);
-    expect(Date.now() - t0).toBeLessThan(1000); // at once, not at the 5 s frame deadline
+    expect(Date.now() - t0).toBeLessThan(4000); // at once, not at the 5 s frame deadline
     expect(t.events.decided).toBe(d0);
     closeFd(mine);
     expect((await settleFds(t.baselineFds)).ok).toBe(true);

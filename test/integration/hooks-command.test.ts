@@ -255,10 +255,19 @@ describe('merge and scheduling', () => {
   });
 
   it('hooks run in parallel by default', async () => {
-    const { engine } = await mk(pre({ type: 'command', command: 'sleep 0.6' }, { type: 'command', command: 'sleep 0.6' }, { type: 'command', command: 'sleep 0.6' }));
-    const t0 = Date.now();
+    // Each hook logs when it starts, then waits until all three have started (or 20 s): run one at a time,
+    // the first would never see the other two and the log would read start, end, start, end, ...
+    const dir = tmp();
+    const log = `${dir}/log`;
+    const hook = (n: number) => ({
+      type: 'command',
+      command: `echo start${n} >> '${log}'; i=0; while [ "$(grep -c start '${log}')" -lt 3 ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); done; echo end${n} >> '${log}'`,
+      timeout: 30,
+    });
+    const { engine } = await mk(pre(hook(1), hook(2), hook(3)));
     await engine.preToolUse(execInfo(['ls']));
-    expect(Date.now() - t0).toBeLessThan(1500);
+    const lines = readFileSync(log, 'utf8').split('\n').filter(Boolean);
+    expect(lines.slice(0, 3).every((l) => l.startsWith('start')), lines.join(' ')).toBe(true);
   });
 
   it('sequentially by priority when parallel_execution = false; a deny stops the chain', async () => {
@@ -280,12 +289,13 @@ describe('merge and scheduling', () => {
 
   it('async hooks never delay the decision, and still run', async () => {
     const dir = tmp();
-    const { engine } = await mk(pre({ type: 'command', command: `sleep 1; echo done > "${dir}/async"; exit 2`, async: true }));
-    const t0 = Date.now();
+    const { engine } = await mk(pre({ type: 'command', command: `i=0; while [ ! -e "${dir}/gate" ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); done; echo done > "${dir}/async"; exit 2`, async: true, timeout: 30 }));
     const v = await engine.preToolUse(execInfo(['ls']));
-    expect(Date.now() - t0).toBeLessThan(700);
+    // Decided before the hook finished: its side effect is not there yet.
+    expect(existsSync(`${dir}/async`)).toBe(false);
     expect(v.decision).toBe('none'); // an async hook cannot decide
     expect(v.runs).toHaveLength(0);
+    writeFileSync(`${dir}/gate`, ''); // the hook, still running after the decision, may now finish
     await engine.drainAsync();
     expect(readFileSync(`${dir}/async`, 'utf8').trim()).toBe('done');
   });
