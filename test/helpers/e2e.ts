@@ -193,8 +193,8 @@ export function readJsonLines(file: string): Record<string, unknown>[] {
     .map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
-/** Poll until `cond` holds; throws with `what` after timeoutMs. */
-export async function waitFor<T>(cond: () => T | undefined | false | null, what: string, timeoutMs = 5000): Promise<T> {
+/** Poll until `cond` holds; throws with `what` after timeoutMs (generous: only a failure waits that long, and a loaded CI box is slow). */
+export async function waitFor<T>(cond: () => T | undefined | false | null, what: string, timeoutMs = 20_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = cond();
