@@ -369,17 +369,22 @@ const mcpServerSchema = z.strictObject({
   cwd: z.string().optional(),
 });
 
+/** The fields a hook has in both formats, with the same meaning and defaults. */
+const sharedHookFields = {
+  description: z.string().optional(),
+  enabled: z.boolean().default(true),
+  required: z.boolean().optional(),
+  concurrency: z.number().int().min(1).max(64).optional(),
+  scope: z.enum(['exec', 'run', 'both']).optional(),
+};
+
 // ---------------------------------------------------------------- TOML
 
 const tomlHookSchema = z.strictObject({
   event: z.string().min(1),
   type: z.enum(['script', 'command', 'webhook', 'mcp_tool']).default('script'),
   command: z.union([z.string().min(1), z.array(z.string()).min(1, 'must not be empty')]).optional(),
-  description: z.string().optional(),
-  enabled: z.boolean().default(true),
-  required: z.boolean().optional(),
-  concurrency: z.number().int().min(1).max(64).optional(),
-  scope: z.enum(['exec', 'run', 'both']).optional(),
+  ...sharedHookFields,
   timeout: positiveSeconds.optional(),
   mode: mode.default('sync'),
   priority: priority.default('normal'),
@@ -533,11 +538,7 @@ function checkUrl(u: string, file: string, entry: string): string {
 
 const jsonCommonFields = {
   timeout: positiveSeconds.optional(),
-  description: z.string().optional(),
-  enabled: z.boolean().default(true),
-  required: z.boolean().optional(),
-  concurrency: z.number().int().min(1).max(64).optional(),
-  scope: z.enum(['exec', 'run', 'both']).optional(),
+  ...sharedHookFields,
   mode: mode.optional(),
   async: z.boolean().optional(),
   priority: priority.default('normal'),
