@@ -170,6 +170,7 @@ export function discoveryCandidates(dir: string, env: NodeJS.ProcessEnv): Candid
   ];
 }
 
+/** The promise form of loadHooksSync (loading is synchronous: small local files, read once at start); kept for API callers. */
 export async function loadHooks(opts: LoadHooksOptions = {}): Promise<HooksConfig> {
   return loadHooksSync(opts);
 }
@@ -202,7 +203,7 @@ export function loadHooksSync(opts: LoadHooksOptions = {}): HooksConfig {
     try {
       real = realpathSync(c.path);
     } catch (e) {
-      throw new HooksConfigError(`${c.path}: cannot read hooks file: ${(e as Error).message}`, c.path);
+      throw new HooksConfigError(`${c.path}: cannot read hooks file: ${(e as Error).message}`, c.path, undefined, undefined, { cause: e });
     }
     if (seen.has(real)) continue;
     if (!statSync(real).isFile()) throw new HooksConfigError(`${c.path}: not a regular file`, c.path);
@@ -419,7 +420,7 @@ export function loadTomlText(text: string, file: string, env: NodeJS.ProcessEnv)
     const { line, column } = e as { line?: unknown; column?: unknown };
     const where = typeof line === 'number' && typeof column === 'number' ? `:${line}:${column}` : '';
     const what = ((e as Error).message.split('\n')[0] ?? '').replace(/^Invalid TOML document: /, '');
-    throw new HooksConfigError(`${file}${where}: invalid TOML: ${what}`, file);
+    throw new HooksConfigError(`${file}${where}: invalid TOML: ${what}`, file, undefined, undefined, { cause: e });
   }
   for (const k of Object.keys(doc)) {
     if (k !== 'hooks' && k !== 'mcp_servers') throw new HooksConfigError(`${file}: unknown top-level table [${k}] (expected [hooks] and [mcp_servers.*])`, file, k);
@@ -615,7 +616,7 @@ export function loadJsonText(text: string, file: string, env: NodeJS.ProcessEnv)
     doc = JSON.parse(text);
   } catch (e) {
     const { where, what } = jsonErrorLocation(text, (e as Error).message);
-    throw new HooksConfigError(`${file}:${where}: invalid JSON: ${what}`, file);
+    throw new HooksConfigError(`${file}:${where}: invalid JSON: ${what}`, file, undefined, undefined, { cause: e });
   }
   if (isRecord(doc)) {
     for (const k of Object.keys(doc)) {

@@ -4,7 +4,7 @@ import { type Command, Option } from 'commander';
 import { collect, EXIT_TOOL_FAILURE } from '../errors.js';
 import { processIo, type CommandIo } from '../io.js';
 import { discoverHooks } from '../policy-options.js';
-import { discoveryCandidates, loadHooks, loadJsonText, loadTomlText } from '../../hooks/config.js';
+import { discoveryCandidates, loadHooksSync, loadJsonText, loadTomlText } from '../../hooks/config.js';
 import { fingerprint, TrustStore, trustStorePath } from '../../hooks/trust.js';
 import { describeExposure, sandboxExposure, sandboxWritableRoots } from '../../policy/sandbox-roots.js';
 import { existsSync, readFileSync } from 'node:fs';
@@ -24,7 +24,7 @@ interface CommonOpts {
 async function load(o: CommonOpts, io: CommandIo, quietTrust = false): Promise<HooksConfig | undefined> {
   const cwd = path.resolve(o.cwd ?? process.cwd());
   try {
-    const cfg = await loadHooks({ files: o.hooks, ...(discoverHooks(o) ? { discoverFrom: cwd } : {}), roots: sandboxWritableRoots(cwd) });
+    const cfg = loadHooksSync({ files: o.hooks, ...(discoverHooks(o) ? { discoverFrom: cwd } : {}), roots: sandboxWritableRoots(cwd) });
     if (!quietTrust) for (const w of cfg.trustWarnings ?? []) io.stderr(`codex-escalate hooks: warning: ${w}\n`);
     return cfg;
   } catch (e) {
