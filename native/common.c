@@ -155,6 +155,100 @@ bool codex_get_array(napi_env env, napi_value v, const char *name, uint32_t *len
   return true;
 }
 
+bool codex_get_function(napi_env env, napi_value v, const char *name) {
+  napi_valuetype t;
+  if (napi_typeof(env, v, &t) != napi_ok || t != napi_function) {
+    throw_type(env, name, "a function");
+    return false;
+  }
+  return true;
+}
+
+bool codex_get_bigint_u64(napi_env env, napi_value v, const char *name, uint64_t *out) {
+  bool lossless;
+  if (napi_get_value_bigint_uint64(env, v, out, &lossless) != napi_ok || !lossless) {
+    throw_type(env, name, "a bigint");
+    return false;
+  }
+  return true;
+}
+
+bool codex_ctor_args(napi_env env, napi_callback_info info, size_t min, size_t *argc,
+                     napi_value *argv, napi_value *thisv, const char *class_name,
+                     const char *usage) {
+  napi_value target;
+  if (napi_get_cb_info(env, info, argc, argv, thisv, NULL) != napi_ok ||
+      napi_get_new_target(env, info, &target) != napi_ok) {
+    codex_throw_napi_failure(env, napi_generic_failure, class_name);
+    return false;
+  }
+  char msg[256];
+  if (!target) {
+    snprintf(msg, sizeof msg, "%s must be called with new", class_name);
+    napi_throw_type_error(env, "ERR_CONSTRUCT_CALL_REQUIRED", msg);
+    return false;
+  }
+  if (*argc < min) {
+    snprintf(msg, sizeof msg, "%s needs %zu argument%s", usage, min, min == 1 ? "" : "s");
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", msg);
+    return false;
+  }
+  return true;
+}
+
+void *codex_unwrap_this(napi_env env, napi_callback_info info, size_t *argc, napi_value *argv,
+                        napi_value *self, const char *class_name, size_t min, const char *usage) {
+  napi_value thisv;
+  if (napi_get_cb_info(env, info, argc, argv, &thisv, NULL) != napi_ok) return NULL;
+  void *data = NULL;
+  if (napi_unwrap(env, thisv, &data) != napi_ok || !data) {
+    char msg[256];
+    snprintf(msg, sizeof msg, "method called on an object that is not a %s", class_name);
+    napi_throw_type_error(env, "ERR_INVALID_THIS", msg);
+    return NULL;
+  }
+  if (*argc < min) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", usage);
+    return NULL;
+  }
+  if (self) *self = thisv;
+  return data;
+}
+
+bool codex_attach_callback(napi_env env, napi_value obj, const char *prop, napi_value fn,
+                           const char *resource, napi_async_context *actx) {
+  napi_property_descriptor cbprop = {prop, NULL, NULL, NULL, NULL, fn, napi_writable, NULL};
+  napi_value name;
+  return napi_define_properties(env, obj, 1, &cbprop) == napi_ok &&
+         napi_create_string_utf8(env, resource, NAPI_AUTO_LENGTH, &name) == napi_ok &&
+         napi_async_init(env, obj, name, actx) == napi_ok;
+}
+
+void codex_detach_callback(napi_env env, napi_value obj, const char *prop) {
+  napi_value undef;
+  if (napi_get_undefined(env, &undef) == napi_ok) napi_set_named_property(env, obj, prop, undef);
+}
+
+bool codex_get_callback(napi_env env, napi_ref self, const char *prop, napi_value *obj,
+                        napi_value *cb) {
+  napi_valuetype t;
+  return napi_get_reference_value(env, self, obj) == napi_ok && *obj &&
+         napi_get_named_property(env, *obj, prop, cb) == napi_ok &&
+         napi_typeof(env, *cb, &t) == napi_ok && t == napi_function;
+}
+
+void codex_invoke_callback(napi_env env, napi_async_context actx, napi_value obj, napi_value cb,
+                           size_t argc, const napi_value *args) {
+  napi_value result;
+  if (napi_make_callback(env, actx, obj, cb, argc, args, &result) != napi_ok) {
+    bool pending = false;
+    napi_value exc;
+    if (napi_is_exception_pending(env, &pending) == napi_ok && pending &&
+        napi_get_and_clear_last_exception(env, &exc) == napi_ok)
+      napi_fatal_exception(env, exc);
+  }
+}
+
 /* Worker threads unload their addons before the worker loop runs its last
  * close callbacks; uv close callbacks of ours would then jump into unmapped
  * code. Marking this library RTLD_NODELETE keeps the code mapped for the life

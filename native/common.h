@@ -98,6 +98,38 @@ bool codex_get_bytes(napi_env env, napi_value v, const char *name, const uint8_t
  * NULL (with an exception pending) on failure. */
 char *codex_get_cstring(napi_env env, napi_value v, const char *name);
 bool codex_get_array(napi_env env, napi_value v, const char *name, uint32_t *len);
+bool codex_get_function(napi_env env, napi_value v, const char *name);
+/* A bigint that fits in 64 unsigned bits. */
+bool codex_get_bigint_u64(napi_env env, napi_value v, const char *name, uint64_t *out);
+
+/* Classes around a native handle (Poller, SeccompHub): the JS object owns the
+ * struct (napi_wrap), and the JS callback is a property of that object, not a
+ * napi_ref, so a callback closing over its own object is a collectable cycle. */
+
+/* The constructor's arguments: TypeError unless called with new ("<class>
+ * must be called with new") and with at least min of them ("<usage> needs
+ * <min> arguments"). */
+bool codex_ctor_args(napi_env env, napi_callback_info info, size_t min, size_t *argc,
+                     napi_value *argv, napi_value *thisv, const char *class_name,
+                     const char *usage);
+/* A method's native struct (TypeError ERR_INVALID_THIS when `this` has none),
+ * with its arguments (fewer than min: TypeError `usage`) and, when self is
+ * given, `this`. NULL: exception pending. */
+void *codex_unwrap_this(napi_env env, napi_callback_info info, size_t *argc, napi_value *argv,
+                        napi_value *self, const char *class_name, size_t min, const char *usage);
+/* Stores fn as obj[prop] and opens the async context callbacks run in
+ * (resource: its name in async_hooks). */
+bool codex_attach_callback(napi_env env, napi_value obj, const char *prop, napi_value fn,
+                           const char *resource, napi_async_context *actx);
+/* obj[prop] = undefined: a closed handle lets go of its callback. */
+void codex_detach_callback(napi_env env, napi_value obj, const char *prop);
+/* The object behind self and its callback; false when either is gone. */
+bool codex_get_callback(napi_env env, napi_ref self, const char *prop, napi_value *obj,
+                        napi_value *cb);
+/* Calls cb like a Node I/O callback (nextTicks and microtasks drained after);
+ * an exception it throws is fatal, as from a throwing 'data' handler. */
+void codex_invoke_callback(napi_env env, napi_async_context actx, napi_value obj, napi_value cb,
+                           size_t argc, const napi_value *args);
 
 /* One enumerable function property of the module, and a table of them. */
 #define CODEX_FN(js_name, fn) \
@@ -105,6 +137,17 @@ bool codex_get_array(napi_env env, napi_value v, const char *name, uint32_t *len
 #define CODEX_DEFINE_ALL(env, exports, props) \
   NAPI_CALL((env),                            \
             napi_define_properties((env), (exports), sizeof(props) / sizeof(props)[0], (props)))
+/* One method of a class, and a class (constructor ctor, methods[]) defined
+ * as exports[export_name]. */
+#define CODEX_METHOD(js_name, fn) \
+  { (js_name), NULL, (fn), NULL, NULL, NULL, napi_default, NULL }
+#define CODEX_DEFINE_CLASS(env, exports, export_name, class_name, ctor, methods)                \
+  do {                                                                                          \
+    napi_value cls_;                                                                            \
+    NAPI_CALL((env), napi_define_class((env), (class_name), NAPI_AUTO_LENGTH, (ctor), NULL,     \
+                                       sizeof(methods) / sizeof(methods)[0], (methods), &cls_)); \
+    NAPI_CALL((env), napi_set_named_property((env), (exports), (export_name), cls_));          \
+  } while (0)
 /* A module part whose exports are only functions: defines its init function. */
 #define CODEX_MODULE(init, ...)                               \
   napi_value init(napi_env env, napi_value exports) {         \

@@ -78,11 +78,7 @@ static void do_close(napi_env env, poller_t *p, napi_value obj) {
   uv_close((uv_handle_t *)&p->handle, on_uv_close);
   napi_async_destroy(env, p->actx);
   p->actx = NULL;
-  if (obj) {
-    napi_value undef;
-    if (napi_get_undefined(env, &undef) == napi_ok)
-      napi_set_named_property(env, obj, CB_PROP, undef);
-  }
+  if (obj) codex_detach_callback(env, obj, CB_PROP);
 }
 
 static void finalize(napi_env env, void *data, void *hint) {
@@ -112,12 +108,8 @@ static void on_poll(uv_poll_t *h, int status, int events) {
 
   napi_handle_scope scope;
   if (napi_open_handle_scope(env, &scope) != napi_ok) return;
-  napi_value obj = NULL, cb, args[2], r, w, d, result;
-  napi_valuetype t;
-  if (napi_get_reference_value(env, p->self, &obj) != napi_ok || !obj) goto out;
-  if (napi_get_named_property(env, obj, CB_PROP, &cb) != napi_ok ||
-      napi_typeof(env, cb, &t) != napi_ok || t != napi_function)
-    goto out;
+  napi_value obj = NULL, cb, args[2], r, w, d;
+  if (!codex_get_callback(env, p->self, CB_PROP, &obj, &cb)) goto out;
   if (status < 0) {
     args[0] = codex_make_errno_error(env, -status, "uv_poll", NULL);
     if (!args[0]) goto out;
@@ -134,52 +126,25 @@ static void on_poll(uv_poll_t *h, int status, int events) {
     goto out;
   /* make_callback drains nextTicks/microtasks like any Node I/O callback.
    * Nothing below touches p: the callback may have closed the poller. */
-  if (napi_make_callback(env, p->actx, obj, cb, 2, args, &result) != napi_ok) {
-    bool pending = false;
-    napi_value exc;
-    if (napi_is_exception_pending(env, &pending) == napi_ok && pending &&
-        napi_get_and_clear_last_exception(env, &exc) == napi_ok)
-      napi_fatal_exception(env, exc); /* same as a throwing 'data' handler */
-  }
+  codex_invoke_callback(env, p->actx, obj, cb, 2, args);
 out:
   napi_close_handle_scope(env, scope);
 }
 
+/* The poller behind `this`; all *argc arguments are required (TypeError `usage`). */
 static poller_t *unwrap_this(napi_env env, napi_callback_info info, size_t *argc, napi_value *argv,
-                             napi_value *self) {
-  napi_value thisv;
-  if (napi_get_cb_info(env, info, argc, argv, &thisv, NULL) != napi_ok) return NULL;
-  void *data = NULL;
-  if (napi_unwrap(env, thisv, &data) != napi_ok || !data) {
-    napi_throw_type_error(env, "ERR_INVALID_THIS",
-                          "method called on an object that is not a Poller");
-    return NULL;
-  }
-  if (self) *self = thisv;
-  return data;
+                             napi_value *self, const char *usage) {
+  return codex_unwrap_this(env, info, argc, argv, self, "Poller", *argc, usage);
 }
 
 static napi_value poller_new(napi_env env, napi_callback_info info) {
   size_t argc = 2;
-  napi_value argv[2], thisv, target;
-  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, &thisv, NULL));
-  NAPI_CALL(env, napi_get_new_target(env, info, &target));
-  if (!target) {
-    napi_throw_type_error(env, "ERR_CONSTRUCT_CALL_REQUIRED", "Poller must be called with new");
+  napi_value argv[2], thisv;
+  if (!codex_ctor_args(env, info, 2, &argc, argv, &thisv, "Poller", "new Poller(fd, onEvent)"))
     return NULL;
-  }
-  if (argc < 2) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "new Poller(fd, onEvent) needs 2 arguments");
-    return NULL;
-  }
   int fd;
   if (!codex_get_fd(env, argv[0], "fd", &fd)) return NULL;
-  napi_valuetype t;
-  NAPI_CALL(env, napi_typeof(env, argv[1], &t));
-  if (t != napi_function) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "onEvent must be a function");
-    return NULL;
-  }
+  if (!codex_get_function(env, argv[1], "onEvent")) return NULL;
   uv_loop_t *loop;
   NAPI_CALL(env, napi_get_uv_event_loop(env, &loop));
 
@@ -197,11 +162,7 @@ static napi_value poller_new(napi_env env, napi_callback_info info) {
     return NULL;
   }
   p->handle.data = p;
-  napi_property_descriptor cbprop = {CB_PROP, NULL, NULL, NULL, NULL, argv[1], napi_writable, NULL};
-  napi_value name;
-  if (napi_define_properties(env, thisv, 1, &cbprop) != napi_ok ||
-      napi_create_string_utf8(env, "CodexPoller", NAPI_AUTO_LENGTH, &name) != napi_ok ||
-      napi_async_init(env, thisv, name, &p->actx) != napi_ok) {
+  if (!codex_attach_callback(env, thisv, CB_PROP, argv[1], "CodexPoller", &p->actx)) {
     p->closing = p->finalized = true;
     uv_close((uv_handle_t *)&p->handle, on_uv_close);
     codex_throw_napi_failure(env, napi_generic_failure, "Poller constructor");
@@ -227,12 +188,8 @@ static napi_value poller_new(napi_env env, napi_callback_info info) {
 static napi_value poller_start(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2];
-  poller_t *p = unwrap_this(env, info, &argc, argv, NULL);
+  poller_t *p = unwrap_this(env, info, &argc, argv, NULL, "start(readable, writable)");
   if (!p) return NULL;
-  if (argc < 2) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "start(readable, writable)");
-    return NULL;
-  }
   bool rd, wr;
   if (!codex_get_bool(env, argv[0], "readable", &rd)) return NULL;
   if (!codex_get_bool(env, argv[1], "writable", &wr)) return NULL;
@@ -263,7 +220,7 @@ static napi_value poller_start(napi_env env, napi_callback_info info) {
 
 static napi_value poller_stop(napi_env env, napi_callback_info info) {
   size_t argc = 0;
-  poller_t *p = unwrap_this(env, info, &argc, NULL, NULL);
+  poller_t *p = unwrap_this(env, info, &argc, NULL, NULL, NULL);
   if (!p) return NULL;
   if (p->closing) return NULL;
   if (p->started) uv_poll_stop(&p->handle);
@@ -274,7 +231,7 @@ static napi_value poller_stop(napi_env env, napi_callback_info info) {
 static napi_value poller_close(napi_env env, napi_callback_info info) {
   size_t argc = 0;
   napi_value self;
-  poller_t *p = unwrap_this(env, info, &argc, NULL, &self);
+  poller_t *p = unwrap_this(env, info, &argc, NULL, &self, NULL);
   if (!p) return NULL;
   do_close(env, p, self);
   return NULL;
@@ -282,7 +239,7 @@ static napi_value poller_close(napi_env env, napi_callback_info info) {
 
 static napi_value poller_set_ref(napi_env env, napi_callback_info info, bool on) {
   size_t argc = 0;
-  poller_t *p = unwrap_this(env, info, &argc, NULL, NULL);
+  poller_t *p = unwrap_this(env, info, &argc, NULL, NULL, NULL);
   if (!p) return NULL;
   if (p->closing) return NULL;
   if (on)
@@ -302,15 +259,10 @@ static napi_value poller_unref(napi_env env, napi_callback_info info) {
 
 napi_value codex_init_poller(napi_env env, napi_value exports) {
   napi_property_descriptor methods[] = {
-      {"start", NULL, poller_start, NULL, NULL, NULL, napi_default, NULL},
-      {"stop", NULL, poller_stop, NULL, NULL, NULL, napi_default, NULL},
-      {"close", NULL, poller_close, NULL, NULL, NULL, napi_default, NULL},
-      {"ref", NULL, poller_ref, NULL, NULL, NULL, napi_default, NULL},
-      {"unref", NULL, poller_unref, NULL, NULL, NULL, napi_default, NULL},
+      CODEX_METHOD("start", poller_start), CODEX_METHOD("stop", poller_stop),
+      CODEX_METHOD("close", poller_close), CODEX_METHOD("ref", poller_ref),
+      CODEX_METHOD("unref", poller_unref),
   };
-  napi_value cls;
-  NAPI_CALL(env, napi_define_class(env, "NativePoller", NAPI_AUTO_LENGTH, poller_new, NULL,
-                                   sizeof methods / sizeof methods[0], methods, &cls));
-  NAPI_CALL(env, napi_set_named_property(env, exports, "Poller", cls));
+  CODEX_DEFINE_CLASS(env, exports, "Poller", "NativePoller", poller_new, methods);
   return exports;
 }

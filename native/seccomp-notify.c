@@ -334,14 +334,10 @@ static napi_value notify_send(napi_env env, napi_callback_info info) {
   napi_value argv[3];
   if (!codex_get_args(env, info, 3, &argc, argv, "seccompNotifySend(fd, id, err)")) return NULL;
   int fd;
-  bool lossless;
   int64_t err;
   uint64_t id;
   if (!codex_get_fd(env, argv[0], "fd", &fd)) return NULL;
-  if (napi_get_value_bigint_uint64(env, argv[1], &id, &lossless) != napi_ok || !lossless) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "id must be a bigint");
-    return NULL;
-  }
+  if (!codex_get_bigint_u64(env, argv[1], "id", &id)) return NULL;
   if (!codex_get_int(env, argv[2], "err", 0, 4095, &err)) return NULL;
   int r = send_resp(fd, id, (int)err);
   napi_value out;
@@ -502,14 +498,10 @@ static napi_value write_stderr(napi_env env, napi_callback_info info) {
   int fd;
   int64_t pid;
   uint64_t id;
-  bool lossless;
   const uint8_t *line;
   size_t len;
   if (!codex_get_fd(env, argv[0], "fd", &fd)) return NULL;
-  if (napi_get_value_bigint_uint64(env, argv[1], &id, &lossless) != napi_ok || !lossless) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "id must be a bigint");
-    return NULL;
-  }
+  if (!codex_get_bigint_u64(env, argv[1], "id", &id)) return NULL;
   if (!codex_get_int(env, argv[2], "pid", 1, INT32_MAX, &pid)) return NULL;
   if (!codex_get_bytes(env, argv[3], "line", &line, &len)) return NULL;
   napi_value out;
@@ -640,12 +632,8 @@ static bool hub_deliver(hub_t *h, int64_t lid, int fd, struct seccomp_notif *req
   napi_handle_scope scope;
   if (napi_open_handle_scope(env, &scope) != napi_ok) return false;
   bool ok = false;
-  napi_value obj, cb, args[2], result;
-  napi_valuetype t;
-  if (napi_get_reference_value(env, h->self, &obj) != napi_ok || !obj) goto out;
-  if (napi_get_named_property(env, obj, HUB_CB_PROP, &cb) != napi_ok || napi_typeof(env, cb, &t) != napi_ok ||
-      t != napi_function)
-    goto out;
+  napi_value obj, cb, args[2];
+  if (!codex_get_callback(env, h->self, HUB_CB_PROP, &obj, &cb)) goto out;
   if (napi_create_int64(env, lid, &args[0]) != napi_ok) goto out;
   args[1] = notification_value(env, fd, req, &h->bounds);
   if (!args[1]) {
@@ -657,13 +645,7 @@ static bool hub_deliver(hub_t *h, int64_t lid, int fd, struct seccomp_notif *req
     ok = true;
     goto out;
   }
-  /* make_callback drains nextTicks/microtasks like any Node I/O callback. */
-  if (napi_make_callback(env, h->actx, obj, cb, 2, args, &result) != napi_ok) {
-    bool pend = false;
-    napi_value exc;
-    if (napi_is_exception_pending(env, &pend) == napi_ok && pend && napi_get_and_clear_last_exception(env, &exc) == napi_ok)
-      napi_fatal_exception(env, exc);
-  }
+  codex_invoke_callback(env, h->actx, obj, cb, 2, args);
   ok = !h->closing;
 out:
   napi_close_handle_scope(env, scope);
@@ -714,40 +696,21 @@ static void hub_on_poll(uv_poll_t *handle, int status, int events) {
   hub_sync_ref(h);
 }
 
-static hub_t *hub_unwrap(napi_env env, napi_callback_info info, size_t *argc, napi_value *argv, napi_value *self) {
-  napi_value thisv;
-  if (napi_get_cb_info(env, info, argc, argv, &thisv, NULL) != napi_ok) return NULL;
-  void *data = NULL;
-  if (napi_unwrap(env, thisv, &data) != napi_ok || !data) {
-    napi_throw_type_error(env, "ERR_INVALID_THIS", "method called on an object that is not a SeccompHub");
-    return NULL;
-  }
-  if (self) *self = thisv;
-  return data;
+/* The hub behind `this`; all *argc arguments are required (TypeError `usage`). */
+static hub_t *hub_unwrap(napi_env env, napi_callback_info info, size_t *argc, napi_value *argv, napi_value *self,
+                         const char *usage) {
+  return codex_unwrap_this(env, info, argc, argv, self, "SeccompHub", *argc, usage);
 }
 
 /* new SeccompHub(bounds, onNotify(listenerId, notification)) */
 static napi_value hub_new(napi_env env, napi_callback_info info) {
   size_t argc = 2;
-  napi_value argv[2], thisv, target;
-  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, &thisv, NULL));
-  NAPI_CALL(env, napi_get_new_target(env, info, &target));
-  if (!target) {
-    napi_throw_type_error(env, "ERR_CONSTRUCT_CALL_REQUIRED", "SeccompHub must be called with new");
+  napi_value argv[2], thisv;
+  if (!codex_ctor_args(env, info, 2, &argc, argv, &thisv, "SeccompHub", "new SeccompHub(bounds, onNotify)"))
     return NULL;
-  }
-  if (argc < 2) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "new SeccompHub(bounds, onNotify) needs 2 arguments");
-    return NULL;
-  }
   struct bounds b;
   if (!get_bounds(env, argv[0], &b)) return NULL;
-  napi_valuetype t;
-  NAPI_CALL(env, napi_typeof(env, argv[1], &t));
-  if (t != napi_function) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "onNotify must be a function");
-    return NULL;
-  }
+  if (!codex_get_function(env, argv[1], "onNotify")) return NULL;
   uv_loop_t *loop;
   NAPI_CALL(env, napi_get_uv_event_loop(env, &loop));
   cleanup_fd int epfd = epoll_create1(EPOLL_CLOEXEC);
@@ -771,11 +734,7 @@ static napi_value hub_new(napi_env env, napi_callback_info info) {
   }
   h->epfd = steal_fd(&epfd);
   h->handle.data = h;
-  napi_property_descriptor cbprop = {HUB_CB_PROP, NULL, NULL, NULL, NULL, argv[1], napi_writable, NULL};
-  napi_value name;
-  if (napi_define_properties(env, thisv, 1, &cbprop) != napi_ok ||
-      napi_create_string_utf8(env, "CodexSeccompHub", NAPI_AUTO_LENGTH, &name) != napi_ok ||
-      napi_async_init(env, thisv, name, &h->actx) != napi_ok) {
+  if (!codex_attach_callback(env, thisv, HUB_CB_PROP, argv[1], "CodexSeccompHub", &h->actx)) {
     h->finalized = true;
     hub_shutdown(h);
     codex_throw_napi_failure(env, napi_generic_failure, "SeccompHub constructor");
@@ -810,13 +769,10 @@ static napi_value hub_new(napi_env env, napi_callback_info info) {
 static napi_value hub_add(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
-  hub_t *h = hub_unwrap(env, info, &argc, argv, NULL);
+  hub_t *h = hub_unwrap(env, info, &argc, argv, NULL, "add(fd)");
   if (!h) return NULL;
   int fd;
-  if (argc < 1 || !codex_get_fd(env, argv[0], "fd", &fd)) {
-    if (argc < 1) napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "add(fd)");
-    return NULL;
-  }
+  if (!codex_get_fd(env, argv[0], "fd", &fd)) return NULL;
   cleanup_fd int owned = fd;
   if (h->closing) {
     napi_throw_error(env, "ERR_HUB_CLOSED", "SeccompHub is closed");
@@ -846,25 +802,16 @@ static napi_value hub_add(napi_env env, napi_callback_info info) {
 }
 
 static bool hub_args(napi_env env, napi_value *argv, int64_t *lid, uint64_t *id) {
-  bool lossless;
-  if (!codex_get_int(env, argv[0], "listener", 1, INT64_C(1) << 53, lid)) return false;
-  if (napi_get_value_bigint_uint64(env, argv[1], id, &lossless) != napi_ok || !lossless) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "id must be a bigint");
-    return false;
-  }
-  return true;
+  return codex_get_int(env, argv[0], "listener", 1, INT64_C(1) << 53, lid) &&
+         codex_get_bigint_u64(env, argv[1], "id", id);
 }
 
 /* send(listenerId, id: bigint, err) -> true, or false when the target or its listener is gone. */
 static napi_value hub_send(napi_env env, napi_callback_info info) {
   size_t argc = 3;
   napi_value argv[3];
-  hub_t *h = hub_unwrap(env, info, &argc, argv, NULL);
+  hub_t *h = hub_unwrap(env, info, &argc, argv, NULL, "send(listener, id, err)");
   if (!h) return NULL;
-  if (argc < 3) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "send(listener, id, err)");
-    return NULL;
-  }
   int64_t lid, err;
   uint64_t id;
   if (!hub_args(env, argv, &lid, &id) || !codex_get_int(env, argv[2], "err", 0, 4095, &err)) return NULL;
@@ -883,12 +830,8 @@ static napi_value hub_send(napi_env env, napi_callback_info info) {
 static napi_value hub_write_stderr(napi_env env, napi_callback_info info) {
   size_t argc = 4;
   napi_value argv[4];
-  hub_t *h = hub_unwrap(env, info, &argc, argv, NULL);
+  hub_t *h = hub_unwrap(env, info, &argc, argv, NULL, "writeStderr(listener, id, pid, line)");
   if (!h) return NULL;
-  if (argc < 4) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "writeStderr(listener, id, pid, line)");
-    return NULL;
-  }
   int64_t lid, pid;
   uint64_t id;
   const uint8_t *line;
@@ -904,7 +847,7 @@ static napi_value hub_write_stderr(napi_env env, napi_callback_info info) {
 
 static napi_value hub_size(napi_env env, napi_callback_info info) {
   size_t argc = 0;
-  hub_t *h = hub_unwrap(env, info, &argc, NULL, NULL);
+  hub_t *h = hub_unwrap(env, info, &argc, NULL, NULL, NULL);
   if (!h) return NULL;
   napi_value out;
   NAPI_CALL(env, napi_create_uint32(env, (uint32_t)h->count, &out));
@@ -915,7 +858,7 @@ static napi_value hub_size(napi_env env, napi_callback_info info) {
 static napi_value hub_close(napi_env env, napi_callback_info info) {
   size_t argc = 0;
   napi_value self;
-  hub_t *h = hub_unwrap(env, info, &argc, NULL, &self);
+  hub_t *h = hub_unwrap(env, info, &argc, NULL, &self, NULL);
   if (!h) return NULL;
   if (h->closing) return NULL;
   hub_shutdown(h);
@@ -923,8 +866,7 @@ static napi_value hub_close(napi_env env, napi_callback_info info) {
   h->actx = NULL;
   uint32_t rc;
   if (h->self) napi_reference_unref(env, h->self, &rc);
-  napi_value undef;
-  if (napi_get_undefined(env, &undef) == napi_ok) napi_set_named_property(env, self, HUB_CB_PROP, undef);
+  codex_detach_callback(env, self, HUB_CB_PROP);
   return NULL;
 }
 
@@ -937,15 +879,9 @@ napi_value codex_init_seccomp_notify(napi_env env, napi_value exports) {
   };
   CODEX_DEFINE_ALL(env, exports, props);
   napi_property_descriptor methods[] = {
-      {"add", NULL, hub_add, NULL, NULL, NULL, napi_default, NULL},
-      {"send", NULL, hub_send, NULL, NULL, NULL, napi_default, NULL},
-      {"writeStderr", NULL, hub_write_stderr, NULL, NULL, NULL, napi_default, NULL},
-      {"size", NULL, hub_size, NULL, NULL, NULL, napi_default, NULL},
-      {"close", NULL, hub_close, NULL, NULL, NULL, napi_default, NULL},
+      CODEX_METHOD("add", hub_add),   CODEX_METHOD("send", hub_send), CODEX_METHOD("writeStderr", hub_write_stderr),
+      CODEX_METHOD("size", hub_size), CODEX_METHOD("close", hub_close),
   };
-  napi_value cls;
-  NAPI_CALL(env, napi_define_class(env, "NativeSeccompHub", NAPI_AUTO_LENGTH, hub_new, NULL,
-                                   sizeof methods / sizeof methods[0], methods, &cls));
-  NAPI_CALL(env, napi_set_named_property(env, exports, "SeccompHub", cls));
+  CODEX_DEFINE_CLASS(env, exports, "SeccompHub", "NativeSeccompHub", hub_new, methods);
   return exports;
 }

@@ -7,7 +7,7 @@
 import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { loadHooks } from '../hooks/config.js';
+import { loadHooksSync } from '../hooks/config.js';
 import type { HookEngine } from '../hooks/engine.js';
 import type { ApprovalRequest, Approver } from '../policy/approval/index.js';
 import type { EscalationPolicy, ExecRequest, PolicyDecision } from '../policy/types.js';
@@ -100,7 +100,7 @@ export async function openDecisionProbe(o: ProbeFlags): Promise<DecisionProbe> {
 
 async function configuredPreToolUse(files: readonly string[], discoverFrom: string | undefined, roots: readonly string[]): Promise<number> {
   try {
-    const cfg = await loadHooks({ files, ...(discoverFrom !== undefined ? { discoverFrom } : {}), roots });
+    const cfg = loadHooksSync({ files, ...(discoverFrom !== undefined ? { discoverFrom } : {}), roots });
     return cfg.hooks.filter((h) => h.event === 'exec.before' && h.enabled).length;
   } catch (err) {
     throw new CliError(`hooks did not load: ${(err as Error).message}`, undefined, { cause: err });

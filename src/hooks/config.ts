@@ -170,6 +170,7 @@ export function discoveryCandidates(dir: string, env: NodeJS.ProcessEnv): Candid
   ];
 }
 
+/** The promise form of loadHooksSync (loading is synchronous: small local files, read once at start); kept for API callers. */
 export async function loadHooks(opts: LoadHooksOptions = {}): Promise<HooksConfig> {
   return loadHooksSync(opts);
 }
@@ -202,7 +203,7 @@ export function loadHooksSync(opts: LoadHooksOptions = {}): HooksConfig {
     try {
       real = realpathSync(c.path);
     } catch (e) {
-      throw new HooksConfigError(`${c.path}: cannot read hooks file: ${(e as Error).message}`, c.path);
+      throw new HooksConfigError(`${c.path}: cannot read hooks file: ${(e as Error).message}`, c.path, undefined, undefined, { cause: e });
     }
     if (seen.has(real)) continue;
     if (!statSync(real).isFile()) throw new HooksConfigError(`${c.path}: not a regular file`, c.path);
@@ -369,17 +370,22 @@ const mcpServerSchema = z.strictObject({
   cwd: z.string().optional(),
 });
 
+/** The fields a hook has in both formats, with the same meaning and defaults. */
+const sharedHookFields = {
+  description: z.string().optional(),
+  enabled: z.boolean().default(true),
+  required: z.boolean().optional(),
+  concurrency: z.number().int().min(1).max(64).optional(),
+  scope: z.enum(['exec', 'run', 'both']).optional(),
+};
+
 // ---------------------------------------------------------------- TOML
 
 const tomlHookSchema = z.strictObject({
   event: z.string().min(1),
   type: z.enum(['script', 'command', 'webhook', 'mcp_tool']).default('script'),
   command: z.union([z.string().min(1), z.array(z.string()).min(1, 'must not be empty')]).optional(),
-  description: z.string().optional(),
-  enabled: z.boolean().default(true),
-  required: z.boolean().optional(),
-  concurrency: z.number().int().min(1).max(64).optional(),
-  scope: z.enum(['exec', 'run', 'both']).optional(),
+  ...sharedHookFields,
   timeout: positiveSeconds.optional(),
   mode: mode.default('sync'),
   priority: priority.default('normal'),
@@ -414,7 +420,7 @@ export function loadTomlText(text: string, file: string, env: NodeJS.ProcessEnv)
     const { line, column } = e as { line?: unknown; column?: unknown };
     const where = typeof line === 'number' && typeof column === 'number' ? `:${line}:${column}` : '';
     const what = ((e as Error).message.split('\n')[0] ?? '').replace(/^Invalid TOML document: /, '');
-    throw new HooksConfigError(`${file}${where}: invalid TOML: ${what}`, file);
+    throw new HooksConfigError(`${file}${where}: invalid TOML: ${what}`, file, undefined, undefined, { cause: e });
   }
   for (const k of Object.keys(doc)) {
     if (k !== 'hooks' && k !== 'mcp_servers') throw new HooksConfigError(`${file}: unknown top-level table [${k}] (expected [hooks] and [mcp_servers.*])`, file, k);
@@ -533,11 +539,7 @@ function checkUrl(u: string, file: string, entry: string): string {
 
 const jsonCommonFields = {
   timeout: positiveSeconds.optional(),
-  description: z.string().optional(),
-  enabled: z.boolean().default(true),
-  required: z.boolean().optional(),
-  concurrency: z.number().int().min(1).max(64).optional(),
-  scope: z.enum(['exec', 'run', 'both']).optional(),
+  ...sharedHookFields,
   mode: mode.optional(),
   async: z.boolean().optional(),
   priority: priority.default('normal'),
@@ -614,7 +616,7 @@ export function loadJsonText(text: string, file: string, env: NodeJS.ProcessEnv)
     doc = JSON.parse(text);
   } catch (e) {
     const { where, what } = jsonErrorLocation(text, (e as Error).message);
-    throw new HooksConfigError(`${file}:${where}: invalid JSON: ${what}`, file);
+    throw new HooksConfigError(`${file}:${where}: invalid JSON: ${what}`, file, undefined, undefined, { cause: e });
   }
   if (isRecord(doc)) {
     for (const k of Object.keys(doc)) {

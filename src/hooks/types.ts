@@ -214,8 +214,9 @@ export class HooksConfigError extends Error {
     readonly file: string,
     readonly entry?: string,
     readonly field?: string,
+    options?: ErrorOptions,
   ) {
-    super(message);
+    super(message, options);
     this.name = 'HooksConfigError';
   }
 }

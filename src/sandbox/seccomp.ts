@@ -104,16 +104,17 @@ function modeCalls(n: Partial<Record<'chmod' | 'fchmod' | 'fchmodat' | 'fchmodat
 /** Numbers common to every ABI since the 2019 unification (403+). */
 const UNIFIED = { open_tree: 428, move_mount: 429, fsopen: 430, fsconfig: 431, fsmount: 432, fspick: 433, pidfd_getfd: 438, process_madvise: 440, mount_setattr: 442, open_tree_attr: 467 } as const;
 
+/** clone3, openat2 and io_uring have the unified numbers on every ABI here. */
+const UNIFIED_CALLS = { clone3: 435, openat2: 437, ioUring: [425, 426, 427] } as const;
+
 // Numbers from the kernel's uapi headers (asm/unistd_64.h, unistd_32.h, asm-generic/unistd.h) and arch/arm/tools/syscall.tbl.
 const X86_64: AbiTable = {
   name: 'x86_64',
   auditArch: 0xc000003e,
   ioctl: 16,
   clone: 56,
-  clone3: 435,
   refuseFrom: X32_SYSCALL_BIT,
-  openat2: 437,
-  ioUring: [425, 426, 427],
+  ...UNIFIED_CALLS,
   modeCalls: modeCalls({ chmod: 90, fchmod: 91, fchmodat: 268, fchmodat2: 452, creat: 85, mknod: 133, mknodat: 259, open: 2, openat: 257 }),
   refused: {
     ...UNIFIED, mount: 165, umount2: 166, pivot_root: 155, chroot: 161, unshare: 272, setns: 308,
@@ -127,9 +128,7 @@ const I386: AbiTable = {
   auditArch: 0x40000003,
   ioctl: 54,
   clone: 120,
-  clone3: 435,
-  openat2: 437,
-  ioUring: [425, 426, 427],
+  ...UNIFIED_CALLS,
   modeCalls: modeCalls({ chmod: 15, fchmod: 94, fchmodat: 306, fchmodat2: 452, creat: 8, mknod: 14, mknodat: 297, open: 5, openat: 295 }),
   refused: {
     ...UNIFIED, mount: 21, umount: 22, umount2: 52, pivot_root: 217, chroot: 61, unshare: 310, setns: 346,
@@ -143,9 +142,7 @@ const AARCH64: AbiTable = {
   auditArch: 0xc00000b7,
   ioctl: 29,
   clone: 220,
-  clone3: 435,
-  openat2: 437,
-  ioUring: [425, 426, 427],
+  ...UNIFIED_CALLS,
   modeCalls: modeCalls({ fchmod: 52, fchmodat: 53, fchmodat2: 452, mknodat: 33, openat: 56 }),
   refused: {
     ...UNIFIED, mount: 40, umount2: 39, pivot_root: 41, chroot: 51, unshare: 97, setns: 268,
@@ -159,9 +156,7 @@ const ARM: AbiTable = {
   auditArch: 0x40000028,
   ioctl: 54,
   clone: 120,
-  clone3: 435,
-  openat2: 437,
-  ioUring: [425, 426, 427],
+  ...UNIFIED_CALLS,
   modeCalls: modeCalls({ chmod: 15, fchmod: 94, fchmodat: 333, fchmodat2: 452, creat: 8, mknod: 14, mknodat: 324, open: 5, openat: 322 }),
   refused: {
     ...UNIFIED, mount: 21, umount: 22, umount2: 52, pivot_root: 218, chroot: 61, unshare: 337, setns: 375,

@@ -109,8 +109,9 @@ describe('a server that is killed (SIGKILL) cannot end its session', () => {
     }, 'the escalated recipe to record its pid', 10_000);
     started.push(pid);
     await waitFor(() => cmdline(pid) === 'sleep 306', 'sleep 306 to run');
+    const died = new Promise((r) => child.once('exit', r));
     child.kill('SIGKILL');
-    await new Promise((r) => setTimeout(r, 300));
+    await died; // the session is dead now
     // PR_SET_PDEATHSIG ended make itself; the setsid'd grandchild is left running, unattended, outside the
     // sandbox, until the next run reaps the dead session's cgroup. Any run does that: in the full suite another
     // test file's run may already have (so its being alive here is not asserted); this run must, in any case.

@@ -221,7 +221,8 @@ describe('failure forms: optional ignored, required denies', () => {
     const dir = tmp();
     const { engine } = await mk(pre({ type: 'command', command: `echo $$ > "${dir}/p.pid"; sleep 60`, timeout: 30 }));
     const ac = new AbortController();
-    setTimeout(() => ac.abort(), 300);
+    // Aborted once the hook is running (it has written its pid).
+    void waitFor(() => existsSync(`${dir}/p.pid`) && readFileSync(`${dir}/p.pid`, 'utf8').trim() !== '').then(() => ac.abort());
     const t0 = Date.now();
     const v = await engine.preToolUse(execInfo(['ls']), ac.signal);
     expect(Date.now() - t0).toBeLessThan(3000);

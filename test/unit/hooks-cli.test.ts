@@ -9,7 +9,7 @@ async function run(args: string[]): Promise<{ out: string; err: string; code: nu
   let out = '';
   let err = '';
   const program = new Command().exitOverride().configureOutput({ writeOut: (s) => (out += s), writeErr: (s) => (err += s) });
-  registerHooksCommands(program, { out: (s) => (out += s), err: (s) => (err += s) });
+  registerHooksCommands(program, { stdout: (s) => (out += s), stderr: (s) => (err += s) });
   process.exitCode = 0;
   try {
     await program.parseAsync(['node', 'codex-escalate', ...args]);

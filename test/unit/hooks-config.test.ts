@@ -187,6 +187,13 @@ describe('hooks.json (Codex / Claude Code)', () => {
     expect((await loadError([toml])).message).toBe(`${toml}:3:11: invalid TOML: invalid value`);
   });
 
+  it('a wrapped error keeps its cause (the parser\'s or the filesystem\'s)', async () => {
+    const d = tmp();
+    expect((await loadError([write(d, 'n.json', '{ not json')])).cause).toBeInstanceOf(SyntaxError);
+    expect((await loadError([write(d, 'o.toml', '[hooks\n')])).cause).toBeInstanceOf(Error);
+    expect((await loadError([path.join(d, 'missing.json')])).cause).toMatchObject({ code: 'ENOENT' });
+  });
+
   it('errors name file, entry and field', async () => {
     const d = tmp();
     const e = await loadError([write(d, 'h.json', JSON.stringify({ hooks: { PreToolUse: [{ matcher: 'Bash', hooks: [{ type: 'command', command: 'x', timeout: -1 }] }] } }))]);

@@ -4,8 +4,8 @@ import { describe, expect, it } from 'vitest';
 import { packageRoot } from '../../src/paths.js';
 
 /**
- * Every addon export called with bad arguments, 20 rounds, under valgrind:
- * no error path may lose memory or an fd. The driver counts that each call
+ * Every addon export and class method called with bad arguments, 20 rounds,
+ * under valgrind: no error path may lose memory or an fd. The driver counts that each call
  * threw and that the process holds as many fds after as before.
  */
 const driver = path.join(packageRoot, 'test', 'fixtures', 'native', 'bad-args.cjs');
@@ -17,6 +17,9 @@ interface DriverReport {
   thrown: number;
   fdsBefore: number;
   fdsAfter: number;
+  /** Every export and class method (`Poller.start`) of the addon, and those the driver called. */
+  exported: string[];
+  used: string[];
 }
 
 /** Valgrind reports (blank-line separated blocks) whose stack passes through the addon. */
@@ -41,6 +44,9 @@ describe('native addon argument-error paths under valgrind', () => {
     expect(report.thrown).toBe(report.calls * ROUNDS);
     expect(report.fdsAfter).toBe(report.fdsBefore);
     expect(addonErrors(stderr)).toEqual([]);
+    // A new export or method without bad-argument calls in the driver fails here.
+    expect(report.exported.length).toBeGreaterThan(30);
+    expect(report.exported.filter((e) => !report.used.includes(e))).toEqual([]);
   }, 300_000);
 
   it('the report filter sees a lost block in the addon', () => {

@@ -39,7 +39,8 @@ for (let i = 0; i < 200; i++) make(i);
 (async () => {
   for (let i = 0; i < 5; i++) { gc(); await new Promise((r) => setImmediate(r)); }
   for (const a of peers) n.sendMsg(a, Buffer.from('x'));
-  await new Promise((r) => setTimeout(r, 200));
+  // The 100 armed pollers fire once each (a collected one never would: the count then stays short).
+  for (const deadline = Date.now() + 10000; fired < 100 && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 5));
   for (let i = 0; i < 5; i++) { gc(); await new Promise((r) => setImmediate(r)); }
   for (const fd of [...peers, ...idleFds]) n.closeFd(fd);
   console.log(JSON.stringify({ fired }));

@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -13,6 +14,7 @@ import {
   createTtyApprover,
   type ApprovalRequest,
 } from '../../src/policy/approval/index.js';
+import { waitFor } from '../helpers/e2e.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const fixtures = path.join(root, 'test/fixtures/rules');
@@ -128,14 +130,18 @@ describe('command approver (real scripts)', () => {
   });
 
   it('a cancelled request denies and stops the command', async () => {
-    const slow = await script('slow2.sh', `sleep 5; echo '{"decision":"allow"}'`);
+    const started = path.join(dir, 'slow2.started');
+    const slow = await script('slow2.sh', `echo $$ > ${started}; sleep 5; echo '{"decision":"allow"}'`);
     const ac = new AbortController();
-    setTimeout(() => ac.abort(), 200);
+    // Cancelled once the approver command is running.
+    const pidOf = (): number => (existsSync(started) ? Number(readFileSync(started, 'utf8').trim()) : 0);
+    void waitFor(() => pidOf() > 0, 'the approver command to start').then(() => ac.abort());
     const t0 = Date.now();
     const r = await createCommandApprover(slow).approve(req, ac.signal);
     expect(r.decision).toBe('deny');
     expect(r.reason).toMatch(/request cancelled/);
     expect(Date.now() - t0).toBeLessThan(4000);
+    await waitFor(() => !existsSync(`/proc/${pidOf()}`), 'the approver command to be stopped', 3000);
   });
 });
 

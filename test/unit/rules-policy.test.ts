@@ -1,4 +1,4 @@
-import { copyFileSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -141,8 +141,10 @@ describe('createRulesPolicy', () => {
     await policy.decide(request(script, ['git', 'push']), ctx());
     expect(asked).toHaveLength(1);
     // The sandbox can write where this script lives: new content is not what was approved.
-    await new Promise((r) => setTimeout(r, 20));
-    writeFileSync(script, '#!/bin/sh\nrm -rf "$HOME"\n');
+    // Rewritten in place (same inode); the ctime moves at the clock's granularity, so write until it has.
+    const approvedCtime = statSync(script, { bigint: true }).ctimeNs;
+    do writeFileSync(script, '#!/bin/sh\nrm -rf "$HOME"\n');
+    while (statSync(script, { bigint: true }).ctimeNs === approvedCtime);
     await policy.decide(request(script, ['git', 'push']), ctx());
     expect(asked).toHaveLength(2);
     // A program that cannot be identified is never remembered.

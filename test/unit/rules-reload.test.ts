@@ -112,14 +112,17 @@ describe('RulesStore', () => {
     await writeFile(f, 'prefix_rule(pattern=["ls"], decision="forbidden")\n');
     process.kill(process.pid, 'SIGHUP');
     await waitFor(() => decisionOf(store, ['ls']) === 'forbidden');
+    const listening = process.listenerCount('SIGHUP');
     store.close();
     // After close the handler is gone: no reload happens on the next SIGHUP.
+    expect(process.listenerCount('SIGHUP')).toBe(listening - 1);
     const keep = (): void => undefined;
     process.on('SIGHUP', keep); // keep the default action (terminate) from killing the test process
     try {
       await writeFile(f, 'prefix_rule(pattern=["ls"])\n');
+      const delivered = new Promise((r) => process.once('SIGHUP', r));
       process.kill(process.pid, 'SIGHUP');
-      await new Promise((r) => setTimeout(r, 200));
+      await delivered;
       expect(decisionOf(store, ['ls'])).toBe('forbidden');
       expect(results).toHaveLength(1);
     } finally {

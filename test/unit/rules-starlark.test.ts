@@ -175,6 +175,12 @@ describe('Starlark: errors keep file:line:col', () => {
     ['x = "%x" % 1', 1, 10, 'unsupported format directive %x: use %s, %d, %r or %%'],
     ['x = "{}{}".format("a")', 1, 18, 'format string: no argument for {}'],
     ['x = "{a:>3}".format(a = 1)', 1, 20, 'format string: unsupported field {a:>3} (format specs are not supported)'],
+    ['x = "a}b".format()', 1, 17, 'format string: a single `}` must be written `}}`'],
+    ['x = "{a".format()', 1, 16, 'format string: `{` without a closing `}`'],
+    // Left to right: the bad field is reported before the lone `}` after it.
+    ['x = "{a:1}}".format(a = 1)', 1, 20, 'format string: unsupported field {a:1} (format specs are not supported)'],
+    ['x = f"a}"', 1, 5, 'invalid f-string: a single `}` must be written `}}`'],
+    ['x = f"{a"', 1, 5, 'invalid f-string: `{` without a closing `}`'],
     ['x = f"{a + b}"', 1, 5, 'invalid f-string: {a + b} must name a variable (f-strings take identifiers only, like upstream)'],
     ['x = f"{missing}"', 1, 5, 'unknown name `missing`: not defined before this line (nor a builtin)'],
     ['x = "a".nope()', 1, 9, 'a string has no attribute `nope`'],

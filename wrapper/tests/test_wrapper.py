@@ -182,11 +182,17 @@ def run_wrapper(args, peer=None, env=None, sock_value=None, stdin=None, cwd=None
     return p.returncode, p.stdout, p.stderr
 
 
-def escalate_then(result):
-    """Answers Escalate, takes the fds frame, then sends result."""
+def escalate_then(result, seen=None, use=None):
+    """Answers Escalate, takes the fds frame (its message and fd count into
+    seen, its fds by wrapper fd number to use), then sends result."""
     def script(stream, _req):
         stream.sendall(frame(ESCALATE))
-        _, fds = read_frame(stream, with_fds=True)
+        body, fds = read_frame(stream, with_fds=True)
+        if seen is not None:
+            seen['msg'] = json.loads(body)
+            seen['nfds'] = len(fds)
+        if use is not None:
+            use(dict(zip(json.loads(body)['fds'], fds)))
         for fd in fds:
             os.close(fd)
         stream.sendall(result if isinstance(result, bytes) else frame(result))
@@ -493,19 +499,11 @@ class TestEscalate(Base):
     def test_fds_forwarded_and_exit_code_returned(self):
         seen = {}
 
-        def script(stream, _req):
-            stream.sendall(frame(ESCALATE))
-            body, fds = read_frame(stream, with_fds=True)
-            seen['msg'] = json.loads(body)
-            seen['nfds'] = len(fds)
-            files = dict(zip(seen['msg']['fds'], fds))
+        def use(files):
             data = os.read(files[0], 100)
             os.write(files[1], b'escalated saw: ' + data)
             os.write(files[2], b'to stderr\n')
-            for fd in fds:
-                os.close(fd)
-            stream.sendall(frame({'exit_code': 7}))
-        peer = Peer(script)
+        peer = Peer(escalate_then({'exit_code': 7}, seen, use))
         rc, out, err = run_wrapper(['/bin/false', 'false'], peer, stdin=b'input')
         self.assertEqual(seen['msg'], {'fds': [0, 1, 2]})
         self.assertEqual(seen['nfds'], 3)
@@ -513,16 +511,7 @@ class TestEscalate(Base):
 
     def test_closed_stdin_is_skipped(self):
         seen = {}
-
-        def script(stream, _req):
-            stream.sendall(frame(ESCALATE))
-            body, fds = read_frame(stream, with_fds=True)
-            seen['msg'] = json.loads(body)
-            seen['nfds'] = len(fds)
-            for fd in fds:
-                os.close(fd)
-            stream.sendall(frame({'exit_code': 0}))
-        peer = Peer(script)
+        peer = Peer(escalate_then({'exit_code': 0}, seen))
         # exec 0<&- before the wrapper: our private socket lands on fd 0 and
         # must not be mistaken for stdin.
         fd = peer.client.fileno()

@@ -11,6 +11,7 @@ import { RulesLoadError } from '../../policy/rules/errors.js';
 import { sandboxWritableRoots } from '../../policy/sandbox-roots.js';
 import { configExecutingWarnings } from '../../policy/config-executing.js';
 import { collect, EXIT_TOOL_FAILURE } from '../errors.js';
+import { processIo, type CommandIo } from '../io.js';
 
 export { toCheckJson, formatCheckJson } from '../../policy/rules/check-json.js';
 
@@ -24,18 +25,8 @@ export interface CheckArgs {
   readonly pretty?: boolean;
 }
 
-export interface CheckIo {
-  readonly stdout: (s: string) => void;
-  readonly stderr: (s: string) => void;
-}
-
-const processIo: CheckIo = {
-  stdout: (s) => process.stdout.write(s),
-  stderr: (s) => process.stderr.write(s),
-};
-
 /** Runs the check; returns the exit status (0 evaluated, whatever the decision; 125 usage error or rules did not load). */
-export async function runCheck(args: CheckArgs, io: CheckIo = processIo): Promise<number> {
+export async function runCheck(args: CheckArgs, io: CommandIo = processIo): Promise<number> {
   if (args.command.length === 0) {
     io.stderr('codex-escalate check: no command given: expected PROGRAM ARGS... (after -- or not)\n');
     return EXIT_TOOL_FAILURE;
@@ -75,7 +66,6 @@ export async function runCheck(args: CheckArgs, io: CheckIo = processIo): Promis
   io.stdout(formatCheckJson(evaluation, args.pretty === true) + '\n');
   return 0;
 }
-
 
 export function registerCheckCommand(program: Command): void {
   program

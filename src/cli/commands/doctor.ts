@@ -14,6 +14,17 @@ interface Check {
   run(): { ok: boolean; detail: string; fix?: string; required?: boolean };
 }
 
+type CheckResult = ReturnType<Check['run']>;
+
+/** `probe`'s result, or a failure with `fix` when it throws (its first line, after `subject:` when given). */
+function unlessThrows(fix: string, subject: string | undefined, probe: () => CheckResult): CheckResult {
+  try {
+    return probe();
+  } catch (err) {
+    return { ok: false, detail: subject === undefined ? firstLine(err) : `${subject}: ${firstLine(err)}`, fix };
+  }
+}
+
 /** Printed from inside the sandbox: CapEff and CapBnd of the shell, and whether a new user namespace can be made. */
 const CONFINEMENT_PROBE = [
   "sed -n 's/^\\(CapEff\\|CapBnd\\):[[:space:]]*/\\1=/p' /proc/self/status",
@@ -37,13 +48,11 @@ const checks: Check[] = [
     name: 'native addon (fd passing)',
     required: true,
     run() {
-      try {
+      return unlessThrows('run "npm rebuild" in the package (needs python3, make and a C compiler)', undefined, () => {
         // Imported lazily so a missing addon is reported, not thrown at startup.
         execFileSync(process.execPath, ['-e', `import(${JSON.stringify(new URL('../../native/index.js', import.meta.url).href)}).then(m => m.countOpenFds())`], { stdio: 'pipe' });
         return { ok: true, detail: 'loads' };
-      } catch (err) {
-        return { ok: false, detail: firstLine(err), fix: 'run "npm rebuild" in the package (needs python3, make and a C compiler)' };
-      }
+      });
     },
   },
   {
@@ -51,13 +60,11 @@ const checks: Check[] = [
     required: true,
     run() {
       const p = defaultWrapperPath();
-      try {
+      return unlessThrows('run "make -C wrapper" in the package (or "npm rebuild")', p, () => {
         accessSync(p, constants.X_OK);
         const v = execFileSync(p, ['--version'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
         return { ok: true, detail: `${p} (${v})` };
-      } catch (err) {
-        return { ok: false, detail: `${p}: ${firstLine(err)}`, fix: 'run "make -C wrapper" in the package (or "npm rebuild")' };
-      }
+      });
     },
   },
   {
@@ -71,25 +78,21 @@ const checks: Check[] = [
       // Read, not run: a stock bash would answer the probe below just as well and decide nothing.
       const problem = shellProblem(p);
       if (problem !== undefined) return { ok: false, detail: `${p}: ${problem}`, fix: override ? `unset ${PATCHED_BASH_ENV_VAR} or point it at the patched build` : 'rebuild it: "bash scripts/build-bash.sh --force"' };
-      try {
+      return unlessThrows('rebuild it: "bash scripts/build-bash.sh --force"', p, () => {
         // stdin not a socket: bash sources ~/.bashrc when its stdin is one (Debian's SSH_SOURCE_BASHRC).
         const v = execFileSync(p, ['-c', 'echo $BASH_VERSION'], { encoding: 'utf8', env: {}, stdio: ['ignore', 'pipe', 'pipe'] }).trim();
         return { ok: true, detail: `${p} (bash ${v})` };
-      } catch (err) {
-        return { ok: false, detail: `${p}: ${firstLine(err)}`, fix: 'rebuild it: "bash scripts/build-bash.sh --force"' };
-      }
+      });
     },
   },
   {
     name: 'bubblewrap (sandbox)',
     required: false,
     run() {
-      try {
+      return unlessThrows('apt-get install bubblewrap (without it, Run is not sandboxed)', undefined, () => {
         execFileSync('bwrap', ['--ro-bind', '/', '/', '--unshare-net', '/bin/true'], { stdio: 'pipe' });
         return { ok: true, detail: 'works' };
-      } catch (err) {
-        return { ok: false, detail: firstLine(err), fix: 'apt-get install bubblewrap (without it, Run is not sandboxed)' };
-      }
+      });
     },
   },
   {

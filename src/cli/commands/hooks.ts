@@ -1,28 +1,16 @@
 import { accessSync, constants } from 'node:fs';
 import path from 'node:path';
 import { type Command, Option } from 'commander';
-import { EXIT_TOOL_FAILURE } from '../errors.js';
+import { collect, EXIT_TOOL_FAILURE } from '../errors.js';
+import { processIo, type CommandIo } from '../io.js';
 import { discoverHooks } from '../policy-options.js';
-import { discoveryCandidates, loadHooks, loadJsonText, loadTomlText } from '../../hooks/config.js';
+import { discoveryCandidates, loadHooksSync, loadJsonText, loadTomlText } from '../../hooks/config.js';
 import { fingerprint, TrustStore, trustStorePath } from '../../hooks/trust.js';
 import { describeExposure, sandboxExposure, sandboxWritableRoots } from '../../policy/sandbox-roots.js';
 import { existsSync, readFileSync } from 'node:fs';
 import { HookEngine } from '../../hooks/engine.js';
 import { normalizeEvent } from '../../hooks/config.js';
 import { CLAUDE_EVENT_NAMES, HooksConfigError, type HookDefinition, type HookRunSummary, type HooksConfig } from '../../hooks/types.js';
-
-/** Where command output goes (tests pass their own sinks). */
-export interface HooksCommandIO {
-  readonly out: (s: string) => void;
-  readonly err: (s: string) => void;
-}
-
-const defaultIO: HooksCommandIO = {
-  out: (s) => process.stdout.write(s),
-  err: (s) => process.stderr.write(s),
-};
-
-const collect = (v: string, acc: string[]): string[] => [...acc, v];
 
 interface CommonOpts {
   hooks: string[];
@@ -33,17 +21,30 @@ interface CommonOpts {
   json?: boolean;
 }
 
-async function load(o: CommonOpts, io: HooksCommandIO, quietTrust = false): Promise<HooksConfig | undefined> {
+async function load(o: CommonOpts, io: CommandIo, quietTrust = false): Promise<HooksConfig | undefined> {
   const cwd = path.resolve(o.cwd ?? process.cwd());
   try {
-    const cfg = await loadHooks({ files: o.hooks, ...(discoverHooks(o) ? { discoverFrom: cwd } : {}), roots: sandboxWritableRoots(cwd) });
-    if (!quietTrust) for (const w of cfg.trustWarnings ?? []) io.err(`codex-escalate hooks: warning: ${w}\n`);
+    const cfg = loadHooksSync({ files: o.hooks, ...(discoverHooks(o) ? { discoverFrom: cwd } : {}), roots: sandboxWritableRoots(cwd) });
+    if (!quietTrust) for (const w of cfg.trustWarnings ?? []) io.stderr(`codex-escalate hooks: warning: ${w}\n`);
     return cfg;
   } catch (e) {
-    io.err(`codex-escalate hooks: ${e instanceof HooksConfigError ? e.message : String(e)}\n`);
+    io.stderr(`codex-escalate hooks: ${e instanceof HooksConfigError ? e.message : String(e)}\n`);
     process.exitCode = EXIT_TOOL_FAILURE;
     return undefined;
   }
+}
+
+/** Registers `hooks trust` / `hooks untrust`: `run` gets the files named (or every discovered file) and the --cwd. */
+function trustCommand(hooks: Command, name: string, description: string, filesHelp: string, run: (targets: string[], cwd: string) => void): void {
+  hooks
+    .command(name)
+    .description(description)
+    .argument('[files...]', filesHelp)
+    .option('--cwd <dir>', 'directory to discover from (default: current directory)')
+    .action((files: string[], o: { cwd?: string }) => {
+      const cwd = path.resolve(o.cwd ?? process.cwd());
+      run(trustTargets(files, cwd), cwd);
+    });
 }
 
 /** `hooks trust` / `hooks untrust`: the files named, or every discovered file when none is. */
@@ -54,12 +55,12 @@ function trustTargets(files: readonly string[], cwd: string): string[] {
     .filter((p) => existsSync(p));
 }
 
-function openStore(cwd: string, io: HooksCommandIO): TrustStore {
+function openStore(cwd: string, io: CommandIo): TrustStore {
   const store = TrustStore.open(trustStorePath(process.env));
   // The store must be out of the sandbox's reach; sessions in this directory would not believe it otherwise.
   const e = sandboxExposure(store.path, sandboxWritableRoots(cwd));
-  if (e !== undefined) io.err(`codex-escalate hooks: warning: the trust store ${describeExposure(store.path, e)}; sessions there will not believe it (set XDG_STATE_HOME elsewhere)\n`);
-  if (store.problem !== undefined) io.err(`codex-escalate hooks: warning: ${store.problem}\n`);
+  if (e !== undefined) io.stderr(`codex-escalate hooks: warning: the trust store ${describeExposure(store.path, e)}; sessions there will not believe it (set XDG_STATE_HOME elsewhere)\n`);
+  if (store.problem !== undefined) io.stderr(`codex-escalate hooks: warning: ${store.problem}\n`);
   return store;
 }
 
@@ -117,7 +118,7 @@ function resolveProgram(arg0: string, cwd: string): string {
  * `hooks list` and `hooks test`.
  * Exit status of `hooks test`: 0 = not denied, 2 = denied, 125 = configuration or usage error.
  */
-export function registerHooksCommands(program: Command, io: HooksCommandIO = defaultIO): void {
+export function registerHooksCommands(program: Command, io: CommandIo = processIo): void {
   const hooks = program.command('hooks').description('inspect, dry-run and trust lifecycle hooks');
 
   hooks
@@ -133,42 +134,40 @@ export function registerHooksCommands(program: Command, io: HooksCommandIO = def
       if (!cfg) return;
       const untrusted = cfg.untrusted ?? [];
       if (o.json) {
-        io.out(
+        io.stdout(
           `${JSON.stringify({ files: cfg.files, untrusted, hooks: cfg.hooks, mcpServers: cfg.mcpServers, parallel: cfg.parallel, warnings: cfg.warnings, trustWarnings: cfg.trustWarnings ?? [] }, null, 2)}\n`,
         );
         return;
       }
       if (cfg.files.length === 0 && untrusted.length === 0) {
-        io.out('no hooks configured (no --hooks files, nothing discovered)\n');
+        io.stdout('no hooks configured (no --hooks files, nothing discovered)\n');
         return;
       }
-      io.out(`${cfg.hooks.length} hook(s) from ${cfg.files.length} file(s); execution: ${cfg.parallel ? 'parallel' : 'sequential by priority'}\n`);
+      io.stdout(`${cfg.hooks.length} hook(s) from ${cfg.files.length} file(s); execution: ${cfg.parallel ? 'parallel' : 'sequential by priority'}\n`);
       for (const f of cfg.files) {
         // An explicit file is trusted because it was named; a discovered one because its content was trusted.
-        io.out(`\n${f.path}  (${f.format}, ${f.origin}${f.trust === 'trusted' ? ', trusted' : ''}${f.enabled ? '' : ', disabled'})\n`);
-        for (const h of cfg.hooks.filter((x) => x.source === path.resolve(f.path))) io.out(describeHook(h));
+        io.stdout(`\n${f.path}  (${f.format}, ${f.origin}${f.trust === 'trusted' ? ', trusted' : ''}${f.enabled ? '' : ', disabled'})\n`);
+        for (const h of cfg.hooks.filter((x) => x.source === path.resolve(f.path))) io.stdout(describeHook(h));
       }
       for (const u of untrusted) {
-        io.out(`\n${u.path}  (${u.format}, ${u.origin}, ${u.state === 'changed' ? 'CHANGED since trusted' : 'NOT TRUSTED'}: not run; trust with: codex-escalate hooks trust ${u.path})\n`);
+        io.stdout(`\n${u.path}  (${u.format}, ${u.origin}, ${u.state === 'changed' ? 'CHANGED since trusted' : 'NOT TRUSTED'}: not run; trust with: codex-escalate hooks trust ${u.path})\n`);
       }
       const servers = Object.values(cfg.mcpServers);
       if (servers.length) {
-        io.out('\nMCP servers:\n');
-        for (const s of servers) io.out(`  ${s.name}: ${[s.command, ...s.args].join(' ')}  (${s.source})\n`);
+        io.stdout('\nMCP servers:\n');
+        for (const s of servers) io.stdout(`  ${s.name}: ${[s.command, ...s.args].join(' ')}  (${s.source})\n`);
       }
-      for (const w of cfg.warnings) io.out(`\nwarning: ${w}\n`);
+      for (const w of cfg.warnings) io.stdout(`\nwarning: ${w}\n`);
     });
 
-  hooks
-    .command('trust')
-    .description('trust hooks files as they are now (sha256 of their content); discovered files run only when trusted')
-    .argument('[files...]', 'hooks files (default: every discovered .codex/hooks.{json,toml} here and in $CODEX_HOME)')
-    .option('--cwd <dir>', 'directory to discover from (default: current directory)')
-    .action((files: string[], o: { cwd?: string }) => {
-      const cwd = path.resolve(o.cwd ?? process.cwd());
-      const targets = trustTargets(files, cwd);
+  trustCommand(
+    hooks,
+    'trust',
+    'trust hooks files as they are now (sha256 of their content); discovered files run only when trusted',
+    'hooks files (default: every discovered .codex/hooks.{json,toml} here and in $CODEX_HOME)',
+    (targets, cwd) => {
       if (targets.length === 0) {
-        io.err('codex-escalate hooks trust: nothing to trust (no file named, none discovered)\n');
+        io.stderr('codex-escalate hooks trust: nothing to trust (no file named, none discovered)\n');
         process.exitCode = EXIT_TOOL_FAILURE;
         return;
       }
@@ -182,35 +181,29 @@ export function registerHooksCommands(program: Command, io: HooksCommandIO = def
           if (fp.realPath.endsWith('.toml')) loadTomlText(text, f, process.env);
           else loadJsonText(text, f, process.env);
         } catch (e) {
-          io.err(`codex-escalate hooks trust: ${f}: ${e instanceof HooksConfigError ? e.message : (e as Error).message}\n`);
+          io.stderr(`codex-escalate hooks trust: ${f}: ${e instanceof HooksConfigError ? e.message : (e as Error).message}\n`);
           process.exitCode = EXIT_TOOL_FAILURE;
           return;
         }
         store.trust(fp.path, fp.sha256);
-        io.out(`trusted ${fp.path}  sha256:${fp.sha256}\n`);
+        io.stdout(`trusted ${fp.path}  sha256:${fp.sha256}\n`);
       }
       store.save();
-    });
+    },
+  );
 
-  hooks
-    .command('untrust')
-    .description('forget the trust of hooks files')
-    .argument('[files...]', 'hooks files (default: every discovered file)')
-    .option('--cwd <dir>', 'directory to discover from (default: current directory)')
-    .action((files: string[], o: { cwd?: string }) => {
-      const cwd = path.resolve(o.cwd ?? process.cwd());
-      const store = openStore(cwd, io);
-      const targets = trustTargets(files, cwd);
-      let removed = 0;
-      for (const f of targets) {
-        const key = path.resolve(f);
-        if (store.untrust(key)) {
-          removed++;
-          io.out(`untrusted ${key}\n`);
-        } else io.err(`codex-escalate hooks untrust: ${key} was not trusted\n`);
-      }
-      if (removed > 0) store.save();
-    });
+  trustCommand(hooks, 'untrust', 'forget the trust of hooks files', 'hooks files (default: every discovered file)', (targets, cwd) => {
+    const store = openStore(cwd, io);
+    let removed = 0;
+    for (const f of targets) {
+      const key = path.resolve(f);
+      if (store.untrust(key)) {
+        removed++;
+        io.stdout(`untrusted ${key}\n`);
+      } else io.stderr(`codex-escalate hooks untrust: ${key} was not trusted\n`);
+    }
+    if (removed > 0) store.save();
+  });
 
   hooks
     .command('test')
@@ -228,24 +221,24 @@ export function registerHooksCommands(program: Command, io: HooksCommandIO = def
     .action(async (argv: string[], o: CommonOpts & { event: string; session: string; exitCode: string; script?: string }) => {
       const event = normalizeEvent(o.event);
       if (!event) {
-        io.err(`codex-escalate hooks test: unknown event "${o.event}" (expected PreToolUse, PostToolUse, SessionStart, Stop or ErrorOccurred)\n`);
+        io.stderr(`codex-escalate hooks test: unknown event "${o.event}" (expected PreToolUse, PostToolUse, SessionStart, Stop or ErrorOccurred)\n`);
         process.exitCode = EXIT_TOOL_FAILURE;
         return;
       }
       if (o.script !== undefined && event !== 'exec.before') {
-        io.err(`codex-escalate hooks test: --script goes with --event PreToolUse (the run-level hooks), not ${o.event}\n`);
+        io.stderr(`codex-escalate hooks test: --script goes with --event PreToolUse (the run-level hooks), not ${o.event}\n`);
         process.exitCode = EXIT_TOOL_FAILURE;
         return;
       }
       const needsCommand = event === 'exec.after' || (event === 'exec.before' && o.script === undefined);
       if (needsCommand && argv.length === 0) {
-        io.err(`codex-escalate hooks test: ${o.event} needs a command: hooks test --event ${o.event} -- rm -rf /${event === 'exec.before' ? " (or --script 'SCRIPT' for the run-level hooks)" : ''}\n`);
+        io.stderr(`codex-escalate hooks test: ${o.event} needs a command: hooks test --event ${o.event} -- rm -rf /${event === 'exec.before' ? " (or --script 'SCRIPT' for the run-level hooks)" : ''}\n`);
         process.exitCode = EXIT_TOOL_FAILURE;
         return;
       }
       const exitCode = Number(o.exitCode);
       if (!Number.isInteger(exitCode)) {
-        io.err('codex-escalate hooks test: --exit-code must be an integer\n');
+        io.stderr('codex-escalate hooks test: --exit-code must be an integer\n');
         process.exitCode = EXIT_TOOL_FAILURE;
         return;
       }
@@ -290,22 +283,22 @@ export function registerHooksCommands(program: Command, io: HooksCommandIO = def
         await engine.drainAsync();
         if (o.json) {
           const run = runLevel ? { run: { script: o.script, runs: runLevel.runs, decision: runLevel.decision, reason: runLevel.reason } } : {};
-          io.out(`${JSON.stringify({ event, ...run, runs, ...(verdict ? { verdict: { decision: verdict.decision, reason: verdict.reason, rewrite: verdict.rewrite } } : {}) }, null, 2)}\n`);
+          io.stdout(`${JSON.stringify({ event, ...run, runs, ...(verdict ? { verdict: { decision: verdict.decision, reason: verdict.reason, rewrite: verdict.rewrite } } : {}) }, null, 2)}\n`);
         } else {
           if (runLevel) {
-            io.out(`${CLAUDE_EVENT_NAMES[event]} (${event}, whole script): ${JSON.stringify(o.script)}\n`);
-            if (runLevel.runs.length === 0) io.out('  no run-level hook matched\n');
-            for (const r of runLevel.runs) io.out(formatRun(r));
-            if (runLevel.decision === 'deny') io.out('  the run stops here: no exec is decided\n');
+            io.stdout(`${CLAUDE_EVENT_NAMES[event]} (${event}, whole script): ${JSON.stringify(o.script)}\n`);
+            if (runLevel.runs.length === 0) io.stdout('  no run-level hook matched\n');
+            for (const r of runLevel.runs) io.stdout(formatRun(r));
+            if (runLevel.decision === 'deny') io.stdout('  the run stops here: no exec is decided\n');
           }
           if (!runLevel || (runLevel.decision !== 'deny' && argv.length > 0)) {
-            io.out(`${CLAUDE_EVENT_NAMES[event]} (${event})${argv.length ? `: ${JSON.stringify(argv)}` : ''}\n`);
-            if (runs.length === 0) io.out('  no synchronous hook matched\n');
+            io.stdout(`${CLAUDE_EVENT_NAMES[event]} (${event})${argv.length ? `: ${JSON.stringify(argv)}` : ''}\n`);
+            if (runs.length === 0) io.stdout('  no synchronous hook matched\n');
           }
-          for (const r of runs) io.out(formatRun(r));
+          for (const r of runs) io.stdout(formatRun(r));
           if (verdict) {
-            io.out(`merged decision: ${verdict.decision}${verdict.reason ? ` — ${verdict.reason}` : ''}\n`);
-            if (verdict.rewrite) io.out(`rewrite: ${JSON.stringify(verdict.rewrite.argv)}\n`);
+            io.stdout(`merged decision: ${verdict.decision}${verdict.reason ? ` — ${verdict.reason}` : ''}\n`);
+            if (verdict.rewrite) io.stdout(`rewrite: ${JSON.stringify(verdict.rewrite.argv)}\n`);
           }
         }
         if (verdict?.decision === 'deny') process.exitCode = 2;

@@ -6,7 +6,7 @@ import { createApprover, type Approver, type SandboxFreezer } from '../../policy
 import { networkRulesNotice, resolveRulesFiles, RulesStore } from '../../policy/rules/index.js';
 import { createDecisionPipeline } from '../../policy/decision-pipeline.js';
 import type { HookEngine } from '../../hooks/engine.js';
-import { loadHooks } from '../../hooks/config.js';
+import { loadHooksSync } from '../../hooks/config.js';
 import { hooksObserver } from '../../hooks/server-observer.js';
 import type { EscalationPolicy } from '../../policy/types.js';
 import type { AuditLogger } from '../../server/audit-log.js';
@@ -335,7 +335,7 @@ export async function loadHookEngine(
 ): Promise<HookEngine | undefined> {
   let config;
   try {
-    config = await loadHooks({ files, ...(discoverFrom !== undefined ? { discoverFrom } : {}), ...(boundary ? { roots: boundary.roots } : {}) });
+    config = loadHooksSync({ files, ...(discoverFrom !== undefined ? { discoverFrom } : {}), ...(boundary ? { roots: boundary.roots } : {}) });
   } catch (err) {
     throw new CliError(`hooks did not load: ${(err as Error).message}`, EXIT_TOOL_FAILURE, { cause: err });
   }

@@ -55,7 +55,7 @@ export class McpPool {
       } catch (e) {
         this.clients.delete(name);
         await transport.close().catch(() => undefined);
-        throw new Error(`could not start MCP server "${name}": ${(e as Error).message}${stderrTail ? ` (${stderrTail.trim().slice(-300)})` : ''}`);
+        throw new Error(`could not start MCP server "${name}": ${(e as Error).message}${stderrTail ? ` (${stderrTail.trim().slice(-300)})` : ''}`, { cause: e });
       }
       return { client, transport };
     })();

@@ -8,6 +8,7 @@
  * any string, list or dict, no recursion (Starlark forbids it) and no `while`.
  * Every runtime error points at file:line:column.
  */
+import { braceTemplate } from './braces.js';
 import { RulesLoadError, type SourcePos } from './errors.js';
 import { parseModule, startPos, type Argument, type Call, type CallArg, type Clause, type Expr, type Param, type Stmt, type Target, type Value } from './parser.js';
 
@@ -873,26 +874,12 @@ class Evaluator {
   #format(fmt: string, args: readonly RV[], kwargs: readonly (readonly [string, RV, SourcePos])[], at: SourcePos): string {
     let auto = 0;
     let out = '';
-    for (let i = 0; i < fmt.length; i++) {
-      const c = fmt[i] as string;
-      if (c === '{' && fmt[i + 1] === '{') {
-        out += '{';
-        i++;
+    for (const part of braceTemplate(fmt, (problem) => this.#fail(at, `format string: ${problem}`))) {
+      if ('lit' in part) {
+        out += part.lit;
         continue;
       }
-      if (c === '}' && fmt[i + 1] === '}') {
-        out += '}';
-        i++;
-        continue;
-      }
-      if (c === '}') this.#fail(at, 'format string: a single `}` must be written `}}`');
-      if (c !== '{') {
-        out += c;
-        continue;
-      }
-      const end = fmt.indexOf('}', i);
-      if (end < 0) this.#fail(at, 'format string: `{` without a closing `}`');
-      const field = fmt.slice(i + 1, end);
+      const field = part.field;
       let v: RV | undefined;
       if (field === '') v = args[auto++];
       else if (/^[0-9]+$/.test(field)) v = args[Number(field)];
@@ -901,7 +888,6 @@ class Evaluator {
       if (v === undefined) this.#fail(at, `format string: no argument for {${field}}`);
       out += toStr(v);
       if (out.length > EVAL_LIMITS.chars) this.#str(out, at);
-      i = end;
     }
     return out;
   }

@@ -5,6 +5,7 @@
  * Produces an AST that eval.ts runs; every node keeps its source position.
  */
 import { RulesLoadError, type SourcePos } from './errors.js';
+import { braceTemplate } from './braces.js';
 import { describeToken, tokenize, type Token } from './lexer.js';
 
 /** An argument value as the builtins see it (after evaluation), with where it came from. */
@@ -157,18 +158,27 @@ export function parseModule(source: string, file: string, maxNesting = 200): Stm
     return t;
   };
 
-  const body: Stmt[] = [];
-  for (;;) {
-    const t = peek();
-    if (t.kind === 'eof') break;
-    if (t.kind === 'newline') {
-      p++;
-      continue;
+  return parseStatements(false);
+
+  /** Statements up to the end of the file, or (in a block) up to and including the block's dedent. */
+  function parseStatements(inBlock: boolean): Stmt[] {
+    const out: Stmt[] = [];
+    for (;;) {
+      const t = peek();
+      if (inBlock && t.kind === 'dedent') {
+        p++;
+        break;
+      }
+      if (t.kind === 'eof') break;
+      if (t.kind === 'newline') {
+        p++;
+        continue;
+      }
+      if (t.kind === 'indent') fail(t.pos, inBlock ? 'unexpected indentation: this line is indented more than the block it is in' : 'unexpected indentation: top-level statements must start in column 1');
+      out.push(...parseStatement());
     }
-    if (t.kind === 'indent') fail(t.pos, 'unexpected indentation: top-level statements must start in column 1');
-    body.push(...parseStatement());
+    return out;
   }
-  return body;
 
   /** One line's statements (simple statements joined by `;`) or one compound statement. */
   function parseStatement(): Stmt[] {
@@ -229,22 +239,7 @@ export function parseModule(source: string, file: string, maxNesting = 200): Stm
     p++;
     const ind = next();
     if (ind.kind !== 'indent') fail(ind.pos, `expected an indented block after the ${what} header, found ${describeToken(ind)}`);
-    const out: Stmt[] = [];
-    for (;;) {
-      const s = peek();
-      if (s.kind === 'dedent') {
-        p++;
-        break;
-      }
-      if (s.kind === 'eof') break;
-      if (s.kind === 'newline') {
-        p++;
-        continue;
-      }
-      if (s.kind === 'indent') fail(s.pos, 'unexpected indentation: this line is indented more than the block it is in');
-      out.push(...parseStatement());
-    }
-    return out;
+    return parseStatements(true);
   }
 
   function parseDef(): Stmt {
@@ -462,19 +457,19 @@ export function parseModule(source: string, file: string, maxNesting = 200): Stm
   }
 
   function parseOr(): Expr {
-    let l = parseAnd();
-    while (isKw(peek(), 'or')) {
-      const op = next();
-      l = { k: 'bin', op: 'or', l, r: parseAnd(), pos: op.pos };
-    }
-    return l;
+    return parseBoolChain('or', parseAnd);
   }
 
   function parseAnd(): Expr {
-    let l = parseNot();
-    while (isKw(peek(), 'and')) {
+    return parseBoolChain('and', parseNot);
+  }
+
+  /** `a or b or c` (`and` alike): left-associative, each operand one precedence level tighter. */
+  function parseBoolChain(kw: 'or' | 'and', operand: () => Expr): Expr {
+    let l = operand();
+    while (isKw(peek(), kw)) {
       const op = next();
-      l = { k: 'bin', op: 'and', l, r: parseNot(), pos: op.pos };
+      l = { k: 'bin', op: kw, l, r: operand(), pos: op.pos };
     }
     return l;
   }
@@ -692,15 +687,7 @@ export function parseModule(source: string, file: string, maxNesting = 200): Stm
         return { k: 'listcomp', elt: first, clauses, pos: t.pos };
       }
       const items = [first];
-      for (;;) {
-        const sep = peek();
-        if (isOp(sep, ']')) break;
-        if (!isOp(sep, ',')) fail(sep.pos, `expected ',' or ']' in list, found ${describeToken(sep)}`);
-        p++;
-        if (isOp(peek(), ']')) break;
-        items.push(parseTest());
-      }
-      p++;
+      parseMoreItems(']', 'list', () => items.push(parseTest()));
       return { k: 'list', items, pos: t.pos };
     }
     if (t.value === '{') {
@@ -719,17 +706,11 @@ export function parseModule(source: string, file: string, maxNesting = 200): Stm
         return { k: 'dictcomp', key: k0, val: v0, clauses, pos: t.pos };
       }
       const entries: [Expr, Expr][] = [[k0, v0]];
-      for (;;) {
-        const sep = peek();
-        if (isOp(sep, '}')) break;
-        if (!isOp(sep, ',')) fail(sep.pos, `expected ',' or '}' in dictionary, found ${describeToken(sep)}`);
-        p++;
-        if (isOp(peek(), '}')) break;
+      parseMoreItems('}', 'dictionary', () => {
         const k = parseTest();
         expectOp(':', 'after a dictionary key');
         entries.push([k, parseTest()]);
-      }
-      p++;
+      });
       return { k: 'dict', entries, pos: t.pos };
     }
     return fail(t.pos, `expected a value (a string, a number, a list, a name...), found ${describeToken(t)}`);
@@ -748,40 +729,33 @@ export function parseModule(source: string, file: string, maxNesting = 200): Stm
     return v;
   }
 
+  /** After a display's first item: `, item` until `close` (a trailing comma allowed); consumes `close`. */
+  function parseMoreItems(close: ']' | '}', what: string, item: () => void): void {
+    for (;;) {
+      const sep = peek();
+      if (isOp(sep, close)) break;
+      if (!isOp(sep, ',')) fail(sep.pos, `expected ',' or '${close}' in ${what}, found ${describeToken(sep)}`);
+      p++;
+      if (isOp(peek(), close)) break;
+      item();
+    }
+    p++;
+  }
+
   /** `f"a{name}b"`: literal text and identifiers (upstream's f-strings take identifiers only); `{{` `}}` escape braces. */
   function parseFString(t: Token): FStringPart[] {
-    const s = t.value;
     const parts: FStringPart[] = [];
-    let lit = '';
-    for (let i = 0; i < s.length; i++) {
-      const c = s[i] as string;
-      if (c === '{' && s[i + 1] === '{') {
-        lit += '{';
-        i++;
+    for (const part of braceTemplate(t.value, (problem) => fail(t.pos, `invalid f-string: ${problem}`))) {
+      if ('lit' in part) {
+        parts.push(part.lit);
         continue;
       }
-      if (c === '}' && s[i + 1] === '}') {
-        lit += '}';
-        i++;
-        continue;
-      }
-      if (c === '}') fail(t.pos, 'invalid f-string: a single `}` must be written `}}`');
-      if (c !== '{') {
-        lit += c;
-        continue;
-      }
-      const end = s.indexOf('}', i + 1);
-      if (end < 0) fail(t.pos, 'invalid f-string: `{` without a closing `}`');
-      const name = s.slice(i + 1, end).trim();
+      const name = part.field.trim();
       if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name) || KEYWORDS.has(name)) {
-        fail(t.pos, `invalid f-string: {${s.slice(i + 1, end)}} must name a variable (f-strings take identifiers only, like upstream)`);
+        fail(t.pos, `invalid f-string: {${part.field}} must name a variable (f-strings take identifiers only, like upstream)`);
       }
-      if (lit !== '') parts.push(lit);
-      lit = '';
       parts.push({ name, pos: t.pos });
-      i = end;
     }
-    if (lit !== '') parts.push(lit);
     return parts;
   }
 }
