@@ -25,10 +25,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 
 
-def build(out):
+def build(out, cflags):
     src = os.path.join(HERE, "filter-exec.c")
     cc = ["musl-gcc", "-static"] if shutil.which("musl-gcc") else ["cc"]
-    subprocess.run(cc + ["-D_GNU_SOURCE", "-O2", "-Wall", "-Wextra", "-Werror", "-o", out, src], check=True)
+    subprocess.run(cc + ["-D_GNU_SOURCE", "-O2", "-Wall", "-Wextra", "-Werror"] + cflags + ["-o", out, src], check=True)
 
 
 def one(fe, mode, execs):
@@ -58,11 +58,13 @@ def main():
     ap.add_argument("--execs", type=int, default=2000)
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--modes", default="plain,filter,nolistener,specallow,hold,hold-lazy")
+    # e.g. --cflags="-include old/exec-filter.h": measure another filter with the same driver.
+    ap.add_argument("--cflags", default="")
     a = ap.parse_args()
     modes = a.modes.split(",")
     tmp = tempfile.mkdtemp(prefix="filter-cost-")
     fe = os.path.join(tmp, "filter-exec")
-    build(fe)
+    build(fe, a.cflags.split())
     res = {m: [] for m in modes}
     notes = {}
     for r in range(a.reps):
