@@ -11,6 +11,10 @@
  *     specallow   filter + SECCOMP_FILTER_FLAG_SPEC_ALLOW
  *     hold        filter, listener handed (SCM_RIGHTS) to the holder on
  *                 $HOLD_FD, as the wrapper hands it to the server
+ *   filter-exec --time-install N [tiny]
+ *                 N children each time the seccomp() call alone (the
+ *                 wrapper's filter with NEW_LISTENER, or a 1-instruction
+ *                 ALLOW filter: the kernel's fixed cost); prints p10/p50 us
  *   filter-exec --holder [--lazy] CMD [ARGS...]
  *                 runs CMD with HOLD_FD set and keeps every listener it gets:
  *                 by default in an epoll set, closing each on its hang-up
@@ -29,6 +33,7 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <fcntl.h>
+#include <time.h>
 
 extern char **environ;
 
@@ -155,12 +160,59 @@ static int holder(int lazy, char **cmd) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
 }
 
+static long now_ns(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return t.tv_sec * 1000000000L + t.tv_nsec;
+}
+
+static int cmp_long(const void *a, const void *b) {
+  long x = *(const long *)a, y = *(const long *)b;
+  return x < y ? -1 : x > y;
+}
+
+static int time_install(int n, int tiny) {
+  static const struct bpf_insn_ allow[] = {{BPF_RET_K, 0, 0, SECCOMP_RET_ALLOW_}};
+  const struct bpf_prog_ one = {1, allow};
+  long *t = calloc((size_t)n, sizeof *t);
+
+  if (!t || n < 1) die("--time-install N");
+  /* As the wrapper outside bwrap as another user: no_new_privs first (inherited). */
+  prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+  for (int i = 0; i < n; i++) {
+    int p[2];
+    pid_t pid;
+    if (pipe(p) < 0) die("pipe");
+    if ((pid = fork()) < 0) die("fork");
+    if (pid == 0) {
+      long a = now_ns();
+      long fd = tiny ? syscall(SYS_seccomp, SECCOMP_OP_SET_MODE_FILTER, SECCOMP_FLAG_NEW_LISTENER, &one)
+                     : exec_filter_install(0x0123456789abcdefull, SECCOMP_FLAG_NEW_LISTENER);
+      long d = now_ns() - a;
+      if (fd < 0) _exit(1);
+      if (write(p[1], &d, sizeof d) != (ssize_t)sizeof d) _exit(1);
+      _exit(0);
+    }
+    close(p[1]);
+    if (read(p[0], &t[i], sizeof t[i]) != (ssize_t)sizeof t[i]) die("seccomp in the child");
+    close(p[0]);
+    waitpid(pid, NULL, 0);
+  }
+  qsort(t, (size_t)n, sizeof *t, cmp_long);
+  printf("%s install: p10 %.1f us, p50 %.1f us (%d children)\n", tiny ? "1-instruction filter" : "exec filter", t[n / 10] / 1e3,
+         t[n / 2] / 1e3, n);
+  free(t);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   uint64_t cookie;
   unsigned int flags = SECCOMP_FLAG_NEW_LISTENER;
   int fd, hold = -1;
   const char *mode;
 
+  if (argc >= 3 && strcmp(argv[1], "--time-install") == 0)
+    return time_install(atoi(argv[2]), argc > 3 && strcmp(argv[3], "tiny") == 0);
   if (argc >= 3 && strcmp(argv[1], "--holder") == 0) {
     int lazy = strcmp(argv[2], "--lazy") == 0;
     return holder(lazy, argv + 2 + lazy);
