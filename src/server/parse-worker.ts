@@ -11,5 +11,5 @@ try {
 }
 
 parentPort?.on('message', (m: { buf: ArrayBuffer }) => {
-  parentPort?.postMessage(decodeForWorker(Buffer.from(m.buf)));
+  void decodeForWorker(Buffer.from(m.buf)).then((reply) => parentPort?.postMessage(reply));
 });

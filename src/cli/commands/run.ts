@@ -6,7 +6,7 @@ import { createApprover, type Approver, type SandboxFreezer } from '../../policy
 import { networkRulesNotice, resolveRulesFiles, RulesStore } from '../../policy/rules/index.js';
 import { createDecisionPipeline } from '../../policy/decision-pipeline.js';
 import type { HookEngine } from '../../hooks/engine.js';
-import { loadHooks } from '../../hooks/config.js';
+import { anyHooksFile } from '../../hooks/discovery.js';
 import { hooksObserver } from '../../hooks/server-observer.js';
 import type { EscalationPolicy } from '../../policy/types.js';
 import type { AuditLogger } from '../../server/audit-log.js';
@@ -333,8 +333,11 @@ export async function loadHookEngine(
   logger: AuditLogger,
   boundary?: SessionBoundary,
 ): Promise<HookEngine | undefined> {
+  // No hooks file named or found: nothing to load (the config module and its zod schemas stay unloaded).
+  if (!anyHooksFile(files, discoverFrom)) return undefined;
   let config;
   try {
+    const { loadHooks } = await import('../../hooks/config.js');
     config = await loadHooks({ files, ...(discoverFrom !== undefined ? { discoverFrom } : {}), ...(boundary ? { roots: boundary.roots } : {}) });
   } catch (err) {
     throw new CliError(`hooks did not load: ${(err as Error).message}`, EXIT_TOOL_FAILURE, { cause: err });
