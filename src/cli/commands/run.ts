@@ -3,7 +3,8 @@ import { randomUUID } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { createApprover, type Approver, type SandboxFreezer } from '../../policy/approval/index.js';
-import { networkRulesNotice, resolveRulesFiles, RulesStore } from '../../policy/rules/index.js';
+import { networkRulesNotice, resolveRulesFiles } from '../../policy/rules/discover.js';
+import type { RulesStore } from '../../policy/rules/store.js';
 import { createDecisionPipeline } from '../../policy/decision-pipeline.js';
 import type { HookEngine } from '../../hooks/engine.js';
 import { anyHooksFile } from '../../hooks/discovery.js';
@@ -409,6 +410,8 @@ export async function buildPolicy(
     const files = [...set.files];
     const readOnce = readOnceRules(files, boundary);
     try {
+      // The rules engine (lexer, parser, evaluator) is loaded only when there is a rules file to read.
+      const { RulesStore } = await import('../../policy/rules/store.js');
       store = await RulesStore.open(files, {
         readOnce,
         watch: extra.watchRules !== false,
