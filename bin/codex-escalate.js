@@ -5,6 +5,8 @@
 // -- SCRIPT` works as the one command; an installed package never does this.
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import module from 'node:module';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -25,6 +27,20 @@ if (checkout && (!existsSync(entry) || !existsSync(path.join(root, 'node_modules
 if (!existsSync(entry)) {
   process.stderr.write(`codex-escalate: ${entry} is missing: this package was not built (reinstall it, or run "npm run build" in a checkout)\n`);
   process.exit(2);
+}
+
+// Node 22+ keeps V8's compiled code of our modules between runs (start-up is paid on every call an agent wraps);
+// Node 20 has no module.enableCompileCache, and loses nothing. The cache sits beside the patched bash build
+// (the same root as src/shell/patched-bash.ts): code from it runs outside the sandbox, so it is kept exactly as
+// protected as the shell binary we already run from there, never in a shared or sandbox-writable /tmp.
+if (typeof module.enableCompileCache === 'function') {
+  const env = process.env;
+  const cacheRoot = env.CODEX_ESCALATE_CACHE_DIR || path.join(env.XDG_CACHE_HOME || path.join(env.HOME || os.homedir(), '.cache'), 'codex-shell-escalation');
+  try {
+    module.enableCompileCache(path.join(cacheRoot, 'node-compile-cache'));
+  } catch {
+    // A cache that cannot be set up only costs start-up time.
+  }
 }
 
 const { main } = await import(entry);

@@ -1,10 +1,10 @@
 import { existsSync, readFileSync, realpathSync, statSync } from 'node:fs';
-import { homedir } from 'node:os';
 import path from 'node:path';
 import { createRequire } from 'node:module';
 import { jsonSyntaxErrorOffset, lineColumn } from './json-position.js';
 import { z } from 'zod';
 import { TEMPLATE_KEYS } from './payload.js';
+import { discoveryCandidates, type Candidate } from './discovery.js';
 import { describeExposure, sandboxExposure, sandboxWritableRoots } from '../policy/sandbox-roots.js';
 import { hookPathExposures, sha256, TrustStore, trustCommand, trustStorePath } from './trust.js';
 import {
@@ -41,6 +41,9 @@ const parseToml = (text: string): unknown => (createRequire(import.meta.url)('sm
  * `arguments`, the event placeholders (`${command}`, `${workdir}`...) are kept
  * for the engine to fill per event.
  */
+
+// Discovery has no zod in it: `run` asks it first, and loads this module only when there is a file to read.
+export { discoveryCandidates, userConfigDir } from './discovery.js';
 
 export const DEFAULT_TIMEOUT_SECONDS = 30;
 
@@ -146,28 +149,6 @@ export interface LoadHooksOptions {
   readonly roots?: readonly string[];
   /** Where discovered files' trust is recorded (default: TrustStore at trustStorePath(env)). */
   readonly trustStore?: TrustStore;
-}
-
-interface Candidate {
-  readonly path: string;
-  readonly origin: HooksFileInfo['origin'];
-}
-
-export function userConfigDir(env: NodeJS.ProcessEnv): string {
-  const ch = env.CODEX_HOME;
-  return ch !== undefined && ch !== '' ? path.resolve(ch) : path.join(env.HOME ?? homedir(), '.codex');
-}
-
-/** The files discovery would consider, in load order (existing or not). */
-export function discoveryCandidates(dir: string, env: NodeJS.ProcessEnv): Candidate[] {
-  const user = userConfigDir(env);
-  const proj = path.join(path.resolve(dir), '.codex');
-  return [
-    { path: path.join(user, 'hooks.json'), origin: 'user' },
-    { path: path.join(user, 'hooks.toml'), origin: 'user' },
-    { path: path.join(proj, 'hooks.json'), origin: 'project' },
-    { path: path.join(proj, 'hooks.toml'), origin: 'project' },
-  ];
 }
 
 /** The promise form of loadHooksSync (loading is synchronous: small local files, read once at start); kept for API callers. */

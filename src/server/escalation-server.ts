@@ -14,7 +14,8 @@ import {
   MAX_FRAME_BYTES,
   SHELL_SOCKET_FD,
 } from '../protocol/constants.js';
-import { ListenerFrameSchema, toWireResponse, type Action } from '../protocol/messages.js';
+import { loadSchemas } from '../protocol/lazy-schemas.js';
+import { LISTENER_FRAME_PAYLOAD, toWireResponse, type Action } from '../protocol/wire.js';
 import { DirectExecs, fileId, type FileId } from './direct-execs.js';
 import type { EscalatedContainment } from '../sandbox/cgroup.js';
 import { createEnvFilter, type EnvFilterOptions } from '../sandbox/escalation-env.js';
@@ -625,7 +626,9 @@ export class EscalationSession {
     try {
       let ok = false;
       try {
-        ok = ListenerFrameSchema.safeParse(JSON.parse(frame.payload.toString('utf8'))).success;
+        // Our wrapper's frame is these exact bytes (valid by the schema); anything else is the schema's to judge.
+        const text = frame.payload.toString('utf8');
+        ok = text === LISTENER_FRAME_PAYLOAD || (await loadSchemas()).ListenerFrameSchema.safeParse(JSON.parse(text)).success;
       } catch {
         ok = false;
       }

@@ -1,6 +1,7 @@
 import { parseJsonPayload, encodeFrame, ProtocolError } from '../protocol/codec.js';
 import { MAX_FORWARDED_FDS } from '../protocol/constants.js';
-import { RelaySignalSchema, SuperExecMessageSchema, type SuperExecResult } from '../protocol/messages.js';
+import type { SuperExecResult } from '../protocol/messages.js';
+import { loadSchemas } from '../protocol/lazy-schemas.js';
 import type { EscalatedContainment } from '../sandbox/cgroup.js';
 import { openPath, type Fd } from '../native/index.js';
 import type { AuditLogger } from './audit-log.js';
@@ -62,6 +63,8 @@ export class SpawningExecutor implements EscalationExecutor {
   async execute({ channel, request, plan }: Escalation): Promise<void> {
     const ctx = this.ctx;
     const { targets, fds } = await collectFds(channel, ctx.frameTimeoutMs);
+    // Loaded by collectFds (the relay handler below is synchronous).
+    const { RelaySignalSchema } = await loadSchemas();
     const started = Date.now();
     let proc: EscalatedProcess;
     const spare = new OwnedFds();
@@ -148,9 +151,12 @@ async function collectFds(channel: StreamChannel, timeoutMs: number): Promise<{ 
   const targets: number[] = [];
   const fds = new OwnedFds();
   try {
+    // An escalation is the slow path: the schemas are loaded here, on the first (in parallel with its frame's arrival).
+    const schemas = loadSchemas();
     for (;;) {
       const frame = await channel.readFrame(timeoutMs);
       fds.add(...frame.fds);
+      const { SuperExecMessageSchema } = await schemas;
       const parsed = SuperExecMessageSchema.safeParse(parseJsonPayload(frame.payload));
       if (!parsed.success) throw new ProtocolError(`invalid SuperExecMessage: ${parsed.error.issues[0]?.message ?? 'bad shape'}`);
       const listed = parsed.data.fds;

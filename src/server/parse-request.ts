@@ -3,7 +3,9 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { parseJsonPayload, ProtocolError } from '../protocol/codec.js';
-import { EscalateRequestSchema, precheckRequest, validRequestShape, type EscalateRequest } from '../protocol/messages.js';
+import type { EscalateRequest } from '../protocol/messages.js';
+import { loadSchemas, schemasIfLoaded } from '../protocol/lazy-schemas.js';
+import { precheckRequest, validRequestShape } from '../protocol/wire.js';
 import { packageRoot } from '../paths.js';
 import { boundedList } from './audit-log.js';
 
@@ -38,8 +40,12 @@ export function clipReason(s: string): string {
   return s.length <= MAX_REASON_CHARS ? s : `${s.slice(0, MAX_REASON_CHARS)}…`;
 }
 
-/** Decode, bound-check (before the schema walks millions of elements) and validate one frame. Throws ProtocolError. */
-export function decodeRequest(payload: Buffer): EscalateRequest {
+/**
+ * Decode, bound-check (before the schema walks millions of elements) and validate one frame. Throws (or rejects
+ * with) ProtocolError. Synchronous for every request the zod-free checks accept; the schema, loaded on first need,
+ * judges the rest (a malformed request: a promise, until zod is loaded).
+ */
+export function decodeRequest(payload: Buffer): EscalateRequest | Promise<EscalateRequest> {
   const raw = parseJsonPayload(payload);
   const early = precheckRequest(raw);
   if (early) throw new ProtocolError(early);
@@ -49,19 +55,26 @@ export function decodeRequest(payload: Buffer): EscalateRequest {
   const { argv, env } = isPlainRecord(raw) ? raw : {};
   const shallow = Array.isArray(argv) && isPlainRecord(env);
   if (shallow) {
-    // The common case without zod's per-call cost; anything it does not accept goes to the schema for the message.
+    // The common case without zod; anything it does not accept goes to the schema for the message.
     const fast = validRequestShape(raw as Record<string, unknown>, argv as string[], env as Record<string, string>);
     if (fast) return fast;
   }
-  const parsed = EscalateRequestSchema.safeParse(shallow ? { ...(raw as object), argv: [], env: {} } : raw);
-  if (parsed.success && shallow) return { ...parsed.data, argv: argv as string[], env: env as Record<string, string> };
-  if (!parsed.success) {
-    const issues = parsed.error.issues;
-    const shown = issues.slice(0, 3).map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`);
-    if (issues.length > 3) shown.push(`… ${issues.length - 3} more`);
-    throw new ProtocolError(clipReason(`invalid request: ${shown.join('; ')}`));
-  }
-  return parsed.data;
+  const bySchema = ({ EscalateRequestSchema }: Awaited<ReturnType<typeof loadSchemas>>): EscalateRequest => {
+    const parsed = EscalateRequestSchema.safeParse(shallow ? { ...(raw as object), argv: [], env: {} } : raw);
+    if (parsed.success && shallow) return { ...parsed.data, argv: argv as string[], env: env as Record<string, string> };
+    if (!parsed.success) {
+      const issues = parsed.error.issues;
+      const shown = issues.slice(0, 3).map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`);
+      if (issues.length > 3) shown.push(`… ${issues.length - 3} more`);
+      throw new ProtocolError(clipReason(`invalid request: ${shown.join('; ')}`));
+    }
+    return parsed.data;
+  };
+  const schemas = schemasIfLoaded();
+  if (schemas) return bySchema(schemas);
+  return loadSchemas().then(bySchema, (err: unknown) => {
+    throw new ProtocolError(clipReason(`request schema unavailable: ${(err as Error)?.message ?? String(err)}`), { cause: err });
+  });
 }
 
 function isPlainRecord(v: unknown): v is Record<string, unknown> {
@@ -69,9 +82,9 @@ function isPlainRecord(v: unknown): v is Record<string, unknown> {
 }
 
 /** What the worker does with one frame (also its whole protocol). */
-export function decodeForWorker(payload: Buffer): { ok: true; request: EscalateRequest; auditArgv: Record<string, unknown> } | { ok: false; error: string } {
+export async function decodeForWorker(payload: Buffer): Promise<{ ok: true; request: EscalateRequest; auditArgv: Record<string, unknown> } | { ok: false; error: string }> {
   try {
-    const request = decodeRequest(payload);
+    const request = await decodeRequest(payload);
     return { ok: true, request, auditArgv: boundedList('argv', request.argv) };
   } catch (err) {
     return { ok: false, error: err instanceof ProtocolError ? err.message : clipReason(`request parser failed: ${(err as Error)?.message ?? String(err)}`) };
@@ -248,7 +261,10 @@ let shared: OffLoopParser | undefined;
  * shared worker when large. `key` groups requests for fairness (the session id).
  */
 export function parseRequest(payload: Buffer, key: string): ParsedRequest | Promise<ParsedRequest> {
-  if (payload.length <= OFF_LOOP_BYTES) return { request: decodeRequest(payload) };
+  if (payload.length <= OFF_LOOP_BYTES) {
+    const decoded = decodeRequest(payload);
+    return decoded instanceof Promise ? decoded.then((request) => ({ request })) : { request: decoded };
+  }
   shared ??= new OffLoopParser();
   return shared.parse(payload, key);
 }

@@ -3,10 +3,11 @@ import { randomUUID } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { createApprover, type Approver, type SandboxFreezer } from '../../policy/approval/index.js';
-import { networkRulesNotice, resolveRulesFiles, RulesStore } from '../../policy/rules/index.js';
+import { networkRulesNotice, resolveRulesFiles } from '../../policy/rules/discover.js';
+import type { RulesStore } from '../../policy/rules/store.js';
 import { createDecisionPipeline } from '../../policy/decision-pipeline.js';
 import type { HookEngine } from '../../hooks/engine.js';
-import { loadHooksSync } from '../../hooks/config.js';
+import { anyHooksFile } from '../../hooks/discovery.js';
 import { hooksObserver } from '../../hooks/server-observer.js';
 import type { EscalationPolicy } from '../../policy/types.js';
 import type { AuditLogger } from '../../server/audit-log.js';
@@ -333,8 +334,11 @@ export async function loadHookEngine(
   logger: AuditLogger,
   boundary?: SessionBoundary,
 ): Promise<HookEngine | undefined> {
+  // No hooks file named or found: nothing to load (the config module and its zod schemas stay unloaded).
+  if (!anyHooksFile(files, discoverFrom)) return undefined;
   let config;
   try {
+    const { loadHooksSync } = await import('../../hooks/config.js');
     config = loadHooksSync({ files, ...(discoverFrom !== undefined ? { discoverFrom } : {}), ...(boundary ? { roots: boundary.roots } : {}) });
   } catch (err) {
     throw new CliError(`hooks did not load: ${(err as Error).message}`, EXIT_TOOL_FAILURE, { cause: err });
@@ -406,6 +410,8 @@ export async function buildPolicy(
     const files = [...set.files];
     const readOnce = readOnceRules(files, boundary);
     try {
+      // The rules engine (lexer, parser, evaluator) is loaded only when there is a rules file to read.
+      const { RulesStore } = await import('../../policy/rules/store.js');
       store = await RulesStore.open(files, {
         readOnce,
         watch: extra.watchRules !== false,
