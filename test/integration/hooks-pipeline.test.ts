@@ -98,6 +98,18 @@ describe('tool_input.pipeline on each exec', () => {
     expect(seen.filter((s) => s.argv[0] === 'cat').map((s) => s.pipeline).sort()).toEqual(['echo a 2>&1 | cat > /dev/null', '{ echo b; printf c; } | cat | wc -c']);
   });
 
+  it('a subshell or a function as a stage: all its execs name the pipeline; a lastpipe stage run in the shell itself names none', async () => {
+    const p = project();
+    const r = await run(p, [recorder(p)], `${ECHO_EXECS}f() { uname; }; f | cat > /dev/null; ( id -u; date ) | wc -l > /dev/null; shopt -s lastpipe; echo z | nproc > /dev/null`, 'bwrap');
+    expect(r.code).toBe(0);
+    const seen = recorded(p);
+    expect(seenFor(seen, 'uname').pipeline).toBe('f | cat > /dev/null');
+    expect(seenFor(seen, 'id').pipeline).toBe('( id -u; date ) | wc -l > /dev/null');
+    expect(seenFor(seen, 'date').pipeline).toBe('( id -u; date ) | wc -l > /dev/null');
+    expect(seenFor(seen, 'echo', 'z').pipeline).toBe('echo z | nproc > /dev/null');
+    expect(seenFor(seen, 'nproc').hasPipeline).toBe(false);
+  });
+
   it('nested shells (the patched /bin/bash and /bin/sh inside bwrap) name their own pipelines; the nested shell itself is no stage', async () => {
     const p = project();
     const r = await run(p, [recorder(p)], `bash -c '${ECHO_EXECS}echo x | tr x y'; sh -c 'printf z | cat'; echo`, 'bwrap');
