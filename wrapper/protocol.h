@@ -15,6 +15,10 @@
 /* [DECIDE_FD_ENV_VAR] decide only (a #!-less script the shell runs itself):
  * on Run, write one byte to this pipe fd and exit 0. */
 #define DECIDE_FD_ENV "CODEX_ESCALATE_DECIDE_FD"
+/* [PIPELINE_ENV_VAR] the pipeline this exec is a stage of, as the patched bash
+ * printed it (empty: none), in front of the command's environment; moved into
+ * the request's "pipeline" and removed. A hint for hooks only. */
+#define PIPELINE_ENV "CODEX_ESCALATE_PIPELINE"
 /* [EXEC_WRAPPER_ENV_VAR] how the patched bash finds us. */
 #define WRAPPER_ENV "EXEC_WRAPPER"
 /* [LEGACY_BASH_EXEC_WRAPPER_ENV_VAR] older patched bash builds. */

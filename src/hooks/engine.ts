@@ -229,7 +229,13 @@ export class HookEngine {
       timestamp: new Date().toISOString(),
       ...(transcriptPath !== undefined ? { transcriptPath } : {}),
       ...(this.scripts.has(info.sessionId) ? { script: this.scripts.get(info.sessionId)! } : {}),
-      exec: { requestId: info.requestId, program: info.program, argv: [...info.argv], workdir: info.workdir },
+      exec: {
+        requestId: info.requestId,
+        program: info.program,
+        argv: [...info.argv],
+        workdir: info.workdir,
+        ...(info.pipeline !== undefined ? { pipeline: info.pipeline } : {}),
+      },
     };
   }
 

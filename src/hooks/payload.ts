@@ -14,6 +14,8 @@ export interface HookEventData {
     readonly program: string;
     readonly argv: readonly string[];
     readonly workdir: string;
+    /** The pipeline the exec is a stage of, when bash could tell (a hint: the script can forge it). */
+    readonly pipeline?: string;
   };
   /** The once-per-run PreToolUse (no exec yet): the whole script. */
   readonly run?: { readonly script: string; readonly args: readonly string[] };
@@ -76,6 +78,7 @@ export function stdinPayload(d: HookEventData): Record<string, unknown> {
       program: d.exec.program,
       workdir: d.exec.workdir,
       ...(d.script !== undefined ? { script: d.script } : {}),
+      ...(d.exec.pipeline !== undefined ? { pipeline: d.exec.pipeline } : {}),
       scope: 'exec',
     };
   }
@@ -129,6 +132,7 @@ export function eventEnv(d: HookEventData): Record<string, string> {
     env.CODEX_WORKDIR = d.exec.workdir;
     env.CODEX_PROGRAM = d.exec.program;
     env.CODEX_REQUEST_ID = d.exec.requestId;
+    if (d.exec.pipeline !== undefined) env.CODEX_PIPELINE = d.exec.pipeline;
   }
   if (d.run) {
     env.CODEX_SCRIPT = d.run.script;
@@ -154,6 +158,7 @@ export function webhookPayload(d: HookEventData): { event: Record<string, unknow
     event.commandLine = commandString(d.exec.argv);
     event.program = d.exec.program;
     event.workdir = d.exec.workdir;
+    if (d.exec.pipeline !== undefined) event.pipeline = d.exec.pipeline;
   }
   if (d.run) {
     event.commandLine = d.run.script;
@@ -179,6 +184,7 @@ export const TEMPLATE_KEYS = [
   'command',
   'argv',
   'script',
+  'pipeline',
   'program',
   'workdir',
   'cwd',
@@ -198,6 +204,7 @@ function templateValues(d: HookEventData): Record<string, unknown> {
     command: d.exec ? commandString(d.exec.argv) : (d.run?.script ?? ''),
     argv: d.exec ? [...d.exec.argv] : [],
     script: d.run?.script ?? d.script ?? '',
+    pipeline: d.exec?.pipeline ?? '',
     program: d.exec?.program ?? '',
     workdir: d.exec?.workdir ?? d.cwd,
     cwd: d.cwd,

@@ -160,6 +160,8 @@ export interface ExecEventInfo {
   readonly workdir: string;
   /** The session's working directory (default cwd of hooks). */
   readonly cwd: string;
+  /** The pipeline the exec is a stage of (ExecRequest.pipeline): a hint the script can forge. */
+  readonly pipeline?: string | undefined;
 }
 
 export interface PreToolUseVerdict {

@@ -265,6 +265,7 @@ export function createDecisionPipeline(opts: DecisionPipelineOptions = {}): Deci
         argv: request.argv,
         workdir: request.workdir,
         cwd: opts.sessionCwd?.(request.sessionId) ?? request.workdir,
+        ...(request.pipeline !== undefined ? { pipeline: request.pipeline } : {}),
       },
       ctx.signal,
     );

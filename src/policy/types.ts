@@ -20,6 +20,11 @@ export interface ExecRequest {
   readonly workdir: string;
   /** Environment of the exec (protocol variables removed). */
   readonly env: Readonly<Record<string, string>>;
+  /**
+   * The pipeline this exec is a stage of, as the patched bash printed it (non-empty; absent when it is none or
+   * bash could not tell). The sandbox can forge it: hooks may deny because of it, nothing may allow because of it.
+   */
+  readonly pipeline?: string | undefined;
 }
 
 export type DecisionAction = 'run' | 'escalate' | 'deny';

@@ -26,6 +26,19 @@ export const LEGACY_BASH_EXEC_WRAPPER_ENV_VAR = 'BASH_EXEC_WRAPPER';
  * over after the Run reply, if asked, as without the hint.
  */
 export const DIRECT_EXECS_ENV_VAR = 'CODEX_ESCALATE_DIRECT';
+/**
+ * Set by the patched bash in front of the wrapper's environment only: the
+ * pipeline the exec is a stage of, as bash prints it (its make_command_string,
+ * at most PIPELINE_MAX_BYTES, ending in PIPELINE_TRUNCATED_MARKER when cut);
+ * empty when the exec is no stage. The wrapper removes every copy and sends
+ * the shell's (the first) as the request's `pipeline`. Hostile like anything
+ * the sandbox sends: a hint for hooks, never for rules or escalation.
+ */
+export const PIPELINE_ENV_VAR = 'CODEX_ESCALATE_PIPELINE';
+/** Most bytes (UTF-8, on the wire) a request's `pipeline` may have; the patched bash cuts there (EXEC_WRAPPER_PIPELINE_MAX). */
+export const PIPELINE_MAX_BYTES = 4096;
+/** How a pipeline the patched bash cut at PIPELINE_MAX_BYTES ends (EXEC_WRAPPER_PIPELINE_MARK). */
+export const PIPELINE_TRUNCATED_MARKER = '...[truncated]';
 /** Variables the wrapper strips from the env it reports (they describe the interception itself). */
 export const PROTOCOL_ENV_VARS: readonly string[] = [
   ESCALATE_SOCKET_ENV_VAR,
@@ -34,6 +47,7 @@ export const PROTOCOL_ENV_VARS: readonly string[] = [
   EXEC_WRAPPER_ENV_VAR,
   LEGACY_BASH_EXEC_WRAPPER_ENV_VAR,
   DIRECT_EXECS_ENV_VAR,
+  PIPELINE_ENV_VAR,
 ];
 
 /** Upstream caps SCM_RIGHTS at 16 fds per message; we accept no more so either peer interoperates. */

@@ -1,4 +1,6 @@
 import { z } from 'zod';
+import { PIPELINE_MAX_BYTES } from './constants.js';
+import { pipelineWithinBound } from './wire.js';
 
 /**
  * Wire messages, shaped exactly as the upstream Rust crate serialises them
@@ -26,6 +28,12 @@ export const EscalateRequestSchema = z.object({
    * opened in its own view, to the request frame.
    */
   ext: z.number().int().nonnegative().optional(),
+  /**
+   * [ext] The pipeline this exec is a stage of, as the patched bash printed it
+   * (PIPELINE_ENV_VAR). The sandbox can forge it: a hint for hooks only, never
+   * read by rules, prefixes or escalation.
+   */
+  pipeline: noNul('pipeline').refine(pipelineWithinBound, { message: `pipeline is longer than ${PIPELINE_MAX_BYTES} bytes` }).optional(),
 });
 export type EscalateRequest = z.infer<typeof EscalateRequestSchema>;
 

@@ -1,4 +1,5 @@
 import { wireByteLength } from './codec.js';
+import { PIPELINE_MAX_BYTES } from './constants.js';
 import type { EscalateRequest, EscalateResponse } from './messages.js';
 
 /**
@@ -123,13 +124,19 @@ export function precheckExact(raw: unknown): string | null {
  * test/unit/boundary-logic.test.ts.
  */
 export function validRequestShape(raw: Readonly<Record<string, unknown>>, argv: string[], env: Record<string, string>): EscalateRequest | undefined {
-  const { file, workdir, ext } = raw;
+  const { file, workdir, ext, pipeline } = raw;
   if (typeof file !== 'string' || file.length === 0 || file.includes('\0')) return undefined;
   if (typeof workdir !== 'string' || workdir.length === 0 || workdir.includes('\0')) return undefined;
-  if (ext === undefined) return { file, argv, workdir, env };
   // zod's int() is a safe integer.
-  if (typeof ext !== 'number' || !Number.isSafeInteger(ext) || ext < 0) return undefined;
-  return { file, argv, workdir, env, ext };
+  if (ext !== undefined && (typeof ext !== 'number' || !Number.isSafeInteger(ext) || ext < 0)) return undefined;
+  if (pipeline === undefined) return ext === undefined ? { file, argv, workdir, env } : { file, argv, workdir, env, ext };
+  if (typeof pipeline !== 'string' || pipeline.includes('\0') || !pipelineWithinBound(pipeline)) return undefined;
+  return ext === undefined ? { file, argv, workdir, env, pipeline } : { file, argv, workdir, env, ext, pipeline };
+}
+
+/** At most PIPELINE_MAX_BYTES on the wire (3 bytes per UTF-16 unit at most, so most strings need no count). */
+export function pipelineWithinBound(s: string): boolean {
+  return 3 * s.length <= PIPELINE_MAX_BYTES || wireByteLength(s) <= PIPELINE_MAX_BYTES;
 }
 
 /** The decision the server takes for one exec, before it is put on the wire. */

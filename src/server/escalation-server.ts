@@ -566,6 +566,8 @@ export class EscalationSession {
         ...boundedString('file', request.file),
         ...(auditArgv ?? boundedList('argv', request.argv)),
         ...boundedString('workdir', request.workdir),
+        // The shell's hint of the pipeline this exec is a stage of (the sandbox can forge it).
+        ...(request.pipeline !== undefined ? { pipeline: request.pipeline } : {}),
         via: 'wrapper',
         // The wrapper stands in for the shell that forked it.
         ...(this.enoexecShell !== undefined ? { parent: this.enoexecShell } : {}),

@@ -6,7 +6,7 @@ import type { ExecRequest } from '../policy/types.js';
 import { openPath, peerCredentials, type Fd } from '../native/index.js';
 import { closeQuietly } from './owned-fds.js';
 
-import { EXT_PROGRAM_FD } from '../protocol/constants.js';
+import { EXT_PROGRAM_FD, PIPELINE_ENV_VAR } from '../protocol/constants.js';
 
 /** The extension level at which the wrapper sends its own O_PATH handle on the program with the request. */
 export { EXT_PROGRAM_FD };
@@ -103,7 +103,9 @@ export function resolveRequest(wire: EscalateRequest, ids: { sessionId: string; 
       file: wire.file,
       argv: wire.argv,
       workdir: wire.workdir,
-      env: wire.env,
+      // Our wrapper never sends it in env; a forged copy must not reach the decision or an escalated child.
+      env: Object.hasOwn(wire.env, PIPELINE_ENV_VAR) ? withoutKey(wire.env, PIPELINE_ENV_VAR) : wire.env,
+      ...(wire.pipeline ? { pipeline: wire.pipeline } : {}),
       peerExtensions: ext,
     };
     const unresolved = (code: string): ResolvedRequest => ({ ...base, program: lexical(), resolved: false, resolveError: `${code}: cannot resolve ${lexical()}` });
@@ -143,4 +145,9 @@ export function resolveRequest(wire: EscalateRequest, ids: { sessionId: string; 
   } finally {
     if (attached !== undefined) closeQuietly(attached);
   }
+}
+
+function withoutKey(env: Readonly<Record<string, string>>, name: string): Record<string, string> {
+  const { [name]: _dropped, ...rest } = env;
+  return rest;
 }

@@ -171,6 +171,8 @@ describe('validRequestShape (the hot path without zod) = EscalateRequestSchema',
         file: fc.oneof(str, val),
         workdir: fc.oneof(str, val),
         ext: fc.oneof(num, val),
+        // Near the bound: 1366 × '€' is 4098 bytes, 1365 is 4095; 4096 ASCII is exactly at it.
+        pipeline: fc.oneof(str, val, fc.constantFrom('a'.repeat(4096), 'a'.repeat(4097), '€'.repeat(1365), '€'.repeat(1366), 'a | b\0')),
         extra: val,
         __proto__: val,
         constructor: val,

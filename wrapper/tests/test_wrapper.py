@@ -415,6 +415,40 @@ class TestEnvEdgeCases(Base):
         self.assertEqual(env['V2999'], '2999')
 
 
+class TestPipelineHint(Base):
+    """[patched bash] CODEX_ESCALATE_PIPELINE: the shell's copy (first) becomes the request's
+    "pipeline"; no copy reaches the request's env or the program."""
+
+    def test_first_copy_is_sent_and_no_copy_reaches_the_program(self):
+        raw = [b'CODEX_ESCALATE_PIPELINE=echo hi | tr a-z A-Z', b'PATH=' + os.environb[b'PATH'],
+               b'CODEX_ESCALATE_PIPELINE=curl x | sh', b'KEEP=1']
+        peer = Peer(respond(RUN))
+        rc, out, err = run_wrapper(['/usr/bin/env', 'env'], peer, raw_env=raw)
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(peer.request['pipeline'], 'echo hi | tr a-z A-Z')
+        self.assertEqual(peer.request['ext'], 3)
+        self.assertNotIn('CODEX_ESCALATE_PIPELINE', peer.request['env'])
+        self.assertEqual(peer.request['env']['KEEP'], '1')
+        self.assertNotIn(b'CODEX_ESCALATE_PIPELINE', out)
+        self.assertIn(b'KEEP=1', out.splitlines())
+
+    def test_empty_first_copy_sends_none_even_with_a_forged_one_behind(self):
+        raw = [b'CODEX_ESCALATE_PIPELINE=', b'PATH=' + os.environb[b'PATH'], b'CODEX_ESCALATE_PIPELINE=curl x | sh']
+        peer = Peer(respond(RUN))
+        rc, out, err = run_wrapper(['/usr/bin/env', 'env'], peer, raw_env=raw)
+        self.assertEqual(rc, 0, err)
+        self.assertNotIn('pipeline', peer.request)
+        self.assertNotIn(b'"pipeline"', peer.request_raw)
+        self.assertNotIn(b'CODEX_ESCALATE_PIPELINE', out)
+
+    def test_non_utf8_and_quotes_are_escaped_like_every_string(self):
+        text = b'printf "a\\b" | caf\xc3\xa9 \xff'
+        peer = Peer(respond(deny('no')))
+        run_wrapper(['/bin/true', 'true'], peer, raw_env=[b'CODEX_ESCALATE_PIPELINE=' + text])
+        req = json.loads(peer.request_raw.decode('utf-8'))
+        self.assertEqual(req['pipeline'].encode('utf-8', 'surrogateescape'), text)
+
+
 class TestBytes(Base):
     CASES = [
         b'plain', b'caf\xc3\xa9', b'\xff\xfe', b'\xc0\xaf', b'\xed\xa0\x80', b'\xe2\x82',

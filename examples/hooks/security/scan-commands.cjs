@@ -23,7 +23,8 @@ const DANGEROUS = [
   [/\brm\s+(?:-[^\s]*\s+|--[a-z-]+\s+)*(?:\/|\/\*|~\/?|\*)(?=\s|$|;|&|\|)/, 'rm on /, ~ or *'],
   [/\brm\s+(?:[^;|&]*\s)?-[a-zA-Z]*[rR][^;|&]*\s\/(?:bin|boot|dev|etc|home|lib|lib64|opt|proc|root|sbin|srv|sys|usr|var)\/?(?=\s|$)/, 'recursive rm of a system directory'],
   [/\bchmod\s+(?:-[^\s]+\s+)*0?777\b/, 'chmod 777'],
-  [/\b(?:curl|wget)\b[^|;&]*\|\s*(?:sudo\s+)?(?:ba|z|da|k)?sh\b/, 'download piped to a shell (curl | sh)'],
+  // Through other stages (`| tee f |`) and `2>&1` (bash prints `a |& b` as `a 2>&1 | b`); `sudo -E`, `/bin/sh`.
+  [/\b(?:curl|wget)\b(?:[^;&\n]|>&)*\|&?\s*(?:sudo\s+(?:-\S+\s+)*)?(?:\S*\/)?(?:ba|z|da|k)?sh\b/, 'download piped to a shell (curl | sh)'],
   [/\bmkfs(?:\.\w+)?\b/, 'mkfs (formats a filesystem)'],
   [/\bdd\b[^;|&]*\bof=\/dev\//, 'dd onto a device (dd of=/dev/...)'],
   [/\bkill\s+-(?:9|KILL|SIGKILL)\s+(?:-1|1)(?=\s|$)/, 'kill -9 of init / every process'],
@@ -41,10 +42,14 @@ const WARNINGS = [
 ];
 
 /*
- * Patterns only the whole script shows: each exec alone looks innocent
- * (`curl x | sh` is a curl and a sh). Checked on the once-per-run PreToolUse
- * (tool_input.scope = "run", tool_input.command = the script); the per-exec
- * patterns above stay per exec, where bash has expanded globs and variables.
+ * Patterns only the line shows: each exec alone looks innocent (`curl x | sh`
+ * is a curl and a sh). Checked on the once-per-run PreToolUse (tool_input.scope
+ * = "run", tool_input.command = the script) and, per exec, on
+ * tool_input.pipeline (the pipeline the exec is a stage of, as bash printed
+ * it), so a harness that installs only the per-exec hook still denies every
+ * stage of `curl x | sh`. The pipeline is a hint the script can forge: it can
+ * only add a deny here, never take one away. The other patterns stay per exec,
+ * where bash has expanded globs and variables.
  */
 const LINE_LEVEL = new Set(['download piped to a shell (curl | sh)', 'fork bomb', 'write to a raw disk device']);
 
@@ -91,6 +96,10 @@ function decide(event) {
   // `bash -c 'curl x | sh'` as one line); the quoted command covers hooks that only send a string.
   const level = input.scope === 'run' ? 'run' : 'exec';
   const result = scan(argv ? `${argv.join(' ')}\n${command}` : command, level);
+  if (level === 'exec' && typeof input.pipeline === 'string' && input.pipeline !== '') {
+    for (const what of scan(input.pipeline, 'run').issues) result.issues.push(`${what} in its pipeline: ${input.pipeline}`);
+    if (result.issues.length) result.risk_level = 'high';
+  }
   logScan(event, command, result);
   const isPre = event.hook_event_name === 'PreToolUse' || event.hook_event_name === undefined;
   if (!isPre) return {};

@@ -112,7 +112,7 @@ export function explainSteps(probe: Pick<DecisionProbe, 'hooksConfigured' | 'hoo
   return steps;
 }
 
-export async function explain(command: readonly string[], flags: ProbeFlags): Promise<Explanation> {
+export async function explain(command: readonly string[], flags: ProbeFlags & { readonly pipeline?: string }): Promise<Explanation> {
   if (command.length === 0) throw new CliError('nothing to explain: give CMD ARGS... (after -- or not)');
   const probe = await openDecisionProbe(flags);
   try {
@@ -122,7 +122,17 @@ export async function explain(command: readonly string[], flags: ProbeFlags): Pr
     if (file === undefined || program === null) {
       throw new CliError(`${command[0]!}: not found (PATH=${envPath}, cwd ${probe.cwd}): bash would say "command not found" (127); no exec is decided`);
     }
-    const request: ExecRequest = { sessionId: 'explain', requestId: 'explain-1', file, program, argv: [...command], workdir: probe.cwd, env: { PATH: envPath } };
+    const request: ExecRequest = {
+      sessionId: 'explain',
+      requestId: 'explain-1',
+      file,
+      program,
+      argv: [...command],
+      workdir: probe.cwd,
+      env: { PATH: envPath },
+      // Only hooks read it (tool_input.pipeline), as in run.
+      ...(flags.pipeline !== undefined && flags.pipeline !== '' ? { pipeline: flags.pipeline } : {}),
+    };
     const probed = await probe.decide(request);
     const outcome = outcomeOf(probed);
     return {
@@ -165,7 +175,8 @@ export function registerExplainCommand(program: Command): void {
     .usage('[options] [--] CMD ARGS...')
     .argument('[command...]', 'the command and its arguments')
     .passThroughOptions();
-  addProbeOptions(cmd).action(async (command: string[], flags: ProbeFlags) => {
+  cmd.option('--pipeline <text>', 'the pipeline CMD is a stage of, as the patched bash would send it (hooks see it as tool_input.pipeline)');
+  addProbeOptions(cmd).action(async (command: string[], flags: ProbeFlags & { pipeline?: string }) => {
     const e = await explain(command, flags);
     process.stdout.write(flags.json ? `${JSON.stringify(e, null, 2)}\n` : formatExplanation(e));
     process.exitCode = EXIT_OK;

@@ -216,9 +216,10 @@ export function registerHooksCommands(program: Command, io: CommandIo = processI
     .option('--session <id>', 'session id to report', 'hooks-test')
     .option('--exit-code <n>', 'exit status for PostToolUse / Stop', '0')
     .option('--script <text>', 'PreToolUse: the whole script as `run` would get it; runs the run-level hooks on it first (and each exec payload carries it)')
+    .option('--pipeline <text>', 'PreToolUse / PostToolUse: the pipeline the command is a stage of, as the patched bash would send it (tool_input.pipeline)')
     .option('--json', 'machine-readable output')
     .argument('[command...]', 'the command (argv) for PreToolUse / PostToolUse')
-    .action(async (argv: string[], o: CommonOpts & { event: string; session: string; exitCode: string; script?: string }) => {
+    .action(async (argv: string[], o: CommonOpts & { event: string; session: string; exitCode: string; script?: string; pipeline?: string }) => {
       const event = normalizeEvent(o.event);
       if (!event) {
         io.stderr(`codex-escalate hooks test: unknown event "${o.event}" (expected PreToolUse, PostToolUse, SessionStart, Stop or ErrorOccurred)\n`);
@@ -247,7 +248,15 @@ export function registerHooksCommands(program: Command, io: CommandIo = processI
       const cwd = path.resolve(o.cwd ?? process.cwd());
       const engine = new HookEngine(cfg);
       try {
-        const info = { sessionId: o.session, requestId: 'hooks-test-1', program: resolveProgram(argv[0] ?? '', cwd), argv, workdir: cwd, cwd };
+        const info = {
+          sessionId: o.session,
+          requestId: 'hooks-test-1',
+          program: resolveProgram(argv[0] ?? '', cwd),
+          argv,
+          workdir: cwd,
+          cwd,
+          ...(o.pipeline !== undefined && o.pipeline !== '' ? { pipeline: o.pipeline } : {}),
+        };
         let runs: readonly HookRunSummary[];
         let verdict: { decision: string; reason?: string | undefined; rewrite?: { argv: readonly string[] } | undefined } | undefined;
         // The run level (--script) decides first, as in `run`: its deny stops everything.

@@ -27,6 +27,8 @@ const DecisionLine = z.object({
   file: z.string().min(1),
   argv: z.array(z.string()).min(1),
   workdir: z.string().min(1),
+  // The shell's hint, for hooks (--run-hooks): what they saw when the line was written.
+  pipeline: z.string().optional(),
   action: z.enum(['run', 'escalate', 'deny']),
   reason: z.string().nullable().optional(),
   approval: z.string().optional(),
@@ -120,6 +122,7 @@ export async function replay(log: string, flags: ProbeFlags): Promise<ReplayRepo
         argv: l.argv,
         workdir: l.workdir,
         env: { PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin' },
+        ...(l.pipeline !== undefined && l.pipeline !== '' ? { pipeline: l.pipeline } : {}),
       };
       const probed = await probe.decide(request);
       replayed++;
