@@ -46,7 +46,7 @@ async function clientInSession<T>(args: readonly string[]): Promise<{ out: T; se
 }
 
 describe('a flood of maximum-size frames', () => {
-  it("does not hold up another session: its p99 decision latency stays under 50 ms, the flood is denied with the reason, log lines stay small", async () => {
+  it("does not hold up another session: its p99 decision latency stays under 50 ms (or a third of one frame's parse on a box too loaded for that), the flood is denied with the reason, log lines stay small", async () => {
     const before = existsSync(log) ? statSync(log).size : 0;
     const [flood, probe] = await Promise.all([
       clientInSession<{ sent: number; frame_bytes: number; elements: number; replies: Record<string, number> }>(['flood', '6', '4', String(FRAME)]),
@@ -66,7 +66,16 @@ describe('a flood of maximum-size frames', () => {
     expect(lat.length).toBeGreaterThan(100);
     expect(Object.keys(probe.out.replies)).toEqual(['{"action":"Run"}']);
     const p99 = percentile(lat, 99);
-    expect(p99, `p50 ${percentile(lat, 50).toFixed(2)} ms, p99 ${p99.toFixed(2)} ms, max ${Math.max(...lat).toFixed(2)} ms over ${lat.length} probes while ${flood.out.sent} frames of ${flood.out.frame_bytes} bytes arrived`).toBeLessThan(50);
+    // What a flood frame would cost a probe if it were parsed on the main thread: one parse of the same frame,
+    // here and now (a loaded CI box slows it as much as it slows the probes). The bound is 50 ms, or a third of
+    // that parse when the box is so loaded that one parse takes over 150 ms: a main-thread parse makes the
+    // probes that meet it wait the whole parse (with the worker off, 6 probes were answered in 5 s).
+    const frame = '{"file":"/usr/bin/true","workdir":"/","env":{},"argv":[' + '"",'.repeat(Math.floor((FRAME - 60) / 3)) + '""]}';
+    const t0 = performance.now();
+    JSON.parse(frame);
+    const parseMs = performance.now() - t0;
+    const bound = Math.max(50, parseMs / 3);
+    expect(p99, `bound ${bound.toFixed(1)} ms (one parse ${parseMs.toFixed(1)} ms); p50 ${percentile(lat, 50).toFixed(2)} ms, p99 ${p99.toFixed(2)} ms, max ${Math.max(...lat).toFixed(2)} ms over ${lat.length} probes while ${flood.out.sent} frames of ${flood.out.frame_bytes} bytes arrived`).toBeLessThan(bound);
     // Log: no line repeats a request; the rejections are rate-limited.
     await flushAuditLog(server.logger);
     const text = readFileSync(log, 'utf8').slice(before);
