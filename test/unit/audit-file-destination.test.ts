@@ -64,3 +64,15 @@ describe('audit log to a regular file', () => {
     await flushAuditLog(logger).catch(() => {});
   });
 });
+
+describe('isoTime', () => {
+  it('is pino.stdTimeFunctions.isoTime for every millisecond across minute, day and year boundaries and out of range', async () => {
+    const { isoTime } = await import('../../src/server/audit-log.js');
+    const ref = (t: number) => `,"time":"${new Date(t).toISOString()}"`;
+    const starts = [Date.UTC(2026, 11, 31, 23, 58, 59, 0), Date.UTC(1970, 0, 1), Date.UTC(9999, 11, 31, 23, 58, 0), 0];
+    for (const s of starts) for (let t = s; t < s + 125_000; t += 17) expect(isoTime(t)).toBe(ref(t));
+    // Back in time (a clock step) and far out of range.
+    for (const t of [Date.UTC(2030, 0, 1), Date.UTC(2020, 5, 6, 7, 8, 9, 10), -1, -86_400_001, 253402300800000, 8.64e15]) expect(isoTime(t)).toBe(ref(t));
+    expect(isoTime()).toMatch(/^,"time":"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"$/);
+  });
+});
