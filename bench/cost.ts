@@ -12,6 +12,7 @@
  *    is one sleep in epoll_wait, i.e. one wake-up;
  *  - latency p50/p99 (DecisionRecord.latencyUs).
  * --filter: the session decides direct execs (the Run + exec filter variant).
+ * --audit FILE: the audit log goes to FILE (as `codex-escalate run --log-file FILE`); default: none, as in the bench.
  * --direct N instead: N requests from an in-process client that writes each
  * request (with an O_PATH fd, ext 2) before its handshake, as our wrapper
  * does, one at a time: CPU per decision of server + client without any exec,
@@ -27,6 +28,7 @@ import { ensurePatchedBash } from '../src/shell/patched-bash.js';
 import { HANDSHAKE_BYTE, PROTOCOL_ENV_VARS } from '../src/protocol/constants.js';
 import { encodeJsonFrame, FrameReader } from '../src/protocol/codec.js';
 import { closeFd, openPath, Poller, recvMsg, sendMsg, socketPair } from '../src/native/index.js';
+import { createAuditLogger, flushAuditLog } from '../src/server/audit-log.js';
 import { BENCH_DIR, createBenchServer, type PolicyKind } from './lib/servers.js';
 import { median } from './lib/stats.js';
 
@@ -39,6 +41,7 @@ const { values: args } = parseArgs({
     loops: { type: 'string', default: '1' },
     direct: { type: 'string' },
     filter: { type: 'boolean', default: false },
+    audit: { type: 'string' },
   },
 });
 const kind = args.kind as PolicyKind;
@@ -124,7 +127,8 @@ for (const k of PROTOCOL_ENV_VARS) delete env[k];
 const tmp = os.tmpdir();
 const patched = await ensurePatchedBash();
 // --filter: the session decides direct execs, so every Run also puts the program under the exec filter (layer 2).
-const bs = await createBenchServer(kind, { wrapperPath, tmp, directExecs: args.filter === true });
+const logger = args.audit !== undefined ? createAuditLogger({ file: args.audit }) : undefined;
+const bs = await createBenchServer(kind, { wrapperPath, tmp, directExecs: args.filter === true, ...(logger ? { logger } : {}) });
 const loops = Number(args.loops);
 // --loops P: P concurrent loops of N execs each in one session (workload 2), else one loop (workload 1).
 const script = loops > 1 ? [path.join(BENCH_DIR, 'workloads', 'concurrency.sh'), String(loops), String(execs)] : [path.join(BENCH_DIR, 'workloads', 'exec-loop.sh'), String(execs)];
@@ -141,6 +145,8 @@ for (let r = 0; r < reps + 1; r++) {
   const { exitCode } = await done.finally(() => {
     if (base !== undefined) os.setPriority(0, base);
   });
+  // Lines still queued are part of this run's cost.
+  if (logger) await flushAuditLog(logger);
   const cpu = process.cpuUsage(cpu0);
   const cs1 = ctxSwitches();
   const t1 = threadTicks();
@@ -166,4 +172,4 @@ for (let r = 0; r < reps + 1; r++) {
 }
 await bs.close();
 const m = (k: 'cpu' | 'vol' | 'invol' | 'lat' | 'p99') => median(rows.map((x) => x[k]));
-console.log(JSON.stringify({ kind, filter: args.filter === true, execs, reps, cpuUsPerDecision: +m('cpu').toFixed(1), volCtxPerDecision: +m('vol').toFixed(3), involCtxPerDecision: +m('invol').toFixed(3), latencyP50Us: +m('lat').toFixed(1), latencyP99Us: +m('p99').toFixed(1), rows }));
+console.log(JSON.stringify({ kind, filter: args.filter === true, audit: args.audit !== undefined, execs, reps, cpuUsPerDecision: +m('cpu').toFixed(1), volCtxPerDecision: +m('vol').toFixed(3), involCtxPerDecision: +m('invol').toFixed(3), latencyP50Us: +m('lat').toFixed(1), latencyP99Us: +m('p99').toFixed(1), rows }));

@@ -10,6 +10,7 @@ import { HookEngine } from '../../src/hooks/engine.js';
 import { createDecisionPipeline } from '../../src/policy/decision-pipeline.js';
 import { syntheticRuleSet } from './synthetic-rules.js';
 import { EscalationServer, type DecisionRecord } from '../../src/server/escalation-server.js';
+import type { AuditLogger } from '../../src/server/audit-log.js';
 
 export const BENCH_DIR = path.resolve(import.meta.dirname, '..');
 
@@ -55,7 +56,7 @@ async function hookEngine(kind: 'spawned-hook' | 'persistent-hook', tmp: string)
 }
 
 /** A server whose policy is the decision pipeline with POLICY_RULES synthetic rules and, per kind, hooks or an escalate prefix. */
-export async function createBenchServer(kind: PolicyKind, opts: { wrapperPath: string; tmp: string; rules?: number; directExecs?: boolean }): Promise<BenchServer> {
+export async function createBenchServer(kind: PolicyKind, opts: { wrapperPath: string; tmp: string; rules?: number; directExecs?: boolean; logger?: AuditLogger }): Promise<BenchServer> {
   const recorder = new DecisionRecorder();
   const hooks = kind === 'spawned-hook' || kind === 'persistent-hook' ? await hookEngine(kind, opts.tmp) : undefined;
   const policy = createDecisionPipeline({
@@ -65,7 +66,7 @@ export async function createBenchServer(kind: PolicyKind, opts: { wrapperPath: s
     defaultAction: 'run',
   });
   // directExecs: as `codex-escalate run` does by default (inside bwrap or as root), Run'd programs get the exec filter.
-  const server = new EscalationServer({ policy, wrapperPath: opts.wrapperPath, directExecs: opts.directExecs ?? false, observer: { decided: (r) => recorder.onDecided(r) } });
+  const server = new EscalationServer({ policy, wrapperPath: opts.wrapperPath, directExecs: opts.directExecs ?? false, ...(opts.logger ? { logger: opts.logger } : {}), observer: { decided: (r) => recorder.onDecided(r) } });
   return {
     server,
     recorder,

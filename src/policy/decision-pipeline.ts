@@ -105,28 +105,40 @@ export function createDecisionPipeline(opts: DecisionPipelineOptions = {}): Deci
   /** sessionId -> approval keys answered "for this session" (exact command, or a rule's prefix). */
   const sessionApprovals = new Map<string, Set<string>>();
 
-  function evaluate(request: Pick<ExecRequest, 'program' | 'argv' | 'file' | 'workdir'>): RulesVerdict {
+  /** The command as the --deny / --escalate prefixes see it (only built when there are prefixes: most policies have none). */
+  function prefixViews(request: Pick<ExecRequest, 'program' | 'argv' | 'file' | 'workdir'>) {
     const args = request.argv.slice(1);
-    const real = [path.posix.basename(request.program), ...args];
-    const invoked = [path.posix.basename(request.file), ...args];
-    // An absolute first word names one file: it matches the resolved program (and, for --deny, the invoked path).
-    const byPath = [request.program, ...args];
-    const invokedPath = request.file.includes('/') ? [normalizeAbsolute(path.posix.resolve(request.workdir, request.file)), ...args] : undefined;
+    return {
+      real: [path.posix.basename(request.program), ...args],
+      invoked: [path.posix.basename(request.file), ...args],
+      // An absolute first word names one file: it matches the resolved program (and, for --deny, the invoked path).
+      byPath: [request.program, ...args],
+      invokedPath: request.file.includes('/') ? [normalizeAbsolute(path.posix.resolve(request.workdir, request.file)), ...args] : undefined,
+    };
+  }
+
+  function evaluate(request: Pick<ExecRequest, 'program' | 'argv' | 'file' | 'workdir'>): RulesVerdict {
+    const views = deny.length > 0 || escalate.length > 0 ? prefixViews(request) : undefined;
     // --deny also matches the invoked name (a deny for `sh` catches /bin/sh -> dash); --escalate only the real program.
-    const denied = deny.find((p) =>
-      p.absolute ? matchesPrefix(byPath, p.words) || (invokedPath !== undefined && matchesPrefix(invokedPath, p.words)) : matchesPrefix(real, p.words) || matchesPrefix(invoked, p.words),
-    );
+    const denied =
+      views &&
+      deny.find((p) =>
+        p.absolute
+          ? matchesPrefix(views.byPath, p.words) || (views.invokedPath !== undefined && matchesPrefix(views.invokedPath, p.words))
+          : matchesPrefix(views.real, p.words) || matchesPrefix(views.invoked, p.words),
+      );
     const base = { matchedRules: [], prefixScope: undefined, justification: undefined, namedByPath: false } as const;
     if (denied) {
       const reason = `matches --deny "${denied.text}"`;
       return { ...base, decision: 'forbidden', reason, ruleName: `--deny "${denied.text}"`, matchedPrefix: denied.words, audit: { matched: denied.text } };
     }
     const matched = matchRequest(rules.current, request);
-    const evaluation = evaluationOf(matched);
-    const check = toCheckJson(evaluation);
-    const decisive = matched.filter((m) => m.decision === evaluation.decision);
+    // Nothing matched (most execs): no evaluation, check shape or audit fields to build.
+    const evaluation = matched.length ? evaluationOf(matched) : undefined;
+    const check = evaluation && toCheckJson(evaluation);
+    const decisive = evaluation ? matched.filter((m) => m.decision === evaluation.decision) : matched;
     const lead = decisive.find((m) => m.justification !== undefined) ?? decisive[0];
-    const audit: Record<string, unknown> = matched.length
+    const audit: Record<string, unknown> = evaluation && check
       ? {
           // Each match says where its rule is (file:line), next to the upstream check shape.
           matchedRules: check.matchedRules.map((m, i) => ({ ...m, source: ruleSource(matched[i]!.rule) })),
@@ -135,8 +147,9 @@ export function createDecisionPipeline(opts: DecisionPipelineOptions = {}): Deci
           rules: matched.map((m) => describeRule(m.rule)),
         }
       : {};
-    if (lead === undefined) {
-      const escalated = escalate.find((p) => matchesPrefix(p.absolute ? byPath : real, p.words));
+    // (evaluation and check exist whenever lead does: both are built as soon as anything matched.)
+    if (lead === undefined || evaluation === undefined || check === undefined) {
+      const escalated = views && escalate.find((p) => matchesPrefix(p.absolute ? views.byPath : views.real, p.words));
       if (escalated) {
         return {
           ...base,

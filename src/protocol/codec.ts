@@ -54,8 +54,11 @@ export class ByteBudget {
  * allocated, so a hostile 4 GiB prefix costs nothing.
  */
 export class FrameReader {
-  private header = Buffer.alloc(LENGTH_PREFIX_SIZE);
+  /** The length prefix read so far, little-endian (a number, not a Buffer: one reader per connection, so per decision). */
+  private header = 0;
   private headerFilled = 0;
+  /** The length of a frame whose prefix is complete and whose payload buffer is not allocated yet; -1: none. */
+  private pendingLength = -1;
   private payload: Buffer | null = null;
   private payloadFilled = 0;
 
@@ -67,17 +70,21 @@ export class FrameReader {
   /** Give back the budget held by a partial frame (call when the connection goes away). */
   dispose(): void {
     if (this.payload) this.budget?.release(this.payload.length);
+    else if (this.pendingLength >= 0) this.budget?.release(this.pendingLength);
     this.payload = null;
+    this.pendingLength = -1;
+    this.header = 0;
     this.headerFilled = 0;
   }
 
   /** True when no partial frame is buffered (a clean point to see EOF). */
   get idle(): boolean {
-    return this.headerFilled === 0 && this.payload === null;
+    return this.headerFilled === 0 && this.payload === null && this.pendingLength < 0;
   }
 
   /** Bytes still needed to complete the current frame (header first). */
   get wanted(): number {
+    if (this.pendingLength >= 0) return this.pendingLength;
     if (this.payload === null) return LENGTH_PREFIX_SIZE - this.headerFilled;
     return this.payload.length - this.payloadFilled;
   }
@@ -87,16 +94,17 @@ export class FrameReader {
     const out: Buffer[] = [];
     let offset = 0;
     while (offset < chunk.length) {
-      if (this.payload === null) {
-        const n = Math.min(LENGTH_PREFIX_SIZE - this.headerFilled, chunk.length - offset);
-        chunk.copy(this.header, this.headerFilled, offset, offset + n);
-        this.headerFilled += n;
-        offset += n;
+      if (this.payload === null && this.pendingLength < 0) {
+        while (this.headerFilled < LENGTH_PREFIX_SIZE && offset < chunk.length) {
+          // Little-endian; a multiplication, not <<, so the top byte cannot make it negative.
+          this.header += chunk[offset++]! * 2 ** (8 * this.headerFilled++);
+        }
         if (this.headerFilled < LENGTH_PREFIX_SIZE) break;
-        const length = this.header.readUInt32LE(0);
+        const length = this.header;
         if (length > this.maxFrameBytes) {
           throw new ProtocolError(`frame length ${length} exceeds the ${this.maxFrameBytes}-byte limit`);
         }
+        this.header = 0;
         this.headerFilled = 0;
         if (length === 0) {
           out.push(Buffer.alloc(0));
@@ -104,6 +112,18 @@ export class FrameReader {
         }
         if (this.budget && !this.budget.reserve(length)) {
           throw new ProtocolError(`frame of ${length} bytes refused: ${this.budget.inUse} bytes of half-received frames already buffered (limit ${this.budget.limit})`);
+        }
+        this.pendingLength = length;
+      } else if (this.payload === null) {
+        const length = this.pendingLength;
+        this.pendingLength = -1;
+        if (offset === 0 && chunk.length === length && chunk.byteOffset === 0 && chunk.byteLength === chunk.buffer.byteLength) {
+          // This chunk is exactly the payload, in a buffer of its own (the server reads a payload with one recv of its
+          // size): hand it out as it is instead of allocating and copying a second one.
+          this.budget?.release(length);
+          out.push(chunk);
+          offset = chunk.length;
+          continue;
         }
         this.payload = Buffer.allocUnsafe(length);
         this.payloadFilled = 0;

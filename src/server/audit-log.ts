@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
+import { closeSync, constants as fsConstants, createWriteStream, fstatSync, openSync, writeSync } from 'node:fs';
 import pino, { type Logger } from 'pino';
 import { createRequire } from 'node:module';
 import { wireStringToBytes } from '../protocol/codec.js';
@@ -51,6 +51,28 @@ const hooks: pino.LoggerOptions['hooks'] = {
   },
 };
 
+let minuteStart = NaN;
+let minutePrefix = '';
+
+/**
+ * pino's `stdTimeFunctions.isoTime` (`,"time":"2026-12-02T03:04:05.678Z"`),
+ * with the date up to the minute formatted once a minute: a Date and its
+ * toISOString per line were a measurable part of a decision's audit cost.
+ * Outside years 0000–9999 (where toISOString changes shape) it is the Date.
+ */
+export function isoTime(now: number = Date.now()): string {
+  const inMinute = now - minuteStart;
+  if (!(inMinute >= 0 && inMinute < 60_000)) {
+    if (!(now >= 0 && now < 253402300740000)) return `,"time":"${new Date(now).toISOString()}"`;
+    minuteStart = now - (now % 60_000);
+    minutePrefix = `,"time":"${new Date(minuteStart).toISOString().slice(0, 17)}`;
+    return isoTime(now);
+  }
+  const sec = Math.floor(inMinute / 1000);
+  const ms = inMinute % 1000;
+  return `${minutePrefix}${sec < 10 ? '0' : ''}${sec}.${ms < 100 ? (ms < 10 ? '00' : '0') : ''}${ms}Z"`;
+}
+
 /**
  * One structured line per decision (plus lifecycle and error lines). A log
  * file that cannot be written must not stop decisions: the error is reported
@@ -58,15 +80,19 @@ const hooks: pino.LoggerOptions['hooks'] = {
  */
 export function createAuditLogger(opts: AuditLogOptions = {}): AuditLogger {
   const level = opts.level ?? 'info';
-  const base = { base: null, timestamp: pino.stdTimeFunctions.isoTime, level, hooks } as const;
+  const base = { base: null, timestamp: isoTime, level, hooks } as const;
   if (opts.destination) return pino(base, opts.destination);
   if (opts.file) {
-    const stream = createWriteStream(opts.file, { flags: 'a' });
+    const file = opts.file;
+    const notWritable = (err: Error) => process.stderr.write(`codex-escalate: audit log ${file} is not writable (${err.message}); decisions continue without it\n`);
+    const direct = openRegularFile(file);
+    if (direct !== undefined) return pino(base, new RegularFileDestination(direct, notWritable));
+    const stream = createWriteStream(file, { flags: 'a' });
     let reported = false;
     stream.on('error', (err) => {
       if (reported) return;
       reported = true;
-      process.stderr.write(`codex-escalate: audit log ${opts.file} is not writable (${err.message}); decisions continue without it\n`);
+      notWritable(err);
     });
     // pino's logger.flush(cb) calls this: an empty write completes after every line before it (writes are ordered).
     // A file that cannot be written has nothing to wait for: its error was reported above.
@@ -80,6 +106,68 @@ export function createAuditLogger(opts: AuditLogOptions = {}): AuditLogger {
     return pino(base, pretty({ destination: 2, sync: true, colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' }));
   }
   return pino(base, pino.destination({ dest: 2, sync: false }));
+}
+
+/**
+ * The fd of `file` opened for appending when it is (or is created as) a
+ * regular file, else undefined: a FIFO, a pipe (/dev/fd/N) or a device goes
+ * through the stream, whose writes may block without holding up decisions.
+ * O_NONBLOCK only so that opening a FIFO without a reader fails at once
+ * instead of blocking; it means nothing for a regular file.
+ */
+function openRegularFile(file: string): number | undefined {
+  let fd: number;
+  try {
+    fd = openSync(file, fsConstants.O_WRONLY | fsConstants.O_APPEND | fsConstants.O_CREAT | fsConstants.O_NONBLOCK, 0o666);
+  } catch {
+    return undefined; // the stream opens it again and reports why it cannot
+  }
+  try {
+    if (fstatSync(fd).isFile()) return fd;
+  } catch {
+    // fall through: not usable directly
+  }
+  closeSync(fd);
+  return undefined;
+}
+
+/**
+ * Audit lines appended to a regular file with one write(2) each, on the
+ * calling thread. The asynchronous stream cost every decision a thread-pool
+ * round trip (a second wake-up of the event loop for its completion, ~100 µs
+ * of server CPU); a write to a regular file does not block on a reader, and
+ * each line is in the file (page cache) before the next decision, so nothing
+ * is buffered in this process to lose or flush. A failed write is reported
+ * once and the lines are dropped, as with the stream.
+ */
+class RegularFileDestination {
+  #failed = false;
+  constructor(
+    private readonly fd: number,
+    private readonly failed: (err: Error) => void,
+  ) {}
+
+  write(line: string): boolean {
+    if (this.#failed) return true;
+    try {
+      const n = writeSync(this.fd, line);
+      // Short only on a full disk or an exotic filesystem: write the rest (or fail on it) byte-exactly.
+      if (n !== Buffer.byteLength(line)) this.#writeRest(Buffer.from(line, 'utf8'), n);
+    } catch (err) {
+      this.#failed = true;
+      this.failed(err as Error);
+    }
+    return true;
+  }
+
+  #writeRest(bytes: Buffer, from: number): void {
+    for (let off = from; off < bytes.length; ) off += writeSync(this.fd, bytes, off);
+  }
+
+  /** pino's logger.flush(cb): every line is already written. */
+  flush(cb: (err?: Error) => void): void {
+    cb();
+  }
 }
 
 /**

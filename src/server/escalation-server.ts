@@ -2,7 +2,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
-import { fstatSync, readlinkSync, statSync } from 'node:fs';
+import { readlinkSync, statSync } from 'node:fs';
 import { ByteBudget, encodeFrame, ProtocolError } from '../protocol/codec.js';
 import {
   DIRECT_EXECS_ENV_VAR,
@@ -457,18 +457,8 @@ export class EscalationSession {
   }
 
   async #serve(fd: Fd): Promise<void> {
-    let channel: StreamChannel;
-    try {
-      // Before any fcntl or poll (both set O_NONBLOCK on the shared file description): a hostile
-      // sandbox could send its terminal or a pipe it shares with the user's shell.
-      if (!fstatSync(fd).isSocket()) throw new Error('connection fd is not a socket');
-      // No O_NONBLOCK needed: every recv and send is MSG_DONTWAIT, and a poll (only if the request is not already there) sets it itself.
-      channel = new StreamChannel(fd, MAX_FRAME_BYTES, this.#frameBudget);
-    } catch (err) {
-      closeQuietly(fd);
-      this.#host.rejected(this.id, `unusable connection fd: ${(err as Error).message}`);
-      return;
-    }
+    // No O_NONBLOCK needed: every recv and send is MSG_DONTWAIT, and a poll (only if the request is not already there) sets it itself.
+    const channel = new StreamChannel(fd, MAX_FRAME_BYTES, this.#frameBudget);
     this.#connections.add(channel);
     // The request's program fd, once resolved: ours until the connection is done.
     const held = new OwnedFds();
@@ -490,7 +480,16 @@ export class EscalationSession {
     // From here to the reply without a single await when the request is already there (our wrapper writes it
     // before the handshake) and the decision is synchronous: under concurrency each request is answered before
     // the next is started, instead of all of them interleaving at every await.
-    const ready = channel.tryReadFrame();
+    let ready;
+    try {
+      ready = channel.tryReadFrame();
+    } catch (err) {
+      // Before any fcntl or poll (both set O_NONBLOCK on the shared file description), a hostile sandbox could send
+      // its terminal or a pipe it shares with the user's shell: the first recvmsg (MSG_DONTWAIT, which changes
+      // nothing) refuses anything but a socket with ENOTSOCK, so no fstat is needed to find out.
+      if ((err as NodeJS.ErrnoException).code === 'ENOTSOCK') throw new Error('unusable connection fd: connection fd is not a socket', { cause: err });
+      throw err;
+    }
     const frame = ready !== 'again' ? ready : await channel.readFrame(host.settings.frameTimeoutMs);
     const started = process.hrtime.bigint();
     const requestId = host.nextRequestId();

@@ -28,6 +28,12 @@ export interface ResolvedRequest extends ExecRequest {
   readonly peerExtensions: number;
 }
 
+const DELETED_SUFFIX = Buffer.from(' (deleted)');
+
+function endsWithDeleted(p: Buffer): boolean {
+  return p.length >= DELETED_SUFFIX.length && p.compare(DELETED_SUFFIX, 0, DELETED_SUFFIX.length, p.length - DELETED_SUFFIX.length) === 0;
+}
+
 /** The path an O_PATH fd refers to (the kernel's view: absolute, symlink-free). */
 export function fdPath(fd: Fd): Buffer {
   return readlinkSync(`/proc/self/fd/${fd}`, { encoding: 'buffer' });
@@ -131,12 +137,12 @@ export function resolveRequest(wire: EscalateRequest, ids: { sessionId: string; 
       }
     }
     try {
-      const st = fstatSync(fd);
-      // A file unlinked meanwhile reads back as "path (deleted)": nothing to run.
-      if (st.nlink === 0) throw Object.assign(new Error('deleted'), { code: 'ENOENT' });
       const real = fdPath(fd);
       // pipe:[N], socket:[N], anon_inode:...: not a file with a path (any fd type is safe here: only fstat and readlink touch it).
       if (real[0] !== 0x2f) throw Object.assign(new Error('not a file'), { code: 'EACCES' });
+      // A file unlinked meanwhile (no name left: nlink 0) reads back as "path (deleted)": nothing to run. The kernel
+      // adds that suffix to every unlinked name, so only then is the fstat needed (a file may also be named so).
+      if (endsWithDeleted(real) && fstatSync(fd).nlink === 0) throw Object.assign(new Error('deleted'), { code: 'ENOENT' });
       return { ...base, program: bytesToWireString(real), resolved: true, programFd: fd };
     } catch (err) {
       closeQuietly(fd);

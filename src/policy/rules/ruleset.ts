@@ -89,6 +89,10 @@ function matchRest(rule: PrefixRule, cmd: readonly string[]): boolean {
  * slashes and `.` components are ignored; a final `..` (or `/`) has none.
  */
 export function pathFileName(p: string): string | undefined {
+  // The usual absolute path: its last component as it stands (the split below would keep exactly it).
+  const last0 = p.slice(p.lastIndexOf('/') + 1);
+  if (last0 === '..') return undefined;
+  if (last0 !== '' && last0 !== '.') return last0;
   const parts = p.split('/').filter((s, i) => s !== '' && !(s === '.' && (i > 0 || p.startsWith('/'))));
   const last = parts[parts.length - 1];
   if (last === undefined || last === '..' || last === '.') return undefined;
