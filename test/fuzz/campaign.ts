@@ -38,14 +38,16 @@ export interface CampaignStats {
   probes: number;
   probeLatenciesMs: number[];
   violations: Violation[];
+  /** A probe slower than this is a violation. */
+  probeBudgetMs: number;
   heapStartBytes: number;
   heapEndBytes: number;
   heapMaxBytes: number;
   fdBaseline: number;
 }
 
-export function newStats(t: Target): CampaignStats {
-  return { inputs: 0, datagrams: 0, streams: 0, batches: 0, probes: 0, probeLatenciesMs: [], violations: [], heapStartBytes: heapAfterGc(), heapEndBytes: 0, heapMaxBytes: 0, fdBaseline: t.baselineFds };
+export function newStats(t: Target, probeBudgetMs = 50): CampaignStats {
+  return { inputs: 0, datagrams: 0, streams: 0, batches: 0, probes: 0, probeLatenciesMs: [], violations: [], probeBudgetMs, heapStartBytes: heapAfterGc(), heapEndBytes: 0, heapMaxBytes: 0, fdBaseline: t.baselineFds };
 }
 
 const PROBES: readonly [string, string][] = [
@@ -84,7 +86,7 @@ export async function runBatch(t: Target, fdf: FdFactory, inputs: readonly FuzzI
     stats.probes++;
     stats.probeLatenciesMs.push(r.latencyMs);
     if (!r.ok) stats.violations.push({ batch, what: `probe ${program} ${arg}: ${r.detail}` });
-    else if (r.latencyMs > (opts.probeBudgetMs ?? 50)) stats.violations.push({ batch, what: `probe ${program} ${arg} took ${r.latencyMs.toFixed(1)} ms` });
+    else if (r.latencyMs > (opts.probeBudgetMs ?? stats.probeBudgetMs)) stats.violations.push({ batch, what: `probe ${program} ${arg} took ${r.latencyMs.toFixed(1)} ms` });
   }
 
   // Every input ends in a decision or a rejection the server saw (and logged, rate-limited).
@@ -118,7 +120,7 @@ export async function datagramFlood(t: Target, count: number, stats: CampaignSta
   const r = await probe(t.session, ECHO_PROGRAM);
   stats.probes++;
   stats.probeLatenciesMs.push(r.latencyMs);
-  if (!r.ok || r.latencyMs > 50) stats.violations.push({ batch: stats.batches, what: `probe after flood: ${r.ok ? `${r.latencyMs.toFixed(1)} ms` : r.detail}` });
+  if (!r.ok || r.latencyMs > stats.probeBudgetMs) stats.violations.push({ batch: stats.batches, what: `probe after flood: ${r.ok ? `${r.latencyMs.toFixed(1)} ms` : r.detail}` });
   const linesDuring = t.log.rejectedLines - lines0;
   // 20 per second, plus one window of slack at each end.
   const allowed = 20 * (Math.ceil((Date.now() - t0) / 1000) + 1);
@@ -165,7 +167,7 @@ export async function slowLoris(t: Target, clients: number, intervalMs: number, 
     const r = await probe(t.session, ECHO_PROGRAM);
     stats.probes++;
     stats.probeLatenciesMs.push(r.latencyMs);
-    if (!r.ok || r.latencyMs > 50) stats.violations.push({ batch: stats.batches, what: `probe during slow-loris: ${r.ok ? `${r.latencyMs.toFixed(1)} ms` : r.detail}` });
+    if (!r.ok || r.latencyMs > stats.probeBudgetMs) stats.violations.push({ batch: stats.batches, what: `probe during slow-loris: ${r.ok ? `${r.latencyMs.toFixed(1)} ms` : r.detail}` });
     await sleep(Math.max(20, intervalMs));
   }
   await running;

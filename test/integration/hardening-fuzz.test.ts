@@ -17,7 +17,9 @@ beforeAll(async () => {
   t = await startTarget({ frameTimeoutMs: 400 });
   fdf = await FdFactory.create();
   t.rebaseline();
-  stats = newStats(t);
+  // In npm test this file shares 2 cores with ~70 others: a probe can wait 100 ms for a CPU, not for the server.
+  // 250 ms still catches a server held up by an input; `npm run fuzz` keeps the 50 ms budget.
+  stats = newStats(t, 250);
 });
 afterAll(async () => {
   await t.close();
@@ -50,7 +52,7 @@ describe('hand-written corpus, one input at a time', () => {
 });
 
 describe('generated inputs (fast-check) in batches', () => {
-  it('3 000 inputs: server alive, probes right within 50 ms, fds at baseline, heap bounded', async () => {
+  it('3 000 inputs: server alive, probes right within the budget, fds at baseline, heap bounded', async () => {
     for (let i = 0; i < 10; i++) await runBatch(t, fdf, generate(300, 1000 + i), stats);
     sampleHeap(stats, 32e6);
     expect(stats.violations).toEqual([]);
