@@ -49,7 +49,14 @@ const hooks: pino.LoggerOptions['hooks'] = {
     if (out.length === 1 && out[0] instanceof Error) out.push(escapeForTerminal(out[0].message));
     method.apply(this, out as Parameters<typeof method>);
   },
+  // pino writes short strings unescaped, so a lone surrogate (a non-UTF-8 byte from the wire, e.g. in `file`
+  // or `pipeline`) would reach the file as U+FFFD. Inside the line it can only stand in a JSON string, where
+  // its \uXXXX escape means the same: what JSON.stringify writes for argv.
+  streamWrite(line) {
+    return line.isWellFormed() ? line : line.replace(LONE_SURROGATE, (c) => `\\u${c.charCodeAt(0).toString(16)}`);
+  },
 };
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
 
 let minuteStart = NaN;
 let minutePrefix = '';
