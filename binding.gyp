@@ -10,7 +10,8 @@
         "native/spawn.c",
         "native/proc.c",
         "native/tty.c",
-        "native/seccomp-notify.c"
+        "native/seccomp-notify.c",
+        "native/fast-path.c"
       ],
       "cflags!": ["-O3"],
       "cflags": ["-Wall", "-Wextra", "-O2", "-std=gnu11"],

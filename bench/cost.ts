@@ -12,6 +12,7 @@
  *    is one sleep in epoll_wait, i.e. one wake-up;
  *  - latency p50/p99 (DecisionRecord.latencyUs).
  * --filter: the session decides direct execs (the Run + exec filter variant).
+ * --fast: repeated Run requests are answered by the native fast path (src/server/fast-path.ts).
  * --audit FILE: the audit log goes to FILE (as `codex-escalate run --log-file FILE`); default: none, as in the bench.
  * --direct N instead: N requests from an in-process client that writes each
  * request (with an O_PATH fd, ext 2) before its handshake, as our wrapper
@@ -42,6 +43,7 @@ const { values: args } = parseArgs({
     direct: { type: 'string' },
     filter: { type: 'boolean', default: false },
     audit: { type: 'string' },
+    fast: { type: 'boolean', default: false },
   },
 });
 const kind = args.kind as PolicyKind;
@@ -128,7 +130,7 @@ const tmp = os.tmpdir();
 const patched = await ensurePatchedBash();
 // --filter: the session decides direct execs, so every Run also puts the program under the exec filter (layer 2).
 const logger = args.audit !== undefined ? createAuditLogger({ file: args.audit }) : undefined;
-const bs = await createBenchServer(kind, { wrapperPath, tmp, directExecs: args.filter === true, ...(logger ? { logger } : {}) });
+const bs = await createBenchServer(kind, { wrapperPath, tmp, directExecs: args.filter === true, fastPath: args.fast === true, ...(logger ? { logger } : {}) });
 const loops = Number(args.loops);
 // --loops P: P concurrent loops of N execs each in one session (workload 2), else one loop (workload 1).
 const script = loops > 1 ? [path.join(BENCH_DIR, 'workloads', 'concurrency.sh'), String(loops), String(execs)] : [path.join(BENCH_DIR, 'workloads', 'exec-loop.sh'), String(execs)];

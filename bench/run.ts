@@ -323,6 +323,8 @@ async function main(): Promise<void> {
   // The same Run policy with the direct-exec filter on (layer 2), as the CLI runs by default.
   let directServer: BenchServer | undefined;
   const withFilter = async () => (directServer ??= await createBenchServer('run', { wrapperPath: wrapper, tmp, directExecs: true }));
+  let fastServer: BenchServer | undefined;
+  const withFast = async () => (fastServer ??= await createBenchServer('run', { wrapperPath: wrapper, tmp, fastPath: true }));
   const result: Record<string, unknown> = { schema: 1, generatedAt: new Date().toISOString(), smoke: SMOKE, ...info, config: { ...CFG, policyRules: POLICY_RULES, sections: [...SECTIONS] } };
   const workloads: Record<string, unknown> = {};
   result.workloads = workloads;
@@ -342,6 +344,8 @@ async function main(): Promise<void> {
         // Not a product variant: the cost of the extra execve alone, for reference.
         { id: 'floor', label: 'floor: exec-only wrapper, no server', run: () => runPlain(patched, a, tmp, { EXEC_WRAPPER: floor }) },
         { id: 'run200', label: `Run, ${POLICY_RULES}-rule policy`, run: () => runIntercepted(run, patched, a, tmp, n), server: run, target: 1.8 },
+        // The same policy with repeats answered by the native fast path (what `codex-escalate run` does with direct execs off).
+        { id: 'run200Fast', label: `Run, ${POLICY_RULES}-rule, fast path`, run: async () => runIntercepted(await withFast(), patched, a, tmp, n), server: await withFast(), target: 1.3 },
         // Before/after of layer 2: the wrapper installs the exec filter and hands its listener over on every Run.
         { id: 'run200Filter', label: `Run + exec filter, ${POLICY_RULES}-rule`, run: async () => runIntercepted(await withFilter(), patched, a, tmp, n), server: await withFilter(), target: 1.8 },
         // ~5 ms per exec: 3 samples are plenty for a variant with no target, and save a minute.
@@ -352,7 +356,7 @@ async function main(): Promise<void> {
       // Warm-up: JIT, page cache, the persistent hook's process start.
       log('workload 1 warm-up');
       const warm = [loop, String(Math.min(50, n))];
-      for (const bs of [run, spawned, persistent, escalate, await withFilter()]) await runIntercepted(bs, patched, warm, tmp, 1);
+      for (const bs of [run, spawned, persistent, escalate, await withFilter(), await withFast()]) await runIntercepted(bs, patched, warm, tmp, 1);
       await runPlain(STOCK_BASH, warm, tmp);
       const res = await measure('w1', variants, CFG.reps);
       const s = res.spawnedHook;
@@ -429,7 +433,7 @@ async function main(): Promise<void> {
       };
     }
   } finally {
-    await Promise.all([...Object.values(servers), ...(directServer ? [directServer] : [])].map((s) => s.close()));
+    await Promise.all([...Object.values(servers), ...(directServer ? [directServer] : []), ...(fastServer ? [fastServer] : [])].map((s) => s.close()));
   }
 
   // Server side: RSS and CPU with the direct client (fresh process).

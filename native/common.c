@@ -267,6 +267,7 @@ static napi_value init(napi_env env, napi_value exports) {
   if (!codex_init_proc(env, exports)) return NULL;
   if (!codex_init_tty(env, exports)) return NULL;
   if (!codex_init_seccomp_notify(env, exports)) return NULL;
+  if (!codex_init_fast_path(env, exports)) return NULL;
   return exports;
 }
 

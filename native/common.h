@@ -163,5 +163,6 @@ napi_value codex_init_spawn(napi_env env, napi_value exports);
 napi_value codex_init_proc(napi_env env, napi_value exports);
 napi_value codex_init_tty(napi_env env, napi_value exports);
 napi_value codex_init_seccomp_notify(napi_env env, napi_value exports);
+napi_value codex_init_fast_path(napi_env env, napi_value exports);
 
 #endif

@@ -9,6 +9,7 @@ import { loadHooks } from '../../src/hooks/config.js';
 import { HookEngine } from '../../src/hooks/engine.js';
 import { createDecisionPipeline } from '../../src/policy/decision-pipeline.js';
 import { syntheticRuleSet } from './synthetic-rules.js';
+import { RulesStore } from '../../src/policy/rules/store.js';
 import { EscalationServer, type DecisionRecord } from '../../src/server/escalation-server.js';
 import type { AuditLogger } from '../../src/server/audit-log.js';
 
@@ -56,17 +57,27 @@ async function hookEngine(kind: 'spawned-hook' | 'persistent-hook', tmp: string)
 }
 
 /** A server whose policy is the decision pipeline with POLICY_RULES synthetic rules and, per kind, hooks or an escalate prefix. */
-export async function createBenchServer(kind: PolicyKind, opts: { wrapperPath: string; tmp: string; rules?: number; directExecs?: boolean; logger?: AuditLogger }): Promise<BenchServer> {
+export async function createBenchServer(
+  kind: PolicyKind,
+  opts: { wrapperPath: string; tmp: string; rules?: number; directExecs?: boolean; fastPath?: boolean; logger?: AuditLogger },
+): Promise<BenchServer> {
   const recorder = new DecisionRecorder();
   const hooks = kind === 'spawned-hook' || kind === 'persistent-hook' ? await hookEngine(kind, opts.tmp) : undefined;
   const policy = createDecisionPipeline({
-    rules: { current: syntheticRuleSet(opts.rules ?? POLICY_RULES) },
+    // A store (not a bare { current }) tells of rule changes: what lets the fast path remember decisions, as in the CLI.
+    rules: RulesStore.fromRuleSet(syntheticRuleSet(opts.rules ?? POLICY_RULES)),
     ...(hooks ? { hooks } : {}),
     ...(kind === 'escalate' ? { escalatePrefixes: ['true'] } : {}),
     defaultAction: 'run',
   });
   // directExecs: as `codex-escalate run` does by default (inside bwrap or as root), Run'd programs get the exec filter.
-  const server = new EscalationServer({ policy, wrapperPath: opts.wrapperPath, directExecs: opts.directExecs ?? false, ...(opts.logger ? { logger: opts.logger } : {}), observer: { decided: (r) => recorder.onDecided(r) } });
+  const server = new EscalationServer({
+    policy,
+    wrapperPath: opts.wrapperPath,
+    directExecs: opts.directExecs ?? false,
+    fastPath: opts.fastPath ?? false,
+    ...(opts.logger ? { logger: opts.logger } : {}), observer: { decided: (r) => recorder.onDecided(r) },
+  });
   return {
     server,
     recorder,

@@ -47,6 +47,23 @@ export interface RawSeccompHub {
   close(): void;
 }
 
+/** One thing the fast path's thread queued (see native/fast-path.c); fds are the taker's. */
+export type RawFastPathEvent =
+  | { kind: 'hit'; id: number; latencyUs: number }
+  | { kind: 'connection'; fd: number }
+  | { kind: 'datagram'; bytes: Buffer; fds: number[]; truncated: boolean; controlTruncated: boolean };
+
+export interface RawFastPath {
+  remember(program: Uint8Array, payload: Uint8Array, reply: Uint8Array, id: number, generation: number): boolean;
+  clear(): number;
+  generation(): number;
+  take(): RawFastPathEvent[];
+  stats(): { hits: number; misses: number; entries: number };
+  close(): void;
+  ref(): void;
+  unref(): void;
+}
+
 export interface NativeBinding {
   socketPair(type: 'stream' | 'dgram', cloexec: boolean, nonblock: boolean): [number, number];
   setCloexec(fd: number, on: boolean): void;
@@ -84,6 +101,7 @@ export interface NativeBinding {
     bounds: { path: number; arg: number; total: number; argc: number },
     onNotify: (listener: number, notification: RawHubNotification) => void,
   ) => RawSeccompHub;
+  FastPath: new (fd: number, handshakeByte: number, maxFds: number, maxPending: number, onReady: () => void) => RawFastPath;
 }
 
 /** One seccompNotifyRecv result (see native/seccomp-notify.c). */

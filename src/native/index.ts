@@ -8,7 +8,7 @@
  * 'ENOENT', ...), `.errno` (negative, Node style), `.syscall` and, where a
  * path was involved, `.path`. Bad arguments throw TypeError / RangeError.
  */
-import { binding, type RawHubNotification, type RawPoller, type RawSeccompHub } from './binding.js';
+import { binding, type RawFastPath, type RawFastPathEvent, type RawHubNotification, type RawPoller, type RawSeccompHub } from './binding.js';
 
 export type Fd = number;
 
@@ -117,6 +117,61 @@ export class Poller {
   }
 
   /** Like net.Socket#unref: an armed poller stops keeping the process alive. */
+  unref(): void {
+    this.#native.unref();
+  }
+
+  ref(): void {
+    this.#native.ref();
+  }
+}
+
+export type FastPathEvent = RawFastPathEvent;
+
+/**
+ * A session's handshake socket served on a native thread (native/fast-path.c):
+ * a request byte-identical to one remembered as Run (same program path, same
+ * rules generation) is answered there without JS; every other connection and
+ * datagram is queued for take(), as are the hits (for the audit log). onReady
+ * runs on the JS thread when take() has something: at once for connections,
+ * within 50 ms or 256 hits for hits. Close it before closing the socket.
+ */
+export class FastPath {
+  readonly #native: RawFastPath;
+
+  constructor(fd: Fd, opts: { handshakeByte: number; maxFds: number; maxPending: number }, onReady: () => void) {
+    if (typeof onReady !== 'function') throw new TypeError('onReady must be a function');
+    this.#native = new binding.FastPath(fd, opts.handshakeByte, opts.maxFds, opts.maxPending, onReady);
+  }
+
+  /** Answer this exact request (frame payload) for this program path with `reply` from now on; false if not taken (table full, stale generation, too large). */
+  remember(program: Uint8Array, payload: Uint8Array, reply: Uint8Array, id: number, generation: number): boolean {
+    return this.#native.remember(program, payload, reply, id, generation);
+  }
+
+  /** Forget every entry; returns the new generation (a remember() with an older one is refused). */
+  clear(): number {
+    return this.#native.clear();
+  }
+
+  generation(): number {
+    return this.#native.generation();
+  }
+
+  /** Everything queued, oldest first; the fds in it are the caller's. */
+  take(): FastPathEvent[] {
+    return this.#native.take();
+  }
+
+  stats(): { hits: number; misses: number; entries: number } {
+    return this.#native.stats();
+  }
+
+  /** Stop the thread (joined before this returns); what it queued stays for take(). Idempotent. */
+  close(): void {
+    this.#native.close();
+  }
+
   unref(): void {
     this.#native.unref();
   }

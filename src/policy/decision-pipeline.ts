@@ -21,13 +21,16 @@ import { toCheckJson } from './rules/check-json.js';
 import { describeRule, evaluationOf, normalizeAbsolute, RuleSet, type MatchedRule, type RuleDecision } from './rules/ruleset.js';
 import { rootContaining } from './sandbox-roots.js';
 import { matchesPrefix, parsePrefix } from './prefix.js';
-import type { DecisionContext, EscalationPolicy, ExecRequest, PolicyDecision } from './types.js';
+import type { DecisionContext, EscalationPolicy, ExecRequest, PolicyDecision, RepeatableDecisions } from './types.js';
 
 export type DefaultAction = 'run' | 'deny' | 'prompt';
 
 export interface DecisionPipelineOptions {
-  /** The rules in force (a RulesStore, or `{ current: ruleSet }`). */
-  readonly rules?: { readonly current: RuleSet };
+  /**
+   * The rules in force (a RulesStore, or `{ current: ruleSet }`). Only a store that tells of changes
+   * (`subscribe`, as RulesStore does) lets the server answer repeated requests itself (`repeatable`).
+   */
+  readonly rules?: { readonly current: RuleSet; subscribe?(listener: () => void): () => void };
   /** Command prefixes (shell words) from `--deny` / `--escalate`. */
   readonly denyPrefixes?: readonly string[];
   readonly escalatePrefixes?: readonly string[];
@@ -301,7 +304,18 @@ export function createDecisionPipeline(opts: DecisionPipelineOptions = {}): Deci
     return { ...decision, rewrite: { argv: rewrittenArgv, program } };
   }
 
+  // A synchronous decision reads the request, the rules, the prefixes and the default: nothing else. Hooks are
+  // programs (state, clocks, files); an unobservable `{ current }` may change without telling.
+  const repeatable: RepeatableDecisions | undefined = opts.hooks
+    ? undefined
+    : opts.rules === undefined
+      ? { onChange: () => () => {} }
+      : typeof opts.rules.subscribe === 'function'
+        ? { onChange: (listener) => opts.rules!.subscribe!(listener) }
+        : undefined;
+
   return {
+    repeatable,
     clearSessionApprovals(sessionId?: string) {
       if (sessionId === undefined) sessionApprovals.clear();
       else sessionApprovals.delete(sessionId);

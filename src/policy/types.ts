@@ -49,4 +49,16 @@ export interface DecisionContext {
 
 export interface EscalationPolicy {
   decide(request: ExecRequest, context: DecisionContext): Promise<PolicyDecision> | PolicyDecision;
+  /**
+   * Present only when every synchronous decision of this policy is a function of the request and the rules in
+   * force alone (no hook, no approver, no clock, no file read at decision time): the server may then answer a
+   * byte-identical repeat of a Run request itself (src/server/fast-path.ts). `onChange` must call its listener
+   * synchronously, before any decision under the new rules, whenever the rules in force change; it returns the
+   * unsubscribe function.
+   */
+  readonly repeatable?: RepeatableDecisions | undefined;
+}
+
+export interface RepeatableDecisions {
+  onChange(listener: () => void): () => void;
 }

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import { readlinkSync, statSync } from 'node:fs';
-import { ByteBudget, encodeFrame, ProtocolError } from '../protocol/codec.js';
+import { ByteBudget, encodeFrame, ProtocolError, wireStringToBytes } from '../protocol/codec.js';
 import {
   DIRECT_EXECS_ENV_VAR,
   ESCALATE_SOCKET_ENV_VAR,
@@ -11,6 +11,7 @@ import {
   HANDSHAKE_BYTE,
   MAX_FDS_PER_MESSAGE,
   EXT_EXEC_LISTENER,
+  EXT_PROGRAM_FD,
   MAX_FRAME_BYTES,
   SHELL_SOCKET_FD,
 } from '../protocol/constants.js';
@@ -23,7 +24,7 @@ import type { GitSafeOptions } from '../sandbox/git-safe-mode.js';
 import { prepareEscalation, type EscalationChecks, type EscalationPlan } from './escalation.js';
 import { SpawningExecutor, type EscalationExecutor } from './executor.js';
 import type { DecisionContext, EscalationPolicy, PolicyDecision } from '../policy/types.js';
-import { peerCredentials, Poller, recvMsg, setNonblock, socketPair, type Fd } from '../native/index.js';
+import { peerCredentials, Poller, recvMsg, setNonblock, socketPair, type Fd, type Received } from '../native/index.js';
 import { defaultWrapperPath } from '../paths.js';
 import { findPatchedBash } from '../shell/patched-bash.js';
 import { boundedList, boundedString, silentLogger, type AuditLogger } from './audit-log.js';
@@ -32,6 +33,7 @@ import { RateLimiter } from './rate-limit.js';
 import { resolveRequest, type ResolvedRequest } from './resolve-request.js';
 import { ChannelClosedError, StreamChannel } from './stream-channel.js';
 import { closeQuietly, OwnedFds } from './owned-fds.js';
+import { SessionFastPath, type RememberedDecision } from './fast-path.js';
 
 // Defined with the other wire constants; re-exported for existing importers.
 export { ESCALATE_SHELL_ENV_VAR, SHELL_SOCKET_FD } from '../protocol/constants.js';
@@ -94,6 +96,11 @@ export interface EscalationServerOptions {
   readonly directExecs?: boolean;
   /** Called with a direct exec's Deny line when the process's stderr is not this process's own (so the user sees why). */
   readonly directDenialEcho?: (line: string) => void;
+  /**
+   * Answer byte-identical repeats of a Run request on a native thread, without JS (src/server/fast-path.ts).
+   * Only where it cannot change a decision: a policy that is `repeatable`, direct execs off. Default false.
+   */
+  readonly fastPath?: boolean;
 }
 
 /**
@@ -133,6 +140,8 @@ export interface SessionSettings {
   readonly containment: ((sessionId: string) => EscalatedContainment | undefined) | undefined;
   /** The wrapper binary by identity when direct execs are decided (its exec by a nested shell is a hop); undefined: off. */
   readonly directExecs: { readonly wrapper: FileId | undefined; readonly echo: ((line: string) => void) | undefined } | undefined;
+  /** Repeated Run requests answered natively (see EscalationServerOptions.fastPath). */
+  readonly fastPath: boolean;
 }
 
 function resolveSettings(options: EscalationServerOptions): SessionSettings {
@@ -151,6 +160,7 @@ function resolveSettings(options: EscalationServerOptions): SessionSettings {
     shellPath: options.shellPath,
     containment: options.containment,
     directExecs: options.directExecs ? { wrapper: statId(options.wrapperPath ?? defaultWrapperPath()), echo: options.directDenialEcho } : undefined,
+    fastPath: options.fastPath === true,
   };
 }
 
@@ -290,7 +300,9 @@ export class EscalationSession {
   exitCode: number | undefined;
   readonly #host: SessionHost;
   readonly #serverFd: Fd;
-  readonly #poller: Poller;
+  /** Who reads the handshake socket: the event loop, or the fast path's thread. */
+  readonly #poller: Poller | undefined;
+  readonly #fast: SessionFastPath | undefined;
   #clientOpen = true;
   #ended: Promise<void> | null = null;
   readonly #connections = new Set<StreamChannel>();
@@ -362,6 +374,16 @@ export class EscalationSession {
         },
       });
     }
+    // Direct execs attach a listener and get a grant per exec: those decisions are never repeats.
+    const repeatable = settings.fastPath && !settings.directExecs ? host.policy.repeatable : undefined;
+    if (repeatable) {
+      this.#fast = new SessionFastPath(serverFd, repeatable, { maxPending: settings.maxConnectionsPerSession }, {
+        connection: (fd) => this.#admit(fd),
+        datagram: (got) => this.#accept(got),
+        hit: (remembered, latencyUs) => this.#repeated(remembered, latencyUs),
+      });
+      return;
+    }
     this.#poller = new Poller(serverFd, (err) => {
       if (err) {
         host.logger.error({ event: 'session_error', session: this.id, error: err.message }, 'escalation socket failed');
@@ -370,6 +392,11 @@ export class EscalationSession {
       this.#drainHandshakes();
     });
     this.#poller.start({ readable: true });
+  }
+
+  /** Requests answered by the fast path, and those it passed on, so far. */
+  get fastPathStats(): { hits: number; misses: number; entries: number } | undefined {
+    return this.#fast?.stats;
   }
 
   /** How this session's processes are contained (cgroup v2 or signals), for the audit log. */
@@ -412,7 +439,9 @@ export class EscalationSession {
     this.#abort.abort(new Error('session ended'));
     // Fail closed: with the listeners closed, the kernel fails every notified exec (ENOSYS).
     this.#direct?.close();
-    this.#poller.close();
+    // The thread is joined first; the hits it answered are logged before session_end.
+    this.#fast?.close();
+    this.#poller?.close();
     closeQuietly(this.#serverFd);
     this.shellSpawned();
     await this.#executor.terminateAll();
@@ -439,21 +468,32 @@ export class EscalationSession {
         return;
       }
       if (got === 'again' || got === 'eof') return;
-      const received = new OwnedFds(got.fds);
-      const valid = got.bytes.length === 1 && got.bytes[0] === HANDSHAKE_BYTE && !got.truncated && !got.controlTruncated && received.size === 1;
-      if (!valid) {
-        received.closeAll();
-        host.rejected(this.id, `bad handshake datagram: ${got.bytes.length}${got.truncated ? '+' : ''} bytes, ${got.fds.length}${got.controlTruncated ? '+' : ''} fds`);
-        continue;
-      }
-      const limit = host.settings.maxConnectionsPerSession;
-      if (this.#ended || this.#connections.size >= limit) {
-        received.closeAll();
-        host.rejected(this.id, this.#ended ? 'session ended' : `more than ${limit} connections in flight`);
-        continue;
-      }
-      void this.#serve(received.takeAll()[0]!);
+      this.#accept(got);
     }
+  }
+
+  /** One datagram from the handshake socket: a valid handshake's connection is served, anything else refused. */
+  #accept(got: Received): void {
+    const received = new OwnedFds(got.fds);
+    const valid = got.bytes.length === 1 && got.bytes[0] === HANDSHAKE_BYTE && !got.truncated && !got.controlTruncated && received.size === 1;
+    if (!valid) {
+      received.closeAll();
+      this.#host.rejected(this.id, `bad handshake datagram: ${got.bytes.length}${got.truncated ? '+' : ''} bytes, ${got.fds.length}${got.controlTruncated ? '+' : ''} fds`);
+      return;
+    }
+    this.#admit(received.takeAll()[0]!);
+  }
+
+  /** A handshake's connection: served, unless the session is ending or has too many in flight. */
+  #admit(fd: Fd): void {
+    const host = this.#host;
+    const limit = host.settings.maxConnectionsPerSession;
+    if (this.#ended || this.#connections.size >= limit) {
+      closeQuietly(fd);
+      host.rejected(this.id, this.#ended ? 'session ended' : `more than ${limit} connections in flight`);
+      return;
+    }
+    void this.#serve(fd);
   }
 
   async #serve(fd: Fd): Promise<void> {
@@ -523,7 +563,10 @@ export class EscalationSession {
       throw err;
     }
 
+    // Read before deciding: a decision taken under rules that change meanwhile is not remembered.
+    const generation = this.#fast?.generation;
     const deciding = this.#decide(request, channel);
+    const synchronous = !isPromiseLike(deciding);
     const decision = isPromiseLike(deciding) ? await deciding : deciding;
     if (decision === null) return; // client went away while we decided
     let action = finalAction(decision, request);
@@ -554,32 +597,30 @@ export class EscalationSession {
     }
     const latencyUs = Number(process.hrtime.bigint() - started) / 1000;
     this.#decisions++;
-    // The line is built only when it is written (a silent logger, the library default, costs nothing).
-    if (host.logger.isLevelEnabled('info')) host.logger.info(
-      {
-        event: 'decision',
-        session: this.id,
-        request: request.requestId,
-        program: request.program,
-        // Bounded: a request may carry 6 MiB of argv; the line shows at most 64 KiB of it, plus sizes and sha256.
-        ...boundedString('file', request.file),
-        ...(auditArgv ?? boundedList('argv', request.argv)),
-        ...boundedString('workdir', request.workdir),
-        // The shell's hint of the pipeline this exec is a stage of (the sandbox can forge it).
-        ...(request.pipeline !== undefined ? { pipeline: request.pipeline } : {}),
-        via: 'wrapper',
-        // The wrapper stands in for the shell that forked it.
-        ...(this.enoexecShell !== undefined ? { parent: this.enoexecShell } : {}),
-        action: action.kind,
-        reason: action.kind === 'deny' ? action.reason : (decision.reason ?? null),
-        latency_us: Math.round(latencyUs),
-        ...decision.audit,
-        ...(plan && plan.envDropped.length ? boundedList('env_dropped', plan.envDropped) : {}),
-        ...(plan?.argv0Replaced ? { argv0_replaced: plan.argv0Replaced } : {}),
-      },
-      `${action.kind} ${request.program}`,
-    );
+    this.#logDecision(request, action, decision, auditArgv, latencyUs, plan);
     host.observe((o) => o.decided?.({ request, action, latencyUs, decision }));
+    // The same bytes for the same program will get the same answer: let the fast path give it (see fast-path.ts).
+    if (
+      this.#fast !== undefined &&
+      generation !== undefined &&
+      synchronous &&
+      action.kind === 'run' &&
+      action.rewrite === undefined &&
+      !kept &&
+      grant === undefined &&
+      request.resolved &&
+      request.programFd !== undefined &&
+      request.peerExtensions >= EXT_PROGRAM_FD &&
+      frame.fds.length === 1
+    ) {
+      const { programFd: _fd, ...template } = request;
+      this.#fast.remember(wireStringToBytes(request.program), frame.payload, this.#responseFrame(action, request.peerExtensions, false), generation, {
+        request: template,
+        action,
+        decision,
+        auditArgv,
+      });
+    }
     if (grant) {
       try {
         await this.#adoptListener(channel);
@@ -594,6 +635,58 @@ export class EscalationSession {
         plan.release();
       }
     }
+  }
+
+  /** A request the fast path answered: counted, logged and reported like the decision it repeats. */
+  #repeated(remembered: RememberedDecision | undefined, latencyUs: number): void {
+    const host = this.#host;
+    this.#decisions++;
+    if (remembered === undefined) {
+      host.logger.error({ event: 'decision', session: this.id, via: 'fast-path', action: 'run', error: 'answered from a forgotten template' }, 'run (unknown)');
+      return;
+    }
+    const request: ResolvedRequest = { ...remembered.request, requestId: host.nextRequestId() };
+    this.#logDecision(request, remembered.action, remembered.decision, remembered.auditArgv, latencyUs, undefined, remembered.request.requestId);
+    host.observe((o) => o.decided?.({ request, action: remembered.action, latencyUs, decision: remembered.decision }));
+  }
+
+  /** The audit line of one decision; `repeatOf`: the request whose decision the fast path replayed. */
+  #logDecision(
+    request: ResolvedRequest,
+    action: Action,
+    decision: PolicyDecision,
+    auditArgv: Record<string, unknown> | undefined,
+    latencyUs: number,
+    plan: EscalationPlan | undefined,
+    repeatOf?: string,
+  ): void {
+    const host = this.#host;
+    // The line is built only when it is written (a silent logger, the library default, costs nothing).
+    if (host.logger.isLevelEnabled('info')) host.logger.info(
+      {
+        event: 'decision',
+        session: this.id,
+        request: request.requestId,
+        program: request.program,
+        // Bounded: a request may carry 6 MiB of argv; the line shows at most 64 KiB of it, plus sizes and sha256.
+        ...boundedString('file', request.file),
+        ...(auditArgv ?? boundedList('argv', request.argv)),
+        ...boundedString('workdir', request.workdir),
+        // The shell's hint of the pipeline this exec is a stage of (the sandbox can forge it).
+        ...(request.pipeline !== undefined ? { pipeline: request.pipeline } : {}),
+        via: 'wrapper',
+        ...(repeatOf !== undefined ? { repeat_of: repeatOf } : {}),
+        // The wrapper stands in for the shell that forked it.
+        ...(this.enoexecShell !== undefined ? { parent: this.enoexecShell } : {}),
+        action: action.kind,
+        reason: action.kind === 'deny' ? action.reason : (decision.reason ?? null),
+        latency_us: Math.round(latencyUs),
+        ...decision.audit,
+        ...(plan && plan.envDropped.length ? boundedList('env_dropped', plan.envDropped) : {}),
+        ...(plan?.argv0Replaced ? { argv0_replaced: plan.argv0Replaced } : {}),
+      },
+      `${action.kind} ${request.program}`,
+    );
   }
 
   /** Record that the wrapper behind `channel` may exec the program it is told to Run (undefined: cannot be identified, no filter asked). */

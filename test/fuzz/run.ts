@@ -3,7 +3,9 @@
  * Corpus + N generated inputs (default 100 000) in batches with every
  * invariant checked, a datagram flood, slow-loris clients and the rejection-log
  * accounting; --load adds 64 × 1 000 mixed requests with and without a
- * persistent hook. Exits 1 on any violation.
+ * persistent hook; then --fast-path-seeds (default 100) exec sequences through
+ * real bash decided with the native fast path on and off, which must agree.
+ * Exits 1 on any violation.
  */
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -11,6 +13,7 @@ import { datagramFlood, finalAccounting, newStats, runBatch, runInput, sampleHea
 import { FdFactory, settleFds, startTarget } from './harness.js';
 import { corpus, generate } from './inputs.js';
 import { runLoad, startHookedTarget } from './load.js';
+import { runFastPathDifferential } from './fast-path-differential.js';
 import { tempDir } from '../helpers/harness.js';
 
 const { values } = parseArgs({
@@ -21,6 +24,7 @@ const { values } = parseArgs({
     load: { type: 'boolean', default: false },
     'load-requests': { type: 'string', default: '1000' },
     json: { type: 'string' },
+    'fast-path-seeds': { type: 'string', default: '100' },
   },
 });
 const total = Number(values.inputs);
@@ -82,6 +86,11 @@ if (values.load) {
     if (r.errors || r.wrong) stats.violations.push({ batch: 0, what: `${k}: ${r.errors} errors, ${r.wrong} wrong` });
   }
 }
+// The native fast path against the JS path, real bash sequences (test/fuzz/fast-path-differential.ts).
+const diff = await runFastPathDifferential(seed, Number(values['fast-path-seeds']));
+summary.fast_path_differential = { seeds: diff.seeds, decisions: diff.decisions, hits: diff.hits, differences: diff.differences.length };
+log(`fast path differential: ${diff.seeds} sequences, ${diff.decisions} decisions, ${diff.hits} answered natively, ${diff.differences.length} differences`);
+for (const d of diff.differences) stats.violations.push({ batch: 0, what: `fast path: ${d}` });
 summary.violations = stats.violations.length;
 log(JSON.stringify(summary, null, 2));
 for (const v of stats.violations.slice(0, 20)) log(`VIOLATION (batch ${v.batch}): ${v.what}`);

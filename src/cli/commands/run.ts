@@ -47,6 +47,7 @@ export interface RunOptions extends PolicyFlags {
   priorityBoost: boolean;
   gitSafe: boolean;
   directExecs?: DirectExecsMode;
+  fastPath: boolean;
 }
 
 export function registerRunCommand(program: Command): void {
@@ -91,6 +92,7 @@ export function registerRunCommand(program: Command): void {
     .option('--shell-env <inherit=MODE>', 'environment of the sandboxed shell: inherit=default (all but secret-looking names), all, core (PATH, HOME, USER... and locale) or none')
     .option('--shell-env-exclude <pattern>', 'also withhold these variables from the sandboxed shell (glob, case-insensitive; repeatable)', collect, [])
     .option('--shell-env-set <NAME=VALUE>', 'set this variable in the sandboxed shell (repeatable)', collect, [])
+    .option('--no-fast-path', 'decide every exec in JavaScript; by default a request identical to one already answered Run (same bytes, same program, same rules; no hooks, direct execs off) is answered by a native thread')
     .option('--no-priority-boost', 'do not raise the server\'s scheduling priority above the workload (it is raised when permitted: root or CAP_SYS_NICE)')
     .addHelpText(
       'after',
@@ -197,6 +199,7 @@ export async function runCommand(words: readonly string[], opts: RunOptions): Pr
       ...(boundary.gitSafe ? { gitSafe: { roots: boundary.roots } } : {}),
       containment: contain,
       directExecs,
+      fastPath: opts.fastPath !== false,
       directDenialEcho: (line) => process.stderr.write(`${line}\n`),
       ...(hooks ? { observer: hooksObserver(hooks, logger) } : {}),
     });

@@ -32,6 +32,7 @@ export class RulesStore {
   #current: RuleSet;
   readonly #opts: RulesStoreOptions;
   readonly #watchers: FSWatcher[] = [];
+  readonly #listeners = new Set<() => void>();
   #timer: NodeJS.Timeout | undefined;
   #closed = false;
   // Serializes reloads so an older, slower load can never overwrite a newer one.
@@ -70,6 +71,14 @@ export class RulesStore {
     return this.#current;
   }
 
+  /** Called synchronously each time new rules come into force (not at open); returns the unsubscribe function. */
+  subscribe(listener: () => void): () => void {
+    this.#listeners.add(listener);
+    return () => {
+      this.#listeners.delete(listener);
+    };
+  }
+
   /** Re-reads all files; true if the new rules are now in force. Never throws. */
   reload(): Promise<boolean> {
     const run = async (): Promise<boolean> => {
@@ -80,7 +89,11 @@ export class RulesStore {
         const sources: RulesSource[] = [];
         for (const file of this.paths) sources.push(this.#frozen.get(file) ?? (await readRulesFile(file)));
         const rules = compileRules(sources, this.#opts);
-        if (!this.#closed) this.#current = rules;
+        if (!this.#closed) {
+          this.#current = rules;
+          // Before anything can decide under the new rules (remembered decisions are forgotten here).
+          for (const listener of this.#listeners) listener();
+        }
         result = { ok: true, rules };
       } catch (err) {
         result = { ok: false, error: err instanceof Error ? err : new Error(String(err)) };
