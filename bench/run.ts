@@ -344,7 +344,7 @@ async function main(): Promise<void> {
         // Not a product variant: the cost of the extra execve alone, for reference.
         { id: 'floor', label: 'floor: exec-only wrapper, no server', run: () => runPlain(patched, a, tmp, { EXEC_WRAPPER: floor }) },
         { id: 'run200', label: `Run, ${POLICY_RULES}-rule policy`, run: () => runIntercepted(run, patched, a, tmp, n), server: run, target: 1.8 },
-        // The same policy with repeats answered by the native fast path (what `codex-escalate run` does with direct execs off).
+        // The same policy with repeats answered by the native fast path (what `codex-escalate run` does without hooks).
         { id: 'run200Fast', label: `Run, ${POLICY_RULES}-rule, fast path`, run: async () => runIntercepted(await withFast(), patched, a, tmp, n), server: await withFast(), target: 1.3 },
         // Before/after of layer 2: the wrapper installs the exec filter and hands its listener over on every Run.
         { id: 'run200Filter', label: `Run + exec filter, ${POLICY_RULES}-rule`, run: async () => runIntercepted(await withFilter(), patched, a, tmp, n), server: await withFilter(), target: 1.8 },
@@ -385,6 +385,7 @@ async function main(): Promise<void> {
       const variants: Variant[] = [
         { id: 'stock', label: 'stock bash', run: () => runPlain(STOCK_BASH, a, tmp) },
         { id: 'run200', label: `Run, ${POLICY_RULES}-rule policy`, run: () => runIntercepted(run, patched, a, tmp, min), server: run, target: 1.8 },
+        { id: 'run200Fast', label: `Run, ${POLICY_RULES}-rule, fast path`, run: async () => runIntercepted(await withFast(), patched, a, tmp, min), server: await withFast() },
       ];
       const res = await measure('w2', variants, CFG.concReps);
       workloads.concurrency = {
@@ -520,10 +521,14 @@ function serverSummary(r: Json): Json {
       execLoopPersistentHook: get(r, 'workloads', 'execLoop', 'variants', 'persistentHook', 'serverLatencyUs') ?? null,
       execLoopSpawnedHook: get(r, 'workloads', 'execLoop', 'variants', 'spawnedHook', 'serverLatencyUs') ?? null,
       concurrencyRun200: get(r, 'workloads', 'concurrency', 'variants', 'run200', 'serverLatencyUs') ?? null,
+      execLoopRun200Fast: get(r, 'workloads', 'execLoop', 'variants', 'run200Fast', 'serverLatencyUs') ?? null,
+      concurrencyRun200Fast: get(r, 'workloads', 'concurrency', 'variants', 'run200Fast', 'serverLatencyUs') ?? null,
     },
     cpuUsPerDecision: {
       execLoopRun200: get(r, 'workloads', 'execLoop', 'variants', 'run200', 'serverCpuUsPerDecision') ?? null,
       concurrencyRun200: get(r, 'workloads', 'concurrency', 'variants', 'run200', 'serverCpuUsPerDecision') ?? null,
+      execLoopRun200Fast: get(r, 'workloads', 'execLoop', 'variants', 'run200Fast', 'serverCpuUsPerDecision') ?? null,
+      concurrencyRun200Fast: get(r, 'workloads', 'concurrency', 'variants', 'run200Fast', 'serverCpuUsPerDecision') ?? null,
       directClientUpperBound: get(r, 'rss', 'cpuUsPerDecisionWithClient') ?? null,
     },
     rssBytes: {
@@ -551,6 +556,10 @@ function targets(r: Json): Target[] {
   };
   const w1 = (v: string) => num(r, 'workloads', 'execLoop', 'variants', v, 'ratio');
   add('w1-run200', 'exec loop, Run with 200 rules, vs stock bash', w1('run200'), 1.8, '×');
+  add('w1-run200-fast', 'exec loop, Run with 200 rules, fast path (the CLI default without hooks or direct execs), vs stock bash', w1('run200Fast'), 1.3, '×');
+  add('cpu-run200-fast', 'server CPU per Run decision, fast path, exec loop', num(r, 'workloads', 'execLoop', 'variants', 'run200Fast', 'serverCpuUsPerDecision'), 60, 'µs');
+  add('latency-p50-16-fast', 'server decision latency p50, 16 concurrent loops, fast path', num(r, 'workloads', 'concurrency', 'variants', 'run200Fast', 'serverLatencyUs', 'p50'), 100, 'µs');
+  add('latency-p99-16-fast', 'server decision latency p99, 16 concurrent loops, fast path', num(r, 'workloads', 'concurrency', 'variants', 'run200Fast', 'serverLatencyUs', 'p99'), 1000, 'µs');
   add('w1-patched-off', 'patched bash without EXEC_WRAPPER vs stock bash', w1('patchedOff'), 1.02, '×');
   add('w1-persistent-hook', 'exec loop with a persistent hook vs stock bash', w1('persistentHook'), 2.0, '×');
   add('latency-p50-16', 'server decision latency p50, 16 concurrent loops, no hooks', num(r, 'workloads', 'concurrency', 'variants', 'run200', 'serverLatencyUs', 'p50'), 100, 'µs');

@@ -39,12 +39,15 @@
 #define MAX_ENTRIES 4096u
 #define MAX_TABLE_BYTES (8u * 1024u * 1024u)
 #define FLUSH_NS (50u * 1000u * 1000u)
+/* A hit that carries a listener: JS must watch it soon, or the program's own execs wait. */
+#define FLUSH_LISTENER_NS (1u * 1000u * 1000u)
 #define FLUSH_HITS 256u
 #define MAX_DGRAM_FDS 16
 
 typedef struct {
   uint64_t hash;
   uint32_t id;
+  uint32_t nfds; /* 1: the program's fd; 2: and the exec filter's listener (direct execs) */
   uint32_t path_len, payload_len, reply_len;
   uint8_t data[]; /* path, payload, reply */
 } entry_t;
@@ -84,6 +87,8 @@ typedef struct {
   uint32_t pending_conns; /* EV_CONN + EV_DGRAM in events */
   uint32_t pending_hits;
   uint64_t first_hit_ns; /* when the oldest unflushed hit was queued */
+  bool pending_listener; /* an unflushed hit carries a listener */
+  uint64_t first_listener_ns;
   bool notified;         /* a wake-up of JS is on its way; take() clears it */
   uint64_t hits, misses; /* for stats() */
 
@@ -157,7 +162,11 @@ static void close_fds(const int *fds, size_t n) {
 /* Caller holds mu: wake JS if it has something to do now. */
 static void maybe_notify(fast_t *p, bool urgent) {
   if (p->notified || p->nevents == 0) return;
-  if (!urgent && p->pending_hits < FLUSH_HITS && now_ns() - p->first_hit_ns < FLUSH_NS) return;
+  if (!urgent && p->pending_hits < FLUSH_HITS) {
+    uint64_t now = now_ns();
+    if (now - p->first_hit_ns < FLUSH_NS && !(p->pending_listener && now - p->first_listener_ns >= FLUSH_LISTENER_NS))
+      return;
+  }
   if (napi_call_threadsafe_function(p->tsfn, NULL, napi_tsfn_nonblocking) == napi_ok)
     p->notified = true;
 }
@@ -216,8 +225,9 @@ static bool try_answer(fast_t *p, int conn, uint64_t started) {
   bool answered = false;
   uint32_t len = (uint32_t)p->peek[0] | (uint32_t)p->peek[1] << 8 | (uint32_t)p->peek[2] << 16 |
                  (uint32_t)p->peek[3] << 24;
-  /* Exactly our wrapper's shape: the whole frame here, one fd (the program's O_PATH handle). */
-  if ((msg.msg_flags & MSG_CTRUNC) || nfds != 1 || len == 0 || len > MAX_PAYLOAD ||
+  /* Exactly our wrapper's shape: the whole frame here, the program's O_PATH handle and, with
+   * direct execs, its exec filter's listener. */
+  if ((msg.msg_flags & MSG_CTRUNC) || nfds < 1 || len == 0 || len > MAX_PAYLOAD ||
       (size_t)n < PREFIX + len)
     goto out;
   char link[32], path[4096];
@@ -228,6 +238,15 @@ static bool try_answer(fast_t *p, int conn, uint64_t started) {
       ((size_t)plen >= sizeof deleted - 1 &&
        memcmp(path + plen - (sizeof deleted - 1), deleted, sizeof deleted - 1) == 0))
     goto out;
+  if (nfds == 2) {
+    /* Only a seccomp listener is ever handed to the hub (as JS checks it). */
+    static const char listener[] = "anon_inode:seccomp notify";
+    char what[64];
+    snprintf(link, sizeof link, "/proc/self/fd/%d", fds[1]);
+    ssize_t wlen = readlink(link, what, sizeof what);
+    if (wlen != (ssize_t)sizeof listener - 1 || memcmp(what, listener, sizeof listener - 1) != 0)
+      goto out;
+  }
 
   uint8_t reply[512];
   uint32_t reply_len = 0, id = 0;
@@ -235,7 +254,7 @@ static bool try_answer(fast_t *p, int conn, uint64_t started) {
   uint64_t h = key_hash((const uint8_t *)path, (uint32_t)plen, payload, len);
   pthread_mutex_lock(&p->mu);
   entry_t *e = *find_slot(p, h, (const uint8_t *)path, (uint32_t)plen, payload, len);
-  if (e && e->reply_len <= sizeof reply) {
+  if (e && e->nfds == nfds && e->reply_len <= sizeof reply) {
     reply_len = e->reply_len;
     id = e->id;
     memcpy(reply, e->data + e->path_len + e->payload_len, reply_len);
@@ -257,10 +276,22 @@ static bool try_answer(fast_t *p, int conn, uint64_t started) {
   while (w < 0 && errno == EINTR);
   if (w != (ssize_t)reply_len) goto out;
   event_t ev = {.kind = EV_HIT, .id = id, .latency_ns = now_ns() - started};
+  if (nfds == 2) {
+    /* The listener goes to JS for the hub; nothing else holds it now. */
+    ev.fds[0] = steal_fd(&fds[1]);
+    ev.nfds = 1;
+    nfds = 1;
+  }
   pthread_mutex_lock(&p->mu);
   if (push_event(p, &ev)) {
     if (p->pending_hits++ == 0) p->first_hit_ns = now_ns();
+    if (ev.nfds && !p->pending_listener) {
+      p->pending_listener = true;
+      p->first_listener_ns = now_ns();
+    }
     p->hits++;
+  } else {
+    close_fds(ev.fds, ev.nfds); /* out of memory: its tree's execs fail (ENOSYS) */
   }
   maybe_notify(p, false);
   pthread_mutex_unlock(&p->mu);
@@ -322,8 +353,10 @@ static void *thread_main(void *arg) {
     bool backlog = p->pending_conns >= p->max_pending || p->sock_dead;
     int timeout = -1;
     if (p->pending_hits && !p->notified) {
-      uint64_t age = now_ns() - p->first_hit_ns;
-      timeout = age >= FLUSH_NS ? 0 : (int)((FLUSH_NS - age) / 1000000u) + 1;
+      uint64_t now = now_ns(), due = p->first_hit_ns + FLUSH_NS;
+      if (p->pending_listener && p->first_listener_ns + FLUSH_LISTENER_NS < due)
+        due = p->first_listener_ns + FLUSH_LISTENER_NS;
+      timeout = now >= due ? 0 : (int)((due - now + 999999u) / 1000000u);
     }
     if (timeout == 0) {
       maybe_notify(p, true);
@@ -489,20 +522,22 @@ static napi_value fast_new(napi_env env, napi_callback_info info) {
   return thisv;
 }
 
-/* remember(program: Buffer, payload: Buffer, reply: Buffer, id, generation) -> boolean */
+/* remember(program: Buffer, payload: Buffer, reply: Buffer, id, generation, fds) -> boolean
+ * fds: how many the request carries (1: the program's; 2: and a listener). */
 static napi_value fast_remember(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
-  napi_value argv[5];
-  fast_t *p = unwrap(env, info, &argc, argv, "remember(program, payload, reply, id, generation)");
+  size_t argc = 6;
+  napi_value argv[6];
+  fast_t *p = unwrap(env, info, &argc, argv, "remember(program, payload, reply, id, generation, fds)");
   if (!p) return NULL;
   const uint8_t *path, *payload, *reply;
   size_t path_len, payload_len, reply_len;
-  int64_t id, gen;
+  int64_t id, gen, nfds;
   if (!codex_get_bytes(env, argv[0], "program", &path, &path_len) ||
       !codex_get_bytes(env, argv[1], "payload", &payload, &payload_len) ||
       !codex_get_bytes(env, argv[2], "reply", &reply, &reply_len) ||
       !codex_get_int(env, argv[3], "id", 1, UINT32_MAX, &id) ||
-      !codex_get_int(env, argv[4], "generation", 0, INT64_MAX, &gen))
+      !codex_get_int(env, argv[4], "generation", 0, INT64_MAX, &gen) ||
+      !codex_get_int(env, argv[5], "fds", 1, 2, &nfds))
     return NULL;
   bool ok = false;
   size_t size = sizeof(entry_t) + path_len + payload_len + reply_len;
@@ -517,6 +552,7 @@ static napi_value fast_remember(napi_env env, napi_callback_info info) {
       if (e) {
         e->hash = h;
         e->id = (uint32_t)id;
+        e->nfds = (uint32_t)nfds;
         e->path_len = (uint32_t)path_len;
         e->payload_len = (uint32_t)payload_len;
         e->reply_len = (uint32_t)reply_len;
@@ -579,6 +615,8 @@ static napi_value event_value(napi_env env, const event_t *ev) {
         napi_create_double(env, (double)ev->latency_ns / 1000.0, &v) != napi_ok ||
         !set_prop(env, o, "latencyUs", v))
       return NULL;
+    if (ev->nfds && (napi_create_int32(env, ev->fds[0], &v) != napi_ok || !set_prop(env, o, "listener", v)))
+      return NULL;
     return o;
   }
   if (ev->kind == EV_CONN) {
@@ -613,6 +651,7 @@ static napi_value fast_take(napi_env env, napi_callback_info info) {
   p->events = NULL;
   p->nevents = p->cap_events = 0;
   p->pending_conns = p->pending_hits = 0;
+  p->pending_listener = false;
   p->notified = false;
   pthread_mutex_unlock(&p->mu);
   if (resume) wake(p);

@@ -49,12 +49,12 @@ export interface RawSeccompHub {
 
 /** One thing the fast path's thread queued (see native/fast-path.c); fds are the taker's. */
 export type RawFastPathEvent =
-  | { kind: 'hit'; id: number; latencyUs: number }
+  | { kind: 'hit'; id: number; latencyUs: number; listener?: number }
   | { kind: 'connection'; fd: number }
   | { kind: 'datagram'; bytes: Buffer; fds: number[]; truncated: boolean; controlTruncated: boolean };
 
 export interface RawFastPath {
-  remember(program: Uint8Array, payload: Uint8Array, reply: Uint8Array, id: number, generation: number): boolean;
+  remember(program: Uint8Array, payload: Uint8Array, reply: Uint8Array, id: number, generation: number, fds: 1 | 2): boolean;
   clear(): number;
   generation(): number;
   take(): RawFastPathEvent[];

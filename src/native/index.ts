@@ -144,9 +144,13 @@ export class FastPath {
     this.#native = new binding.FastPath(fd, opts.handshakeByte, opts.maxFds, opts.maxPending, onReady);
   }
 
-  /** Answer this exact request (frame payload) for this program path with `reply` from now on; false if not taken (table full, stale generation, too large). */
-  remember(program: Uint8Array, payload: Uint8Array, reply: Uint8Array, id: number, generation: number): boolean {
-    return this.#native.remember(program, payload, reply, id, generation);
+  /**
+   * Answer this exact request (frame payload) for this program path with `reply` from now on, when it comes with
+   * `fds` fds (1: the program's; 2: and an exec filter's listener, handed out with the hit); false if not taken
+   * (table full, stale generation, too large).
+   */
+  remember(program: Uint8Array, payload: Uint8Array, reply: Uint8Array, id: number, generation: number, fds: 1 | 2): boolean {
+    return this.#native.remember(program, payload, reply, id, generation, fds);
   }
 
   /** Forget every entry; returns the new generation (a remember() with an older one is refused). */

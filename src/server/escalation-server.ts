@@ -98,7 +98,7 @@ export interface EscalationServerOptions {
   readonly directDenialEcho?: (line: string) => void;
   /**
    * Answer byte-identical repeats of a Run request on a native thread, without JS (src/server/fast-path.ts).
-   * Only where it cannot change a decision: a policy that is `repeatable`, direct execs off. Default false.
+   * Only where it cannot change a decision: a policy that is `repeatable` (no hooks). Default false.
    */
   readonly fastPath?: boolean;
 }
@@ -374,13 +374,12 @@ export class EscalationSession {
         },
       });
     }
-    // Direct execs attach a listener and get a grant per exec: those decisions are never repeats.
-    const repeatable = settings.fastPath && !settings.directExecs ? host.policy.repeatable : undefined;
+    const repeatable = settings.fastPath ? host.policy.repeatable : undefined;
     if (repeatable) {
       this.#fast = new SessionFastPath(serverFd, repeatable, { maxPending: settings.maxConnectionsPerSession }, {
         connection: (fd) => this.#admit(fd),
         datagram: (got) => this.#accept(got),
-        hit: (remembered, latencyUs) => this.#repeated(remembered, latencyUs),
+        hit: (remembered, latencyUs, listener) => this.#repeated(remembered, latencyUs, listener),
       });
       return;
     }
@@ -437,10 +436,11 @@ export class EscalationSession {
     // What the shell left running goes first, while the socket still answers: it is ended, not refused.
     if (this.#containment?.endSandbox) await this.#containment.endSandbox();
     this.#abort.abort(new Error('session ended'));
+    // The fast path's thread is joined first; the hits it answered are logged before session_end (their
+    // listeners join the hub, which closes them next).
+    this.#fast?.close();
     // Fail closed: with the listeners closed, the kernel fails every notified exec (ENOSYS).
     this.#direct?.close();
-    // The thread is joined first; the hits it answered are logged before session_end.
-    this.#fast?.close();
     this.#poller?.close();
     closeQuietly(this.#serverFd);
     this.shellSpawned();
@@ -606,15 +606,16 @@ export class EscalationSession {
       synchronous &&
       action.kind === 'run' &&
       action.rewrite === undefined &&
-      !kept &&
       grant === undefined &&
       request.resolved &&
       request.programFd !== undefined &&
       request.peerExtensions >= EXT_PROGRAM_FD &&
-      frame.fds.length === 1
+      // The program's fd alone, or with a listener the hub kept (a hit hands its new one to the hub).
+      (listenerFd === undefined ? frame.fds.length === 1 : kept && frame.fds.length === 2)
     ) {
       const { programFd: _fd, ...template } = request;
-      this.#fast.remember(wireStringToBytes(request.program), frame.payload, this.#responseFrame(action, request.peerExtensions, false), generation, {
+      const fds = listenerFd === undefined ? 1 : 2;
+      this.#fast.remember(wireStringToBytes(request.program), frame.payload, this.#responseFrame(action, request.peerExtensions, kept), fds, generation, {
         request: template,
         action,
         decision,
@@ -638,9 +639,14 @@ export class EscalationSession {
   }
 
   /** A request the fast path answered: counted, logged and reported like the decision it repeats. */
-  #repeated(remembered: RememberedDecision | undefined, latencyUs: number): void {
+  #repeated(remembered: RememberedDecision | undefined, latencyUs: number, listener: Fd | undefined): void {
     const host = this.#host;
     this.#decisions++;
+    // The reply told the wrapper its listener is kept: the hub watches it now (or, closed, its tree's execs fail).
+    if (listener !== undefined && !this.#direct?.adopt(listener)) {
+      if (this.#direct === undefined) closeQuietly(listener);
+      host.rejected(this.id, 'cannot watch the seccomp listener: its execs fail');
+    }
     if (remembered === undefined) {
       host.logger.error({ event: 'decision', session: this.id, via: 'fast-path', action: 'run', error: 'answered from a forgotten template' }, 'run (unknown)');
       return;

@@ -10,12 +10,15 @@
  * table is remembered only from decisions that read nothing else:
  *   - the policy says so (`EscalationPolicy.repeatable`: no hooks, rules whose
  *     changes it reports) and the decision was synchronous (no approver);
- *   - a plain Run (no rewrite) for our wrapper (ext >= 2, exactly the program
- *     fd attached), direct execs off (their listener and grant are per exec);
+ *   - a plain Run (no rewrite) for our wrapper (ext >= 2, the program fd
+ *     attached) and, with direct execs, with its exec filter's listener
+ *     attached and kept (a hit hands the new listener to the hub; a request
+ *     that needs a grant, a nested wrapper's, is always decided in JS);
  *   - the rules in force have not changed since: a change clears the table
  *     before anything decides under the new rules.
- * Hits are handed back in batches and logged like any decision (a new request
- * id, the latency the thread measured).
+ * Hits are handed back in batches (within 50 ms; within 1 ms when one carries
+ * a listener, whose program's own execs wait until the hub watches it) and
+ * logged like any decision (a new request id, the latency the thread measured).
  */
 import { FastPath, type Fd, type Received } from '../native/index.js';
 import { HANDSHAKE_BYTE, MAX_FDS_PER_MESSAGE } from '../protocol/constants.js';
@@ -37,8 +40,11 @@ export interface FastPathHandlers {
   connection(fd: Fd): void;
   /** A datagram that is not a plain handshake: judge it as usual. */
   datagram(got: Received): void;
-  /** A request answered by the thread (undefined: its template is gone, which should not happen; log it anyway). */
-  hit(remembered: RememberedDecision | undefined, latencyUs: number): void;
+  /**
+   * A request answered by the thread (undefined: its template is gone, which should not happen; log it anyway),
+   * with the exec filter's listener it carried (the reply said it is kept: the hub must watch it).
+   */
+  hit(remembered: RememberedDecision | undefined, latencyUs: number, listener: Fd | undefined): void;
 }
 
 /** Templates of a cleared table stay this long, for a hit that was being answered while it was cleared. */
@@ -77,11 +83,11 @@ export class SessionFastPath {
    * the one read before deciding: a decision taken under rules that have
    * changed since is not remembered.
    */
-  remember(program: Buffer, payload: Buffer, reply: Buffer, generation: number, remembered: RememberedDecision): void {
+  remember(program: Buffer, payload: Buffer, reply: Buffer, fds: 1 | 2, generation: number, remembered: RememberedDecision): void {
     if (this.#closed || generation !== this.#generation) return;
     const id = this.#nextId++;
     if (this.#nextId > 0xffff_fff0) this.#nextId = 1;
-    if (this.#native.remember(program, payload, reply, id, generation)) {
+    if (this.#native.remember(program, payload, reply, id, generation, fds)) {
       this.#templates.set(id, remembered);
       return;
     }
@@ -89,7 +95,7 @@ export class SessionFastPath {
     if (this.#templates.size === 0) return;
     this.forget();
     const id2 = this.#nextId++;
-    if (this.#native.remember(program, payload, reply, id2, this.#generation)) this.#templates.set(id2, remembered);
+    if (this.#native.remember(program, payload, reply, id2, this.#generation, fds)) this.#templates.set(id2, remembered);
   }
 
   /**
@@ -121,6 +127,7 @@ export class SessionFastPath {
         const ev = events[i]!;
         if (ev.kind === 'connection') closeQuietly(ev.fd);
         else if (ev.kind === 'datagram') for (const fd of ev.fds) closeQuietly(fd);
+        else if (ev.listener !== undefined) closeQuietly(ev.listener);
       }
     }
     if (this.#retired.size > 0 && Date.now() - this.#retiredAt > RETIRED_MS) this.#retired = new Map();
@@ -136,7 +143,7 @@ export class SessionFastPath {
     this.#unsubscribe();
     this.#native.close();
     for (const ev of this.#native.take()) {
-      if (ev.kind === 'hit') this.#hit(ev.id, ev.latencyUs);
+      if (ev.kind === 'hit') this.#hit(ev.id, ev.latencyUs, ev.listener);
       else if (ev.kind === 'connection') closeQuietly(ev.fd);
       else for (const fd of ev.fds) closeQuietly(fd);
     }
@@ -148,7 +155,7 @@ export class SessionFastPath {
   #dispatch(ev: ReturnType<FastPath['take']>[number]): void {
     switch (ev.kind) {
       case 'hit':
-        this.#hit(ev.id, ev.latencyUs);
+        this.#hit(ev.id, ev.latencyUs, ev.listener);
         return;
       case 'connection':
         this.#handlers.connection(ev.fd);
@@ -159,8 +166,8 @@ export class SessionFastPath {
     }
   }
 
-  #hit(id: number, latencyUs: number): void {
+  #hit(id: number, latencyUs: number, listener: Fd | undefined): void {
     // Every id the thread answers with was set here before it could be answered, and stays for RETIRED_MS after a clear.
-    this.#handlers.hit(this.#templates.get(id) ?? this.#retired.get(id), latencyUs);
+    this.#handlers.hit(this.#templates.get(id) ?? this.#retired.get(id), latencyUs, listener);
   }
 }

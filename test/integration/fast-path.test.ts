@@ -117,7 +117,7 @@ describe('fast path: repeats answered natively, every decision unchanged', () =>
     expect(s.sessions[0]!.fastPathStats!.hits).toBeGreaterThan(1);
   }, 60_000);
 
-  it('no fast path where a decision is not a function of the request: hooks, an unobservable rule set, direct execs', () => {
+  it('no fast path where a decision is not a function of the request: hooks, an unobservable rule set', () => {
     const hooks = { preToolUse: async () => ({ decision: 'none' as const, runs: [] }) } as unknown as NonNullable<DecisionPipelineOptions['hooks']>;
     expect(createDecisionPipeline({ hooks }).repeatable).toBeUndefined();
     expect(createDecisionPipeline({ rules: { current: RuleSet.empty() } }).repeatable).toBeUndefined();
@@ -125,11 +125,20 @@ describe('fast path: repeats answered natively, every decision unchanged', () =>
     expect(createDecisionPipeline({ denyPrefixes: ['rm'] }).repeatable).toBeDefined();
   });
 
-  it('direct execs on: the session reads its socket in JS as before', async () => {
-    const s = serverWith(pipeline()(), true, { directExecs: true });
-    const session = await s.server.startSession({ cwd: os.tmpdir() });
-    expect(session.fastPathStats).toBeUndefined();
-    await session.end();
+  it('direct execs: a repeated Run hands its new listener to the hub, so the program\'s own execs are still decided', async () => {
+    const dir = tempDir('fast-direct-');
+    const target = path.join(dir, 'x');
+    // env (Run: a hit from the second time on) execs rm itself: that exec reaches the hub through the listener the hit
+    // handed over, and is denied every time; the file is never removed.
+    const script = `for i in 1 2 3 4; do : > ${target}; /usr/bin/env /bin/rm ${target} 2>/dev/null; echo "$? $([ -e ${target} ] && echo kept)"; done`;
+    const s = serverWith(pipeline({ denyPrefixes: ['rm'] })(), true, { directExecs: true });
+    const r = await runInSession(s.server, script, { env: ENV });
+    expect(r.stdout).toBe('126 kept\n'.repeat(4));
+    expect(s.sessions[0]!.fastPathStats!.hits).toBe(3);
+    const decisions = s.lines.filter((l) => l.event === 'decision');
+    expect(decisions.filter((l) => l.program === '/usr/bin/env').map((l) => l.action)).toEqual(['run', 'run', 'run', 'run']);
+    expect(decisions.filter((l) => l.program === '/usr/bin/rm').map((l) => [l.action, l.via])).toEqual(Array(4).fill(['deny', 'direct']));
+    expect(s.lines.filter((l) => l.event === 'rejected')).toEqual([]);
   });
 });
 

@@ -92,7 +92,7 @@ export function registerRunCommand(program: Command): void {
     .option('--shell-env <inherit=MODE>', 'environment of the sandboxed shell: inherit=default (all but secret-looking names), all, core (PATH, HOME, USER... and locale) or none')
     .option('--shell-env-exclude <pattern>', 'also withhold these variables from the sandboxed shell (glob, case-insensitive; repeatable)', collect, [])
     .option('--shell-env-set <NAME=VALUE>', 'set this variable in the sandboxed shell (repeatable)', collect, [])
-    .option('--no-fast-path', 'decide every exec in JavaScript; by default a request identical to one already answered Run (same bytes, same program, same rules; no hooks, direct execs off) is answered by a native thread')
+    .option('--no-fast-path', 'decide every exec in JavaScript; by default a request identical to one already answered Run (same bytes, same program, same rules; not with hooks) is answered by a native thread')
     .option('--no-priority-boost', 'do not raise the server\'s scheduling priority above the workload (it is raised when permitted: root or CAP_SYS_NICE)')
     .addHelpText(
       'after',
