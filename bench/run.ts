@@ -325,6 +325,8 @@ async function main(): Promise<void> {
   const withFilter = async () => (directServer ??= await createBenchServer('run', { wrapperPath: wrapper, tmp, directExecs: true }));
   let fastServer: BenchServer | undefined;
   const withFast = async () => (fastServer ??= await createBenchServer('run', { wrapperPath: wrapper, tmp, fastPath: true }));
+  let filterFastServer: BenchServer | undefined;
+  const withFilterFast = async () => (filterFastServer ??= await createBenchServer('run', { wrapperPath: wrapper, tmp, directExecs: true, fastPath: true }));
   const result: Record<string, unknown> = { schema: 1, generatedAt: new Date().toISOString(), smoke: SMOKE, ...info, config: { ...CFG, policyRules: POLICY_RULES, sections: [...SECTIONS] } };
   const workloads: Record<string, unknown> = {};
   result.workloads = workloads;
@@ -348,6 +350,8 @@ async function main(): Promise<void> {
         { id: 'run200Fast', label: `Run, ${POLICY_RULES}-rule, fast path`, run: async () => runIntercepted(await withFast(), patched, a, tmp, n), server: await withFast(), target: 1.3 },
         // Before/after of layer 2: the wrapper installs the exec filter and hands its listener over on every Run.
         { id: 'run200Filter', label: `Run + exec filter, ${POLICY_RULES}-rule`, run: async () => runIntercepted(await withFilter(), patched, a, tmp, n), server: await withFilter(), target: 1.8 },
+        // Both: the CLI's default inside bwrap or as root, without hooks.
+        { id: 'run200FilterFast', label: `Run + exec filter, fast path`, run: async () => runIntercepted(await withFilterFast(), patched, a, tmp, n), server: await withFilterFast() },
         // ~5 ms per exec: 3 samples are plenty for a variant with no target, and save a minute.
         { id: 'spawnedHook', label: 'spawned sh PreToolUse hook', run: () => runIntercepted(spawned, patched, a, tmp, n), server: spawned, maxReps: 3 },
         { id: 'persistentHook', label: 'persistent PreToolUse hook', run: () => runIntercepted(persistent, patched, a, tmp, n), server: persistent, target: 2.0 },
@@ -356,7 +360,7 @@ async function main(): Promise<void> {
       // Warm-up: JIT, page cache, the persistent hook's process start.
       log('workload 1 warm-up');
       const warm = [loop, String(Math.min(50, n))];
-      for (const bs of [run, spawned, persistent, escalate, await withFilter(), await withFast()]) await runIntercepted(bs, patched, warm, tmp, 1);
+      for (const bs of [run, spawned, persistent, escalate, await withFilter(), await withFast(), await withFilterFast()]) await runIntercepted(bs, patched, warm, tmp, 1);
       await runPlain(STOCK_BASH, warm, tmp);
       const res = await measure('w1', variants, CFG.reps);
       const s = res.spawnedHook;
@@ -434,7 +438,7 @@ async function main(): Promise<void> {
       };
     }
   } finally {
-    await Promise.all([...Object.values(servers), ...(directServer ? [directServer] : []), ...(fastServer ? [fastServer] : [])].map((s) => s.close()));
+    await Promise.all([...Object.values(servers), ...(directServer ? [directServer] : []), ...(fastServer ? [fastServer] : []), ...(filterFastServer ? [filterFastServer] : [])].map((s) => s.close()));
   }
 
   // Server side: RSS and CPU with the direct client (fresh process).
