@@ -28,6 +28,8 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -73,6 +75,9 @@ typedef struct {
   int max_fds;
   uint32_t max_pending; /* connections/datagrams queued before the thread stops reading */
   pthread_t thread;
+  pid_t tid; /* the thread's, for setNice(); set before pthread_create returns to JS (see thread_main) */
+  pthread_mutex_t tid_mu;
+  pthread_cond_t tid_cv;
   bool running, hooked;
   bool sock_dead; /* the socket reports an error or hang-up with nothing to read: stop polling it */
 
@@ -347,6 +352,10 @@ static bool serve_one(fast_t *p) {
 
 static void *thread_main(void *arg) {
   fast_t *p = arg;
+  pthread_mutex_lock(&p->tid_mu);
+  p->tid = (pid_t)syscall(SYS_gettid);
+  pthread_cond_signal(&p->tid_cv);
+  pthread_mutex_unlock(&p->tid_mu);
   for (;;) {
     pthread_mutex_lock(&p->mu);
     bool stopping = p->stopping;
@@ -415,6 +424,8 @@ static void destroy(fast_t *p) {
   table_clear(p);
   if (p->wake_fd >= 0) close(p->wake_fd);
   pthread_mutex_destroy(&p->mu);
+  pthread_mutex_destroy(&p->tid_mu);
+  pthread_cond_destroy(&p->tid_cv);
   free(p);
 }
 
@@ -488,6 +499,8 @@ static napi_value fast_new(napi_env env, napi_callback_info info) {
   p->max_fds = (int)max_fds;
   p->max_pending = (uint32_t)max_pending;
   pthread_mutex_init(&p->mu, NULL);
+  pthread_mutex_init(&p->tid_mu, NULL);
+  pthread_cond_init(&p->tid_cv, NULL);
   p->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (p->wake_fd < 0) {
     int err = errno;
@@ -519,6 +532,10 @@ static napi_value fast_new(napi_env env, napi_callback_info info) {
   }
   p->running = true;
   pthread_setname_np(p->thread, "codex-fastpath"); /* shows in /proc/PID/task/TID/comm */
+  pthread_mutex_lock(&p->tid_mu);
+  while (p->tid == 0)
+    pthread_cond_wait(&p->tid_cv, &p->tid_mu);
+  pthread_mutex_unlock(&p->tid_mu);
   return thisv;
 }
 
@@ -705,6 +722,22 @@ static napi_value fast_close(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* setNice(n): the thread's nice value (decisions ahead of the workload, as the event loop's; see boostServerPriority). */
+static napi_value fast_set_nice(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  fast_t *p = unwrap(env, info, &argc, argv, "setNice(nice)");
+  if (!p) return NULL;
+  int64_t nice;
+  if (!codex_get_int(env, argv[0], "nice", -20, 19, &nice)) return NULL;
+  if (!p->running) return NULL;
+  if (setpriority(PRIO_PROCESS, (id_t)p->tid, (int)nice) != 0) {
+    codex_throw_errno(env, errno, "setpriority");
+    return NULL;
+  }
+  return NULL;
+}
+
 static napi_value fast_set_ref(napi_env env, napi_callback_info info, bool on) {
   size_t argc = 0;
   fast_t *p = unwrap(env, info, &argc, NULL, NULL);
@@ -731,6 +764,7 @@ napi_value codex_init_fast_path(napi_env env, napi_value exports) {
       CODEX_METHOD("generation", fast_generation), CODEX_METHOD("take", fast_take),
       CODEX_METHOD("stats", fast_stats), CODEX_METHOD("close", fast_close),
       CODEX_METHOD("ref", fast_ref), CODEX_METHOD("unref", fast_unref),
+      CODEX_METHOD("setNice", fast_set_nice),
   };
   CODEX_DEFINE_CLASS(env, exports, "FastPath", "NativeFastPath", fast_new, methods);
   return exports;

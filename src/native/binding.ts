@@ -59,6 +59,7 @@ export interface RawFastPath {
   generation(): number;
   take(): RawFastPathEvent[];
   stats(): { hits: number; misses: number; entries: number };
+  setNice(nice: number): void;
   close(): void;
   ref(): void;
   unref(): void;

@@ -171,6 +171,11 @@ export class FastPath {
     return this.#native.stats();
   }
 
+  /** The thread's nice value (setpriority of its tid; a closed one: nothing). */
+  setNice(nice: number): void {
+    this.#native.setNice(nice);
+  }
+
   /** Stop the thread (joined before this returns); what it queued stays for take(). Idempotent. */
   close(): void {
     this.#native.close();

@@ -113,15 +113,18 @@ export interface EscalationServerOptions {
  */
 export function boostServerPriority(server: EscalationServer, steps = 10): number | undefined {
   let base: number;
+  let target: number;
   try {
     base = os.getPriority(0);
-    const target = Math.max(-20, base - steps);
+    target = Math.max(-20, base - steps);
     if (target === base) return undefined;
     os.setPriority(0, target);
   } catch {
     return undefined; // not permitted: run at the normal priority
   }
   server.escalatedNice = base;
+  // The fast paths' threads answer most decisions: they go ahead of the workload too.
+  server.boostFastPaths(target);
   return base;
 }
 
@@ -193,6 +196,8 @@ export interface SessionHost {
   readonly settings: SessionSettings;
   /** Nice value for escalated commands (see boostServerPriority); read at each spawn. */
   escalatedNice(): number | undefined;
+  /** Nice value for fast-path threads, once boosted (see boostServerPriority). */
+  fastPathNice(): number | undefined;
   nextRequestId(): string;
   /** Rate-limited: a flood of garbage yields a bounded number of lines. */
   rejected(sessionId: string, error: string): void;
@@ -217,6 +222,7 @@ export class EscalationServer {
   #requestCounter = 0;
   readonly #rejectLog = new RateLimiter(20);
   readonly #host: SessionHost;
+  #fastPathNice: number | undefined;
 
   constructor(readonly options: EscalationServerOptions) {
     this.policy = options.policy;
@@ -228,6 +234,7 @@ export class EscalationServer {
       logger: this.logger,
       settings,
       escalatedNice: () => this.escalatedNice,
+      fastPathNice: () => this.#fastPathNice,
       nextRequestId: () => `r${++this.#requestCounter}`,
       rejected: (sessionId, error) => this.#logRejected(sessionId, error),
       observe: (fn) => this.#observe(fn),
@@ -245,6 +252,12 @@ export class EscalationServer {
     this.logger.info({ event: 'session_start', session: session.id, ...session.containmentInfo() }, 'session started');
     await this.#notify('sessionStarted', session);
     return session;
+  }
+
+  /** Run every session's fast-path thread, now and later, at this nice value (best effort: not permitted, unchanged). */
+  boostFastPaths(nice: number): void {
+    this.#fastPathNice = nice;
+    for (const s of this.#sessions) s.setFastPathNice(nice);
   }
 
   get activeSessions(): number {
@@ -381,6 +394,8 @@ export class EscalationSession {
         datagram: (got) => this.#accept(got),
         hit: (remembered, latencyUs, listener) => this.#repeated(remembered, latencyUs, listener),
       });
+      const nice = host.fastPathNice();
+      if (nice !== undefined) this.setFastPathNice(nice);
       return;
     }
     this.#poller = new Poller(serverFd, (err) => {
@@ -391,6 +406,11 @@ export class EscalationSession {
       this.#drainHandshakes();
     });
     this.#poller.start({ readable: true });
+  }
+
+  /** The fast path's thread at this nice value (see boostServerPriority); not permitted: unchanged. */
+  setFastPathNice(nice: number): void {
+    this.#fast?.setNice(nice);
   }
 
   /** Requests answered by the fast path, and those it passed on, so far. */

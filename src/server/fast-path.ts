@@ -111,6 +111,15 @@ export class SessionFastPath {
     this.#templates = new Map();
   }
 
+  /** Best effort: a thread that may not be raised keeps its priority. */
+  setNice(nice: number): void {
+    try {
+      this.#native.setNice(nice);
+    } catch {
+      // EACCES/EPERM: not permitted here
+    }
+  }
+
   get stats(): { hits: number; misses: number; entries: number } {
     return this.#native.stats();
   }

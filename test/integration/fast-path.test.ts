@@ -6,7 +6,7 @@
  * rules that changed, forged fds, and what the sandbox may send instead of a
  * handshake. Real patched bash, real wrapper, real sockets.
  */
-import { openSync, symlinkSync, writeFileSync } from 'node:fs';
+import { openSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -17,7 +17,7 @@ import { RuleSet } from '../../src/policy/rules/ruleset.js';
 import type { EscalationPolicy } from '../../src/policy/types.js';
 import { encodeJsonFrame } from '../../src/protocol/codec.js';
 import { createAuditLogger } from '../../src/server/audit-log.js';
-import { EscalationServer, type EscalationSession } from '../../src/server/escalation-server.js';
+import { boostServerPriority, EscalationServer, type EscalationSession } from '../../src/server/escalation-server.js';
 import { patchedBash, runInSession, tempDir, wrapperPath } from '../helpers/harness.js';
 import { RawClient } from '../helpers/raw-client.js';
 import { decisionView, runFastPathDifferential } from '../fuzz/fast-path-differential.js';
@@ -139,6 +139,37 @@ describe('fast path: repeats answered natively, every decision unchanged', () =>
     expect(decisions.filter((l) => l.program === '/usr/bin/env').map((l) => l.action)).toEqual(['run', 'run', 'run', 'run']);
     expect(decisions.filter((l) => l.program === '/usr/bin/rm').map((l) => [l.action, l.via])).toEqual(Array(4).fill(['deny', 'direct']));
     expect(s.lines.filter((l) => l.event === 'rejected')).toEqual([]);
+  });
+});
+
+describe('fast path: priority', () => {
+  it('boostServerPriority raises the fast path\'s thread with the event loop (decisions ahead of the workload)', async () => {
+    const s = serverWith(pipeline()(), true);
+    const session = await s.server.startSession({ cwd: os.tmpdir() });
+    /** The nice value of every fast-path thread of this process. */
+    const threadNice = () =>
+      readdirSync('/proc/self/task')
+        .filter((tid) => readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim() === 'codex-fastpath')
+        .map((tid) => {
+          const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+          return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
+        });
+    const before = os.getPriority(0);
+    expect(threadNice()).toEqual([before]);
+    const base = boostServerPriority(s.server);
+    try {
+      if (base === undefined) return; // not permitted here (not root): nothing to check
+      const boosted = Math.max(-20, base - 10);
+      expect(threadNice()).toEqual([boosted]);
+      // A session started afterwards gets it too.
+      const later = await s.server.startSession({ cwd: os.tmpdir() });
+      expect(threadNice()).toEqual([boosted, boosted]);
+      await later.end();
+      expect(threadNice()).toEqual([boosted]);
+    } finally {
+      if (base !== undefined) os.setPriority(0, base);
+      await session.end();
+    }
   });
 });
 
