@@ -539,7 +539,9 @@ static napi_value fast_new(napi_env env, napi_callback_info info) {
   return thisv;
 }
 
-/* remember(program: Buffer, payload: Buffer, reply: Buffer, id, generation, fds) -> boolean
+/* remember(program: Buffer, payload: Buffer, reply: Buffer, id, generation, fds) ->
+ *   1 taken, 2 that key is there already (its first id stays), 0 the table is full,
+ *   -1 refused (another generation, too large, empty, stopping, out of memory).
  * fds: how many the request carries (1: the program's; 2: and a listener). */
 static napi_value fast_remember(napi_env env, napi_callback_info info) {
   size_t argc = 6;
@@ -556,16 +558,21 @@ static napi_value fast_remember(napi_env env, napi_callback_info info) {
       !codex_get_int(env, argv[4], "generation", 0, INT64_MAX, &gen) ||
       !codex_get_int(env, argv[5], "fds", 1, 2, &nfds))
     return NULL;
-  bool ok = false;
+  int result = -1;
   size_t size = sizeof(entry_t) + path_len + payload_len + reply_len;
   if (path_len > 0 && path_len < 4096 && payload_len > 0 && payload_len <= MAX_PAYLOAD &&
       reply_len > 0 && reply_len <= 512) {
     pthread_mutex_lock(&p->mu);
-    if ((uint64_t)gen == p->generation && !p->stopping && p->entries < MAX_ENTRIES &&
-        p->table_bytes + size <= MAX_TABLE_BYTES) {
-      uint64_t h = key_hash(path, (uint32_t)path_len, payload, (uint32_t)payload_len);
-      entry_t **slot = find_slot(p, h, path, (uint32_t)path_len, payload, (uint32_t)payload_len);
-      entry_t *e = *slot ? NULL : malloc(size);
+    uint64_t h = key_hash(path, (uint32_t)path_len, payload, (uint32_t)payload_len);
+    entry_t **slot = find_slot(p, h, path, (uint32_t)path_len, payload, (uint32_t)payload_len);
+    if ((uint64_t)gen != p->generation || p->stopping) {
+      result = -1;
+    } else if (*slot) {
+      result = 2; /* a concurrent twin was remembered first: same bytes, same decision */
+    } else if (p->entries >= MAX_ENTRIES || p->table_bytes + size > MAX_TABLE_BYTES) {
+      result = 0;
+    } else {
+      entry_t *e = malloc(size);
       if (e) {
         e->hash = h;
         e->id = (uint32_t)id;
@@ -579,13 +586,13 @@ static napi_value fast_remember(napi_env env, napi_callback_info info) {
         *slot = e;
         p->entries++;
         p->table_bytes += size;
-        ok = true;
+        result = 1;
       }
     }
     pthread_mutex_unlock(&p->mu);
   }
   napi_value out;
-  NAPI_CALL(env, napi_get_boolean(env, ok, &out));
+  NAPI_CALL(env, napi_create_int32(env, result, &out));
   return out;
 }
 

@@ -54,7 +54,7 @@ export type RawFastPathEvent =
   | { kind: 'datagram'; bytes: Buffer; fds: number[]; truncated: boolean; controlTruncated: boolean };
 
 export interface RawFastPath {
-  remember(program: Uint8Array, payload: Uint8Array, reply: Uint8Array, id: number, generation: number, fds: 1 | 2): boolean;
+  remember(program: Uint8Array, payload: Uint8Array, reply: Uint8Array, id: number, generation: number, fds: 1 | 2): 1 | 2 | 0 | -1;
   clear(): number;
   generation(): number;
   take(): RawFastPathEvent[];

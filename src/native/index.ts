@@ -146,10 +146,11 @@ export class FastPath {
 
   /**
    * Answer this exact request (frame payload) for this program path with `reply` from now on, when it comes with
-   * `fds` fds (1: the program's; 2: and an exec filter's listener, handed out with the hit); false if not taken
-   * (table full, stale generation, too large).
+   * `fds` fds (1: the program's; 2: and an exec filter's listener, handed out with the hit). 1: taken; 2: that
+   * request is there already (under its first id); 0: the table is full; -1: refused (another generation, empty
+   * or too large, closed).
    */
-  remember(program: Uint8Array, payload: Uint8Array, reply: Uint8Array, id: number, generation: number, fds: 1 | 2): boolean {
+  remember(program: Uint8Array, payload: Uint8Array, reply: Uint8Array, id: number, generation: number, fds: 1 | 2): 1 | 2 | 0 | -1 {
     return this.#native.remember(program, payload, reply, id, generation, fds);
   }
 

@@ -49,6 +49,10 @@ export interface FastPathHandlers {
 
 /** Templates of a cleared table stay this long, for a hit that was being answered while it was cleared. */
 const RETIRED_MS = 5000;
+/** What the native table takes (native/fast-path.c MAX_PAYLOAD, reply buffer, PATH_MAX): larger ones are never remembered. */
+const MAX_PAYLOAD_BYTES = 64 * 1024;
+const MAX_REPLY_BYTES = 512;
+const MAX_PROGRAM_BYTES = 4095;
 
 export class SessionFastPath {
   readonly #native: FastPath;
@@ -85,17 +89,23 @@ export class SessionFastPath {
    */
   remember(program: Buffer, payload: Buffer, reply: Buffer, fds: 1 | 2, generation: number, remembered: RememberedDecision): void {
     if (this.#closed || generation !== this.#generation) return;
+    // (A payload parsed in the worker was handed over to it: empty here, never remembered.)
+    if (payload.length === 0 || payload.length > MAX_PAYLOAD_BYTES || reply.length > MAX_REPLY_BYTES || program.length > MAX_PROGRAM_BYTES) return;
+    let id = this.#take();
+    let taken = this.#native.remember(program, payload, reply, id, generation, fds);
+    if (taken === 0) {
+      // Full (4096 requests or 8 MiB): start over rather than stop remembering.
+      this.forget();
+      id = this.#take();
+      taken = this.#native.remember(program, payload, reply, id, this.#generation, fds);
+    }
+    if (taken === 1) this.#templates.set(id, remembered);
+  }
+
+  #take(): number {
     const id = this.#nextId++;
     if (this.#nextId > 0xffff_fff0) this.#nextId = 1;
-    if (this.#native.remember(program, payload, reply, id, generation, fds)) {
-      this.#templates.set(id, remembered);
-      return;
-    }
-    // Full (4096 requests or 8 MiB): start over rather than stop remembering.
-    if (this.#templates.size === 0) return;
-    this.forget();
-    const id2 = this.#nextId++;
-    if (this.#native.remember(program, payload, reply, id2, this.#generation, fds)) this.#templates.set(id2, remembered);
+    return id;
   }
 
   /**

@@ -99,6 +99,15 @@ describe('fast path: repeats answered natively, every decision unchanged', () =>
     expect(fast.session.fastPathStats?.hits).toBe(1);
   });
 
+  it('a request too large for the table is decided in JS every time and does not cost the others their entries', async () => {
+    const script = `big=$(printf '%070000d' 0); /bin/true; /bin/true "$big"; /bin/true; /bin/true "$big"; /bin/true; echo ok`;
+    const fast = await run(pipeline(), script, true);
+    expect(fast.stdout).toBe('ok\n');
+    expect(fast.decisions).toHaveLength(5);
+    expect(fast.decisions.filter((l) => l.repeat_of !== undefined).map((l) => l.argv)).toEqual([['/bin/true'], ['/bin/true']]);
+    expect(fast.session.fastPathStats).toMatchObject({ hits: 2, misses: 3 });
+  });
+
   it('rules that change are in force for the next exec: the table is forgotten before anything decides under them', async () => {
     const dir = tempDir('fast-rules-');
     const file = path.join(dir, 'p.rules');

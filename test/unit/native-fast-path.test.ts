@@ -52,7 +52,9 @@ describe('FastPath (native)', () => {
     const { fast, client } = start();
     const prog = openPath('/bin/true');
     open.push(prog);
-    expect(fast.remember(program, frame.subarray(4), reply, 7, fast.generation(), 1)).toBe(true);
+    expect(fast.remember(program, frame.subarray(4), reply, 7, fast.generation(), 1)).toBe(1);
+    // A concurrent twin decided a moment later: the first entry (and id) stays.
+    expect(fast.remember(program, frame.subarray(4), reply, 8, fast.generation(), 1)).toBe(2);
 
     const hit = connect(client, frame, [prog]);
     const got = await until(() => {
@@ -98,13 +100,15 @@ describe('FastPath (native)', () => {
   it('a cleared table and a stale generation remember nothing; the table is bounded', () => {
     const { fast } = start();
     const g = fast.generation();
-    expect(fast.remember(program, Buffer.from('{}'), reply, 1, g, 1)).toBe(true);
+    expect(fast.remember(program, Buffer.from('{}'), reply, 1, g, 1)).toBe(1);
     expect(fast.clear()).toBe(g + 1);
     expect(fast.stats().entries).toBe(0);
-    expect(fast.remember(program, Buffer.from('{}'), reply, 2, g, 1)).toBe(false);
-    let taken = 0;
-    for (let i = 0; i < 5000; i++) if (fast.remember(program, Buffer.from(`{"n":${i}}`), reply, i + 1, g + 1, 1)) taken++;
-    expect(taken).toBe(4096);
+    expect(fast.remember(program, Buffer.from('{}'), reply, 2, g, 1)).toBe(-1);
+    expect(fast.remember(program, Buffer.alloc(0), reply, 2, g + 1, 1)).toBe(-1);
+    expect(fast.remember(program, Buffer.alloc(64 * 1024 + 1, 1), reply, 2, g + 1, 1)).toBe(-1);
+    const results = Array.from({ length: 5000 }, (_, i) => fast.remember(program, Buffer.from(`{"n":${i}}`), reply, i + 1, g + 1, 1));
+    expect(results.filter((r) => r === 1)).toHaveLength(4096);
+    expect(results.slice(4096).every((r) => r === 0)).toBe(true);
     expect(fast.stats().entries).toBe(4096);
   });
 
