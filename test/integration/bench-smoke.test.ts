@@ -68,13 +68,15 @@ describe('npm run bench -- --smoke', () => {
 
   it('measured every workload 1 variant against stock bash, with real interception', () => {
     const vs = at(result, 'workloads', 'execLoop', 'variants') as Json;
-    expect(Object.keys(vs).sort()).toEqual(['escalate', 'floor', 'patchedOff', 'persistentHook', 'run200', 'run200Filter', 'spawnedHook', 'stock'].sort());
+    expect(Object.keys(vs).sort()).toEqual(['escalate', 'floor', 'patchedOff', 'persistentHook', 'run200', 'run200Fast', 'run200Filter', 'run200FilterFast', 'spawnedHook', 'stock'].sort());
     expect(at(vs, 'stock', 'ratio')).toBe(1);
     const execs = positive(result, 'workloads', 'execLoop', 'execs');
-    for (const id of ['patchedOff', 'floor', 'run200', 'run200Filter', 'spawnedHook', 'persistentHook', 'escalate']) positive(vs, id, 'ratio');
+    for (const id of ['patchedOff', 'floor', 'run200', 'run200Fast', 'run200Filter', 'run200FilterFast', 'spawnedHook', 'persistentHook', 'escalate']) positive(vs, id, 'ratio');
     for (const [id, action] of [
       ['run200', 'run'],
+      ['run200Fast', 'run'],
       ['run200Filter', 'run'],
+      ['run200FilterFast', 'run'],
       ['spawnedHook', 'run'],
       ['persistentHook', 'run'],
       ['escalate', 'escalate'],
@@ -94,6 +96,8 @@ describe('npm run bench -- --smoke', () => {
     positive(conc, 'variants', 'run200', 'ratio');
     expect(positive(conc, 'variants', 'run200', 'decisionsPerRun')).toBeGreaterThanOrEqual(16 * (conc.execsPerLoop as number));
     expectPercentiles(at(conc, 'variants', 'run200', 'serverLatencyUs'), 'concurrency', 16);
+    expect(positive(conc, 'variants', 'run200Fast', 'decisionsPerRun')).toBeGreaterThanOrEqual(16 * (conc.execsPerLoop as number));
+    expectPercentiles(at(conc, 'variants', 'run200Fast', 'serverLatencyUs'), 'concurrency, fast path', 16);
     positive(result, 'workloads', 'realWork', 'variants', 'run200', 'ratio');
     expect(positive(result, 'workloads', 'realWork', 'variants', 'run200', 'decisionsPerRun')).toBeGreaterThanOrEqual(10);
   });
@@ -135,7 +139,7 @@ describe('npm run bench -- --smoke', () => {
 
   it('evaluates every target', () => {
     const ids = (result.targets as { id: string; measured: number; met: boolean }[]).map((t) => t.id).sort();
-    expect(ids).toEqual(['latency-p50-16', 'latency-p99-16', 'rss-growth', 'rules-10k-vs-10', 'startup-run-loop-rss', 'startup-run-true', 'startup-run-true-rss', 'w1-patched-off', 'w1-persistent-hook', 'w1-run200'].sort());
+    expect(ids).toEqual(['cpu-run200-fast', 'latency-p50-16', 'latency-p50-16-fast', 'latency-p99-16', 'latency-p99-16-fast', 'rss-growth', 'rules-10k-vs-10', 'startup-run-loop-rss', 'startup-run-true', 'startup-run-true-rss', 'w1-patched-off', 'w1-persistent-hook', 'w1-run200', 'w1-run200-fast'].sort());
     for (const t of result.targets as { measured: number; met: unknown }[]) {
       expect(Number.isFinite(t.measured)).toBe(true);
       expect(typeof t.met).toBe('boolean');
@@ -150,8 +154,8 @@ describe('npm run bench -- --smoke', () => {
     const svg = readFileSync(path.join(outDir, 'ratios.svg'), 'utf8');
     expect(svg.startsWith('<svg')).toBe(true);
     expect(svg.trimEnd().endsWith('</svg>')).toBe(true);
-    // One bar per non-stock variant: 7 in workload 1, 1 each in workloads 2 and 3.
-    expect(svg.match(/<rect x="300"/g)?.length).toBe(9);
+    // One bar per non-stock variant: 9 in workload 1, 2 in workload 2, 1 in workload 3.
+    expect(svg.match(/<rect x="300"/g)?.length).toBe(12);
     expect(existsSync(docsChart) ? statSync(docsChart).mtimeMs : null).toBe(docsChartBefore);
   });
 });
