@@ -279,7 +279,7 @@ async function main(): Promise<number> {
   const stockBash = build(['--stock']);
   const patchedBash = build([]);
   // dist/ (the CLI) and the wrapper are built by the npm script (npm run test:bash-suite).
-  if (!existsSync(path.join(root, 'dist', 'cli', 'main.js'))) throw new Error('dist/ is not built: npx tsc -p tsconfig.build.json');
+  if (!existsSync(path.join(root, 'dist', 'cli', 'main.js'))) throw new Error('dist/ is not built: npm run build');
   const testsSrc = path.join(path.dirname(stockBash), 'src', 'tests');
   const all = readdirSync(testsSrc)
     .filter((f) => f.startsWith('run-') && !SKIPPED.has(f) && !f.endsWith('~') && !f.endsWith('.orig'))

@@ -1,9 +1,20 @@
+import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-/** The package root: two levels above this file both in src/ (tsx) and dist/ (compiled). */
-export const packageRoot: string = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+/**
+ * The package root: the nearest directory above this module holding package.json and binding.gyp. This module
+ * runs from src/ (tsx), dist/ (compiled) and dist/cli-bundle/ (the CLI's bundle), so no fixed depth fits all.
+ */
+export const packageRoot: string = findPackageRoot(path.dirname(fileURLToPath(import.meta.url)));
+
+function findPackageRoot(start: string): string {
+  for (let dir = start; ; dir = path.dirname(dir)) {
+    if (existsSync(path.join(dir, 'binding.gyp')) && existsSync(path.join(dir, 'package.json'))) return dir;
+    if (path.dirname(dir) === dir) return path.resolve(start, '..');
+  }
+}
 
 /** Default location of the built C wrapper. CODEX_EXECVE_WRAPPER overrides it. */
 export function defaultWrapperPath(): string {

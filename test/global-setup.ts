@@ -30,6 +30,8 @@ export default function setup(): () => void {
   if (stale) step('building the native addon', 'bash', ['scripts/build-native.sh']);
   step('building the wrapper', 'make', ['-s', '-C', 'wrapper']);
   step('compiling the CLI', 'npx', ['tsc', '-p', 'tsconfig.build.json']);
+  // The launcher runs the bundle (bin/codex-escalate.js): the tests run what users run.
+  step('bundling the CLI', process.execPath, ['scripts/bundle-cli.mjs']);
   // build-bash.sh is idempotent and returns at once when the cached build exists.
   step('ensuring the patched bash', 'bash', ['scripts/build-bash.sh']);
   return () => {

@@ -1,6 +1,11 @@
-import { spawnSync } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 
-let probed: { ok: true } | { ok: false; reason: string } | undefined;
+type Probe = { ok: true } | { ok: false; reason: string };
+
+let probed: Probe | undefined;
+let probing: Promise<Probe> | undefined;
+
+const refusal = (out: string): Probe => ({ ok: false, reason: `seccomp user notification refused here: ${out.trim().split('\n')[0]}` });
 
 /**
  * Can a process here install the direct-exec filter (seccomp with
@@ -8,12 +13,26 @@ let probed: { ok: true } | { ok: false; reason: string } | undefined;
  * (`--probe-exec-filter`, in a child that then exits), once per process:
  * old kernels and some container runtimes refuse user notification.
  */
-export function execFilterUsable(wrapperPath: string): { ok: true } | { ok: false; reason: string } {
+export function execFilterUsable(wrapperPath: string): Probe {
   if (probed) return probed;
   const r = spawnSync(wrapperPath, ['--probe-exec-filter'], { encoding: 'utf8', timeout: 10_000, stdio: ['ignore', 'pipe', 'pipe'] });
-  if (r.status === 0) probed = { ok: true };
-  else probed = { ok: false, reason: `seccomp user notification refused here: ${(r.stdout || r.stderr || String(r.error ?? 'probe failed')).trim().split('\n')[0]}` };
+  probed = r.status === 0 ? { ok: true } : refusal(r.stdout || r.stderr || String(r.error ?? 'probe failed'));
   return probed;
+}
+
+/**
+ * The same probe without blocking: `run` starts it first thing, so the child's few ms overlap the rest of the
+ * start-up instead of adding to it (directExecsEnabled awaits it).
+ */
+export function probeExecFilter(wrapperPath: string): Promise<Probe> {
+  if (probed) return Promise.resolve(probed);
+  probing ??= new Promise((resolve) => {
+    execFile(wrapperPath, ['--probe-exec-filter'], { encoding: 'utf8', timeout: 10_000 }, (err, stdout, stderr) => {
+      probed = err === null ? { ok: true } : refusal(stdout || stderr || err.message);
+      resolve(probed);
+    });
+  });
+  return probing;
 }
 
 export type DirectExecsMode = 'auto' | 'on' | 'off';
@@ -25,13 +44,13 @@ export type DirectExecsMode = 'auto' | 'on' | 'off';
  * would need no_new_privs on every Run'd program, so setuid programs (sudo,
  * su, passwd) would lose their privileges: only with `on`.
  */
-export function directExecsEnabled(mode: DirectExecsMode, sandboxed: boolean, wrapperPath: string, warn: (message: string) => void): boolean {
+export async function directExecsEnabled(mode: DirectExecsMode, sandboxed: boolean, wrapperPath: string, warn: (message: string) => void): Promise<boolean> {
   if (mode === 'off') return false;
   if (mode === 'auto' && !sandboxed && process.geteuid?.() !== 0) {
     warn('--sandbox none as a non-root user: only the shell\'s execs are decided (--direct-execs on decides every exec, but sets no_new_privs: setuid programs lose their privileges)');
     return false;
   }
-  const usable = execFilterUsable(wrapperPath);
+  const usable = await probeExecFilter(wrapperPath);
   if (!usable.ok) {
     warn(`${usable.reason}: only the shell's execs are decided, not those programs make directly`);
     return false;

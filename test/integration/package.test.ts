@@ -112,7 +112,7 @@ describe('the npm package: pack, install into an empty directory, use', () => {
   it('ships dist/, bin/, the addon, wrapper and bash-patch sources with their build scripts, LICENSE and README, and nothing else', () => {
     const allowed = [/^dist\/.*\.(js|d\.ts)$/, /^bin\/codex-escalate\.js$/, /^native\/[\w-]+\.(c|h|md)$/, /^wrapper\/[\w-]+\.[ch]$/, /^wrapper\/Makefile$/, /^binding\.gyp$/, /^patches\/[\w.-]+\.patch$/, /^scripts\/build-(native|bash)\.sh$/, /^LICENSE$/, /^README\.md$/, /^package\.json$/];
     expect(files.filter((f) => !allowed.some((re) => re.test(f)))).toEqual([]);
-    for (const f of ['dist/index.js', 'dist/index.d.ts', 'dist/cli/main.js', 'dist/server/parse-worker.js', 'bin/codex-escalate.js', 'binding.gyp', 'native/spawn.c', 'native/common.h', 'wrapper/codex-execve-wrapper.c', 'wrapper/protocol.h', 'wrapper/Makefile', 'patches/bash-exec-wrapper.patch', 'scripts/build-native.sh', 'scripts/build-bash.sh', 'LICENSE', 'README.md']) {
+    for (const f of ['dist/index.js', 'dist/index.d.ts', 'dist/cli/main.js', 'dist/cli-bundle/main.js', 'dist/server/parse-worker.js', 'bin/codex-escalate.js', 'binding.gyp', 'native/spawn.c', 'native/common.h', 'wrapper/codex-execve-wrapper.c', 'wrapper/protocol.h', 'wrapper/Makefile', 'patches/bash-exec-wrapper.patch', 'scripts/build-native.sh', 'scripts/build-bash.sh', 'LICENSE', 'README.md']) {
       expect(files).toContain(f);
     }
     expect(readFileSync(path.join(packageRoot, 'LICENSE'), 'utf8')).toMatch(/Apache License\s+Version 2\.0, January 2004[\s\S]*END OF TERMS AND CONDITIONS/);

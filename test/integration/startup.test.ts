@@ -11,6 +11,7 @@
 import { execFile } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { packageRoot } from '../../src/paths.js';
 import { cliEnv, cliPath } from '../helpers/e2e.js';
@@ -39,11 +40,29 @@ function runLogged(args: readonly string[], opts: { cwd?: string } = {}): Promis
       { cwd: opts.cwd ?? dir, env: cliEnv({ MODULE_LOG: log }), timeout: 60_000 },
       (err, stdout, stderr) => {
         const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
-        resolve({ code, stdout, stderr, modules: readFileSync(log, 'utf8').split('\n').filter(Boolean) });
+        resolve({ code, stdout, stderr, modules: withBundledInputs(readFileSync(log, 'utf8').split('\n').filter(Boolean)) });
       },
     );
   });
 }
+
+const bundleDir = path.join(packageRoot, 'dist', 'cli-bundle');
+
+/**
+ * The launcher runs the CLI's bundle (scripts/bundle-cli.mjs): a loaded chunk stands for our modules it holds
+ * (its meta.json), so the checks below read as module names whichever way the CLI was loaded.
+ */
+function withBundledInputs(modules: readonly string[]): string[] {
+  const { chunks } = JSON.parse(readFileSync(path.join(bundleDir, 'meta.json'), 'utf8')) as { chunks: Record<string, string[]> };
+  const out = [...modules];
+  for (const m of modules) {
+    if (!m.startsWith(pathToFileURL(bundleDir).href + '/')) continue;
+    for (const input of chunks[path.basename(m)] ?? []) out.push(path.join(packageRoot, input));
+  }
+  return out;
+}
+
+const bundled = (modules: readonly string[]): boolean => modules.some((m) => m.startsWith(pathToFileURL(bundleDir).href + '/'));
 
 /** The packages (node_modules/NAME) and our own dist modules (dist/...) in a module list. */
 function packagesOf(modules: readonly string[]): Set<string> {
@@ -69,6 +88,9 @@ describe.each(['none', 'bwrap'] as const)('run --sandbox %s -- true, with no hoo
     expect(r.code).toBe(0);
     // The preload saw the CLI (so an empty list below is not a preload that recorded nothing).
     expect(ours(r.modules, 'cli/commands/run.js')).toBe(true);
+    // What users run: the bundle, not the ~70 separate modules.
+    expect(bundled(r.modules)).toBe(true);
+    expect(r.modules.filter((m) => m.startsWith(pathToFileURL(path.join(packageRoot, 'dist', 'cli')).href + '/'))).toEqual([]);
     expect(ours(r.modules, 'server/escalation-server.js')).toBe(true);
     expect(packagesOf(r.modules)).toContain('pino');
     const loaded = packagesOf(r.modules);

@@ -1,7 +1,9 @@
 import { Command } from 'commander';
 import { execFileSync } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
-import { defaultWrapperPath } from '../../paths.js';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { defaultWrapperPath, packageRoot } from '../../paths.js';
 import { bwrapLaunch, bwrapUsable } from '../../sandbox/bwrap.js';
 import { execFilterUsable } from '../../sandbox/exec-filter.js';
 import { findPatchedBash, PATCHED_BASH_ENV_VAR, patchedBashCachePath } from '../../shell/patched-bash.js';
@@ -50,7 +52,7 @@ const checks: Check[] = [
     run() {
       return unlessThrows('run "npm rebuild" in the package (needs python3, make and a C compiler)', undefined, () => {
         // Imported lazily so a missing addon is reported, not thrown at startup.
-        execFileSync(process.execPath, ['-e', `import(${JSON.stringify(new URL('../../native/index.js', import.meta.url).href)}).then(m => m.countOpenFds())`], { stdio: 'pipe' });
+        execFileSync(process.execPath, ['-e', `import(${JSON.stringify(pathToFileURL(path.join(packageRoot, 'dist', 'native', 'index.js')).href)}).then(m => m.countOpenFds())`], { stdio: 'pipe' });
         return { ok: true, detail: 'loads' };
       });
     },

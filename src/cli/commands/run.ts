@@ -17,7 +17,7 @@ import { bwrapLaunch, bwrapUsable, type SandboxedLaunch } from '../../sandbox/bw
 import { SessionContainment } from '../../sandbox/cgroup.js';
 import { parseAssignment, parseInherit, shellEnvironment, shellEnvNotice, type ShellEnvInherit } from '../../sandbox/shell-env.js';
 import { ensurePatchedBash, PATCHED_BASH_ENV_VAR } from '../../shell/patched-bash.js';
-import { directExecsEnabled, type DirectExecsMode } from '../../sandbox/exec-filter.js';
+import { directExecsEnabled, probeExecFilter, type DirectExecsMode } from '../../sandbox/exec-filter.js';
 import { defaultWrapperPath } from '../../paths.js';
 import { CliError, collect, EXIT_DENIED, EXIT_TOOL_FAILURE } from '../errors.js';
 import { openAuditOutput, LOG_LEVELS, type LogLevel } from '../audit-output.js';
@@ -153,6 +153,8 @@ export async function runCommand(words: readonly string[], opts: RunOptions): Pr
   if (!existsSync(cwd) || !statSync(cwd).isDirectory()) throw new CliError(`--cwd ${cwd}: not a directory`);
   const wrapperPath = defaultWrapperPath();
   if (!existsSync(wrapperPath)) throw new CliError(`wrapper not found at ${wrapperPath}: run "npm install" (or "make -C wrapper") in the package, or "codex-escalate doctor"`);
+  // Overlaps the rest of the start-up (its answer is awaited when the server is built).
+  if (opts.directExecs !== 'off') void probeExecFilter(wrapperPath);
   const override = process.env[PATCHED_BASH_ENV_VAR];
   if (opts.unpatchedShell && !opts.shell) throw new CliError('--unpatched-shell goes with --shell PATH');
   if (opts.unpatchedShell) process.stderr.write('codex-escalate: warning: --unpatched-shell: the execs of this shell are not decided (for comparisons only)\n');
@@ -187,7 +189,7 @@ export async function runCommand(words: readonly string[], opts: RunOptions): Pr
   };
   const { policy, close } = await buildPolicy({ ...opts, rulesDiscoverFrom: opts.discoverRules !== false ? cwd : undefined }, logger, hooks, () => cwd, boundary, () => containment?.freezer);
   const launch = sandboxLaunch(opts, shell, [...invocation.args], cwd, [path.dirname(shell), path.dirname(wrapperPath)]);
-  const directExecs = directExecsEnabled(opts.directExecs ?? 'auto', launch.command !== shell, wrapperPath, (m) => boundary.warn('direct_execs_off', m));
+  const directExecs = await directExecsEnabled(opts.directExecs ?? 'auto', launch.command !== shell, wrapperPath, (m) => boundary.warn('direct_execs_off', m));
   let server: EscalationServer;
   try {
     server = new EscalationServer({
