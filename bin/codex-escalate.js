@@ -49,7 +49,8 @@ if (typeof module.enableCompileCache === 'function') {
 const bundled = path.join(root, 'dist', 'cli-bundle', 'main.js');
 let chosen = entry;
 try {
-  if (statSync(bundled).mtimeMs >= statSync(entry).mtimeMs) chosen = bundled;
+  // CODEX_ESCALATE_NO_BUNDLE=1: the separate modules (stack traces name dist/ files; the bench's before/after).
+  if (process.env.CODEX_ESCALATE_NO_BUNDLE !== '1' && statSync(bundled).mtimeMs >= statSync(entry).mtimeMs) chosen = bundled;
 } catch {
   // No bundle (a build without esbuild): the compiled modules are the same code.
 }

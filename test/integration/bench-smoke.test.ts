@@ -127,7 +127,7 @@ describe('npm run bench -- --smoke', () => {
   });
 
   it('measured start-up: wall time and peak RSS of whole CLI processes against bare node', () => {
-    for (const f of ['nodeBare', 'version', 'runTrue', 'runLoop']) {
+    for (const f of ['nodeBare', 'version', 'runTrue', 'runTrueUnbundled', 'runTrueNoCgroup', 'runLoop']) {
       positive(result, 'startup', f, 'wallMs');
       positive(result, 'startup', f, 'cpuMs');
       positive(result, 'startup', f, 'peakRssMiB');
@@ -150,7 +150,7 @@ describe('npm run bench -- --smoke', () => {
     expect(stdout).toContain('Workload 1: exec loop');
     expect(stdout).toContain('Rules scaling');
     expect(stdout).toMatch(/Targets\n(\s+(met|MISSED)\s.*\n){10}/);
-    expect(stdout).toContain('Start-up (whole processes, medians)');
+    expect(stdout).toContain('Start-up (whole processes, medians; NODE_EXTRA_CA_CERTS unset unless the row says so)');
     const svg = readFileSync(path.join(outDir, 'ratios.svg'), 'utf8');
     expect(svg.startsWith('<svg')).toBe(true);
     expect(svg.trimEnd().endsWith('</svg>')).toBe(true);
