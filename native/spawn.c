@@ -8,6 +8,15 @@
  * of a large Node heap on every fork is slow; like posix_spawn we share
  * memory and the parent thread sleeps until the child execs or exits.
  *
+ * With a cgroup directory fd, the child is born in that cgroup (clone3 with
+ * CLONE_INTO_CGROUP): joining by writing cgroup.procs takes the cgroup
+ * threadgroup lock for writing, which waits for an RCU grace period when no
+ * migration happened lately (~6 ms here, on every cold escalation and at
+ * every `run` start). clone3 has no libc wrapper that runs a function on a
+ * new stack, so clone3_vm below does it (x86-64); elsewhere, or when clone3
+ * is refused (old kernel, valgrind, a container's seccomp), the child joins
+ * by writing cgroup.procs as before.
+ *
  * Rules for child_main (it runs on a private stack inside our address space):
  * only async-signal-safe calls, no allocation, writes only to memory the
  * parent set aside for it. All signals are blocked across clone() so no
@@ -34,6 +43,9 @@
 
 #ifndef CLONE_PIDFD
 #define CLONE_PIDFD 0x00001000
+#endif
+#ifndef CLONE_INTO_CGROUP
+#define CLONE_INTO_CGROUP 0x200000000ULL
 #endif
 #ifndef CLOSE_RANGE_CLOEXEC
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
@@ -173,6 +185,49 @@ static int child_main(void *arg) {
   return 127;
 }
 
+#if defined(__x86_64__) && defined(SYS_clone3)
+#define HAVE_CLONE3_VM 1
+/* struct clone_args of <linux/sched.h>, version 2 (with .cgroup, Linux 5.7). */
+struct codex_clone_args {
+  uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid,
+      set_tid_size, cgroup;
+};
+
+/*
+ * clone3 whose child runs fn(arg) on args->stack and exits with its value
+ * (the child must never return into this frame: with CLONE_VM it would run
+ * on the parent's stack). The same shape as libc's clone(): the function and
+ * its argument ride in callee-saved registers through the syscall.
+ */
+static pid_t clone3_vm(struct codex_clone_args *args, int (*fn)(void *), void *arg) {
+  register long rax __asm__("rax") = SYS_clone3;
+  register struct codex_clone_args *rdi __asm__("rdi") = args;
+  register size_t rsi __asm__("rsi") = sizeof *args;
+  register int (*r12)(void *) __asm__("r12") = fn;
+  register void *r13 __asm__("r13") = arg;
+  __asm__ volatile("syscall\n\t"
+                   "testq %%rax, %%rax\n\t"
+                   "jnz 1f\n\t"
+                   /* Child: the stack top is 16-byte aligned, as a call expects. */
+                   "xorl %%ebp, %%ebp\n\t"
+                   "movq %%r13, %%rdi\n\t"
+                   "callq *%%r12\n\t"
+                   "movl %%eax, %%edi\n\t"
+                   "movl $60, %%eax\n\t" /* SYS_exit */
+                   "syscall\n\t"
+                   "hlt\n"
+                   "1:"
+                   : "+r"(rax)
+                   : "r"(rdi), "r"(rsi), "r"(r12), "r"(r13)
+                   : "rcx", "r11", "memory");
+  if (rax < 0) {
+    errno = (int)-rax;
+    return -1;
+  }
+  return (pid_t)rax;
+}
+#endif
+
 /* Array of Buffers -> NULL-terminated char*[]; *count set on success. */
 static char **get_strv(napi_env env, napi_value arr, const char *name, size_t *count) {
   uint32_t n;
@@ -213,11 +268,11 @@ static void throw_child_error(napi_env env, int stage, int err, const char *path
 /* spawn(file, argv, env, cwd, fdMap, newProcessGroup, setsid, execFd|-1[, nice|null[,
  * cgroupFd|-1]]) */
 static napi_value spawn(napi_env env, napi_callback_info info) {
-  size_t argc = 10;
-  napi_value args[10];
+  size_t argc = 11;
+  napi_value args[11];
   if (!codex_get_args(
           env, info, 8, &argc, args,
-          "spawn(file, argv, env, cwd, fdMap, newProcessGroup, setsid, execFd, nice?, cgroupFd?)"))
+          "spawn(file, argv, env, cwd, fdMap, newProcessGroup, setsid, execFd, nice?, cgroupFd?, cgroupDirFd?)"))
     return NULL;
 
   /* Released on every return; a napi failure anywhere is a plain return. */
@@ -258,6 +313,14 @@ static napi_value spawn(napi_env env, napi_callback_info info) {
     NAPI_CALL(env, napi_typeof(env, args[9], &t));
     if (t != napi_undefined && t != napi_null &&
         !codex_get_int(env, args[9], "cgroupFd", -1, INT32_MAX, &cgroup_fd64))
+      return NULL;
+  }
+  int64_t cgroup_dir_fd64 = -1;
+  if (argc >= 11) {
+    napi_valuetype t;
+    NAPI_CALL(env, napi_typeof(env, args[10], &t));
+    if (t != napi_undefined && t != napi_null &&
+        !codex_get_int(env, args[10], "cgroupDirFd", -1, INT32_MAX, &cgroup_dir_fd64))
       return NULL;
   }
   if (argvc == 0) {
@@ -382,9 +445,39 @@ static napi_value spawn(napi_env env, napi_callback_info info) {
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
   int pidfd = -1;
-  pid_t pid = clone(child_main, (char *)stack + CHILD_STACK_SIZE,
-                    CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD, &ca, &pidfd);
-  int clone_err = errno;
+  pid_t pid = -1;
+  int clone_err = 0;
+#ifdef HAVE_CLONE3_VM
+  if (cgroup_dir_fd64 >= 0) {
+    struct codex_clone_args c3 = {
+        .flags = CLONE_VM | CLONE_VFORK | CLONE_PIDFD | CLONE_INTO_CGROUP,
+        .pidfd = (uint64_t)(uintptr_t)&pidfd,
+        .exit_signal = SIGCHLD,
+        .stack = (uint64_t)(uintptr_t)stack,
+        .stack_size = CHILD_STACK_SIZE,
+        .cgroup = (uint64_t)cgroup_dir_fd64,
+    };
+    ca.cgroup_fd = -1; /* born inside: nothing to join */
+    pid = clone3_vm(&c3, child_main, &ca);
+    if (pid < 0) {
+      clone_err = errno;
+      ca.cgroup_fd = (int)cgroup_fd64; /* join by writing cgroup.procs instead */
+      pidfd = -1;
+    }
+  }
+#endif
+  if (pid < 0 && cgroup_dir_fd64 >= 0 && ca.cgroup_fd < 0) {
+    /* Born-in was asked for, cannot be had, and there is no cgroup.procs to
+     * join by: an untracked program must not start. */
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    codex_throw_errno(env, clone_err ? clone_err : ENOSYS, "clone3");
+    return NULL;
+  }
+  if (pid < 0) {
+    pid = clone(child_main, (char *)stack + CHILD_STACK_SIZE,
+                CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD, &ca, &pidfd);
+    clone_err = errno;
+  }
   if (pid < 0 && clone_err == EINVAL) {
     /* Kernel without CLONE_PIDFD (< 5.2): open the pidfd afterwards. */
     pid =

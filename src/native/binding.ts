@@ -85,6 +85,7 @@ export interface NativeBinding {
     execFd: number,
     nice: number | null,
     cgroupFd: number,
+    cgroupDirFd: number,
   ): { pid: number; pidfd: number };
   ttyFlushInput(fd: number): void;
   ttyTakeOver(fd: number): Buffer;

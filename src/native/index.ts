@@ -218,6 +218,12 @@ export interface SpawnOptions {
    * join fails the spawn (`.syscall` 'cgroup'); the program never runs.
    */
   cgroupFd?: Fd;
+  /**
+   * An open directory fd of that cgroup (O_RDONLY | O_DIRECTORY): the child is born inside it (clone3
+   * CLONE_INTO_CGROUP, Linux 5.7), which spares the ~6 ms a cold cgroup.procs write waits for an RCU grace period.
+   * Where clone3 is refused, the child joins through `cgroupFd` instead (required with this, for that case).
+   */
+  cgroupDirFd?: Fd;
 }
 
 function toBytes(v: unknown, name: string): Uint8Array {
@@ -251,6 +257,10 @@ export function spawnProcess(opts: SpawnOptions): { pid: number; pidfd: Fd } {
   if (opts.cgroupFd !== undefined && (typeof opts.cgroupFd !== 'number' || !Number.isInteger(opts.cgroupFd) || opts.cgroupFd < 0)) {
     throw new RangeError('cgroupFd must be a non-negative fd number');
   }
+  const cgroupDirFd = opts.cgroupDirFd ?? -1;
+  if (opts.cgroupDirFd !== undefined && (typeof opts.cgroupDirFd !== 'number' || !Number.isInteger(opts.cgroupDirFd) || opts.cgroupDirFd < 0 || opts.cgroupFd === undefined)) {
+    throw new RangeError('cgroupDirFd must be a non-negative fd number, given with cgroupFd');
+  }
   return binding.spawn(
     toBytes(opts.file, 'file'),
     toBytesArray(opts.argv, 'argv'),
@@ -262,6 +272,7 @@ export function spawnProcess(opts: SpawnOptions): { pid: number; pidfd: Fd } {
     execFd,
     opts.nice ?? null,
     cgroupFd,
+    cgroupDirFd,
   );
 }
 

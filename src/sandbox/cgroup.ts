@@ -7,9 +7,11 @@
  *
  * Preferred: cgroup v2. One directory per session under our own cgroup,
  *   codex-escalate-<pid>-<session>/{sandbox,escalated}
- * The shell (bwrap and all it starts) joins `sandbox` through a /bin/sh
- * trampoline before it runs anything; each escalated command joins
- * `escalated` in the spawned child before exec (spawnProcess cgroupFd).
+ * The shell (bwrap and all it starts) and each escalated command are born in
+ * `sandbox` and `escalated` (spawnProcess cgroupDirFd: clone3
+ * CLONE_INTO_CGROUP), or join them in the spawned child before exec where
+ * clone3 is refused (cgroupFd); child_process.spawn callers use a /bin/sh
+ * trampoline (wrapLaunch).
  * Freezing the session directory freezes both (cgroup.freeze, verified in
  * cgroup.events); ending writes cgroup.kill. Membership is inherited and
  * cannot be left without writing to cgroupfs, which the sandbox sees
@@ -34,6 +36,8 @@ export type ContainmentKind = 'cgroup2' | 'signals';
 export interface EscalatedContainment {
   /** Open `cgroup.procs` an escalated child joins before exec; undefined when there is no cgroup. */
   readonly escalatedCgroupFd: Fd | undefined;
+  /** The same cgroup's directory, for spawning the child straight into it (spawnProcess cgroupDirFd). */
+  readonly escalatedCgroupDirFd?: Fd | undefined;
   /** An escalated command started (the fallback tracks it by pid). */
   escalatedStarted(pid: number): void;
   /** Session end: kill every process left in the session (after the leaders were terminated). Never throws. */
@@ -136,6 +140,8 @@ export class SessionContainment implements EscalatedContainment {
   readonly fallbackReason: string | undefined;
   readonly freezer: SandboxFreezer;
   private escalatedFd: Fd | undefined;
+  private escalatedDirFd: Fd | undefined;
+  private sandboxFds: { procs: Fd; dir: Fd } | undefined;
   private shellPid: number | undefined;
   /** Fallback: escalated leaders, pid -> start time. */
   private readonly escalatedPids = new Map<number, string>();
@@ -150,6 +156,7 @@ export class SessionContainment implements EscalatedContainment {
     this.fallbackReason = fallbackReason;
     if (dir !== undefined) {
       this.escalatedFd = openSync(path.join(dir, 'escalated', 'cgroup.procs'), fsConstants.O_WRONLY); // libuv opens O_CLOEXEC
+      this.escalatedDirFd = openSync(path.join(dir, 'escalated'), fsConstants.O_RDONLY | fsConstants.O_DIRECTORY);
     }
     this.freezer = kind === 'cgroup2' ? this.cgroupFreezer() : this.signalFreezer();
   }
@@ -182,6 +189,20 @@ export class SessionContainment implements EscalatedContainment {
 
   get escalatedCgroupFd(): Fd | undefined {
     return this.escalatedFd;
+  }
+
+  get escalatedCgroupDirFd(): Fd | undefined {
+    return this.escalatedDirFd;
+  }
+
+  /** The sandbox cgroup's cgroup.procs and directory, for spawnProcess (cgroupFd, cgroupDirFd); undefined without cgroup v2. */
+  sandboxSpawnFds(): { cgroupFd: Fd; cgroupDirFd: Fd } | undefined {
+    if (this.dir === undefined) return undefined;
+    this.sandboxFds ??= {
+      procs: openSync(path.join(this.dir, 'sandbox', 'cgroup.procs'), fsConstants.O_WRONLY),
+      dir: openSync(path.join(this.dir, 'sandbox'), fsConstants.O_RDONLY | fsConstants.O_DIRECTORY),
+    };
+    return { cgroupFd: this.sandboxFds.procs, cgroupDirFd: this.sandboxFds.dir };
   }
 
   /** One line for the audit log: which mechanism, and why. */
@@ -221,10 +242,8 @@ export class SessionContainment implements EscalatedContainment {
   }
 
   private async doEnd(): Promise<void> {
-    if (this.escalatedFd !== undefined) {
-      closeSync(this.escalatedFd);
-      this.escalatedFd = undefined;
-    }
+    for (const fd of [this.escalatedFd, this.escalatedDirFd, this.sandboxFds?.procs, this.sandboxFds?.dir]) if (fd !== undefined) closeSync(fd);
+    this.escalatedFd = this.escalatedDirFd = this.sandboxFds = undefined;
     if (this.dir !== undefined) {
       await killCgroup(this.dir);
       removeTree(this.dir);

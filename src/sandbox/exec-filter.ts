@@ -1,4 +1,5 @@
-import { execFile, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
+import { closeSync, openSync } from 'node:fs';
 
 type Probe = { ok: true } | { ok: false; reason: string };
 
@@ -22,16 +23,30 @@ export function execFilterUsable(wrapperPath: string): Probe {
 
 /**
  * The same probe without blocking: `run` starts it first thing, so the child's few ms overlap the rest of the
- * start-up instead of adding to it (directExecsEnabled awaits it).
+ * start-up instead of adding to it (directExecsEnabled awaits it). Spawned by the addon (no copy of this
+ * process's page tables, unlike child_process); only a refusal is asked again, for its message.
  */
 export function probeExecFilter(wrapperPath: string): Promise<Probe> {
   if (probed) return Promise.resolve(probed);
-  probing ??= new Promise((resolve) => {
-    execFile(wrapperPath, ['--probe-exec-filter'], { encoding: 'utf8', timeout: 10_000 }, (err, stdout, stderr) => {
-      probed = err === null ? { ok: true } : refusal(stdout || stderr || err.message);
-      resolve(probed);
-    });
-  });
+  probing ??= (async (): Promise<Probe> => {
+    let status: number | null = null;
+    try {
+      const { spawnProcess, waitForExit } = await import('../native/index.js');
+      const devNull = openSync('/dev/null', 'r+');
+      let child;
+      try {
+        const env = Object.entries(process.env).flatMap(([k, v]) => (v === undefined ? [] : [`${k}=${v}`]));
+        child = spawnProcess({ file: wrapperPath, argv: [wrapperPath, '--probe-exec-filter'], env, cwd: '/', fdMap: [[0, devNull], [1, devNull], [2, devNull]] });
+      } finally {
+        closeSync(devNull);
+      }
+      status = (await waitForExit(child.pid, child.pidfd)).code;
+    } catch {
+      // Could not even start it: the synchronous probe below says why.
+    }
+    probed = status === 0 ? { ok: true } : execFilterUsable(wrapperPath);
+    return probed;
+  })();
   return probing;
 }
 

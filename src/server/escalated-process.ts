@@ -16,6 +16,8 @@ export interface EscalatedSpawn {
   readonly nice?: number;
   /** Open cgroup.procs the command joins before exec: its descendants stay findable (setsid, double forks). */
   readonly cgroupFd?: Fd;
+  /** That cgroup's directory: the command is born in it (no migration; cgroupFd is the fallback). */
+  readonly cgroupDirFd?: Fd;
 }
 
 /**
@@ -42,6 +44,7 @@ export class EscalatedProcess {
       ...(spec.execFd !== undefined ? { execFd: spec.execFd } : {}),
       ...(spec.nice !== undefined ? { nice: spec.nice } : {}),
       ...(spec.cgroupFd !== undefined ? { cgroupFd: spec.cgroupFd } : {}),
+      ...(spec.cgroupFd !== undefined && spec.cgroupDirFd !== undefined ? { cgroupDirFd: spec.cgroupDirFd } : {}),
     });
     this.pid = pid;
     this.pidfd = pidfd;

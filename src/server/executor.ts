@@ -86,6 +86,7 @@ export class SpawningExecutor implements EscalationExecutor {
         ...(plan.isScript ? {} : { execFd: plan.programFd }),
         ...(nice !== undefined ? { nice } : {}),
         ...(ctx.containment?.escalatedCgroupFd !== undefined ? { cgroupFd: ctx.containment.escalatedCgroupFd } : {}),
+        ...(ctx.containment?.escalatedCgroupDirFd !== undefined ? { cgroupDirFd: ctx.containment.escalatedCgroupDirFd } : {}),
       });
       ctx.containment?.escalatedStarted(proc.pid);
     } catch (err) {

@@ -14,7 +14,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { packageRoot } from '../../src/paths.js';
-import { cliEnv, cliPath } from '../helpers/e2e.js';
+import { cliEnv, cliPath, runCli } from '../helpers/e2e.js';
 import { patchedBash, tempDir } from '../helpers/harness.js';
 import { requireSandbox } from '../helpers/tools.js';
 
@@ -151,5 +151,17 @@ describe('what a plain run leaves out still loads, and works, when it is needed'
     expect(r.code).toBe(0);
     expect(r.stderr).toMatch(/hooks file .*\.codex\/hooks\.json is not trusted: its hooks do not run/);
     expect(ours(r.modules, 'hooks/config.js')).toBe(true);
+  });
+});
+
+describe('the shell is the CLI\'s own child, born in the session\'s sandbox cgroup (no /bin/sh trampoline)', () => {
+  it.each(['none', 'bwrap'] as const)('--sandbox %s: the cgroup from the first instruction, the signals relayed, the status returned', async (sandbox) => {
+    requireSandbox(sandbox);
+    // $PPID is the CLI with --sandbox none (no sh in between); under bwrap it is bwrap's own process.
+    const r = await runCli(['run', '--sandbox', sandbox, '--shell', patchedBash(), '-q', '--', 'grep "^0::" /proc/self/cgroup; cat /proc/$PPID/comm; kill -TERM $$']);
+    const [cgroup, parent] = r.stdout.split('\n');
+    expect(cgroup).toMatch(/^0::\/(.*\/)?codex-escalate-\d+-[0-9a-f-]+\/sandbox$/);
+    expect(parent).toBe(sandbox === 'none' ? 'node' : 'bwrap');
+    expect(r.code).toBe(128 + 15);
   });
 });

@@ -78,6 +78,44 @@ describe('SessionContainment (cgroup v2 on this machine)', () => {
     expect(() => spawnProcess({ file: '/bin/true', argv: ['true'], env: [], cwd: '/', fdMap: [], cgroupFd: -2 })).toThrow(RangeError);
   });
 
+  it('cgroupDirFd: the child is born in the cgroup (clone3 CLONE_INTO_CGROUP), not moved there by a cgroup.procs write', async () => {
+    const c = SessionContainment.create(`unit-born-${Date.now()}`);
+    live.push(c);
+    const fds = c.sandboxSpawnFds()!;
+    // A cgroup.procs stand-in that accepts the write and moves nothing: only being born inside puts the child there.
+    const sink = openSync('/dev/null', 'w');
+    try {
+      const { pid, pidfd } = spawnProcess({ file: '/bin/sh', argv: ['sh', '-c', 'sleep 5'], env: [], cwd: '/', fdMap: [], cgroupFd: sink, cgroupDirFd: fds.cgroupDirFd });
+      const exited = waitForExit(pid, pidfd);
+      expect(readFileSync(`/proc/${pid}/cgroup`, 'utf8')).toContain(`0::/${path.basename(c.dir!)}/sandbox\n`);
+      await c.end();
+      expect((await exited).signal).toBe(9);
+    } finally {
+      closeSync(sink);
+    }
+    // The escalated side has its directory too (the executor passes both).
+    const e = SessionContainment.create(`unit-born-esc-${Date.now()}`);
+    live.push(e);
+    const { pid, pidfd } = spawnProcess({ file: '/bin/sleep', argv: ['sleep', '5'], env: [], cwd: '/', fdMap: [], setsid: true, cgroupFd: e.escalatedCgroupFd!, cgroupDirFd: e.escalatedCgroupDirFd! });
+    const exited = waitForExit(pid, pidfd);
+    expect(readFileSync(`/proc/${pid}/cgroup`, 'utf8')).toContain(`0::/${path.basename(e.dir!)}/escalated\n`);
+    await e.end();
+    expect((await exited).signal).toBe(9);
+  });
+
+  it('cgroupDirFd needs cgroupFd beside it (the join where clone3 is refused), and a bad directory fd fails the spawn', () => {
+    const c = SessionContainment.create(`unit-born-bad-${Date.now()}`);
+    live.push(c);
+    expect(() => spawnProcess({ file: '/bin/true', argv: ['true'], env: [], cwd: '/', fdMap: [], cgroupDirFd: c.sandboxSpawnFds()!.cgroupDirFd })).toThrow(/given with cgroupFd/);
+    const notDir = openSync('/proc/self/stat', 'r');
+    try {
+      // clone3 refuses a non-directory (EBADF/ENOTDIR...); the fallback then writes to this read-only fd: no exec either way.
+      expect(() => spawnProcess({ file: '/bin/true', argv: ['true'], env: [], cwd: '/', fdMap: [], cgroupFd: notDir, cgroupDirFd: notDir })).toThrow();
+    } finally {
+      closeSync(notDir);
+    }
+  });
+
   it('wrapLaunch: the launched command is in the sandbox cgroup from its first instruction', async () => {
     const c = SessionContainment.create(`unit-launch-${Date.now()}`);
     live.push(c);

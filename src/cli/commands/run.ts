@@ -12,7 +12,7 @@ import { hooksObserver } from '../../hooks/server-observer.js';
 import type { EscalationPolicy } from '../../policy/types.js';
 import type { AuditLogger } from '../../server/audit-log.js';
 import { boostServerPriority, EscalationServer } from '../../server/escalation-server.js';
-import { launchShell } from '../../server/run-shell.js';
+import { launchShellDirect } from '../../server/run-shell.js';
 import { bwrapLaunch, bwrapUsable, type SandboxedLaunch } from '../../sandbox/bwrap.js';
 import { SessionContainment } from '../../sandbox/cgroup.js';
 import { parseAssignment, parseInherit, shellEnvironment, shellEnvNotice, type ShellEnvInherit } from '../../sandbox/shell-env.js';
@@ -213,10 +213,10 @@ export async function runCommand(words: readonly string[], opts: RunOptions): Pr
   }
   let running;
   try {
-    // The shell joins the session's cgroup before it runs anything (a /bin/sh trampoline; fds pass through).
-    const wrapped = contain(sessionId).wrapLaunch(launch.command, launch.args);
-    running = await launchShell(server, { sessionId, command: wrapped.command, args: wrapped.args, cwd, env: shellEnv, extraFds: launch.extraFds });
-    if (running.child.pid !== undefined) containment?.shellStarted(running.child.pid);
+    // The shell is born in the session's sandbox cgroup (or joins it before it runs anything).
+    const c = contain(sessionId);
+    running = await launchShellDirect(server, { sessionId, command: launch.command, args: launch.args, cwd, env: shellEnv, extraFds: launch.extraFds, cgroup: c.sandboxSpawnFds() });
+    c.shellStarted(running.pid);
   } finally {
     // The child has its own copies once spawned.
     launch.release();
@@ -225,7 +225,7 @@ export async function runCommand(words: readonly string[], opts: RunOptions): Pr
   if (opts.priorityBoost) boostServerPriority(server);
   // The terminal sends Ctrl-C to the shell too; we wait for the shell to react instead of dying first.
   const forward = (sig: NodeJS.Signals) => () => {
-    if (sig !== 'SIGINT') running.child.kill(sig);
+    if (sig !== 'SIGINT') running.kill(sig);
   };
   // With --rules, SIGHUP means "reload the rules" (the store listens for it); a real terminal hangup reaches the shell through its process group anyway.
   const relayed: NodeJS.Signals[] = opts.rules.length > 0 ? ['SIGINT', 'SIGTERM', 'SIGQUIT'] : ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT'];
