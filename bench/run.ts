@@ -506,6 +506,8 @@ function startup(tmp: string): Record<string, StartupFigure> {
     runTrue: startupFigure('codex-escalate run --sandbox none -- true', runTrue, reps, opts),
     runTrueUnbundled: startupFigure('  the same, CODEX_ESCALATE_NO_BUNDLE=1 (before the bundle)', runTrue, reps, { cwd: tmp, env: { ...base, CODEX_ESCALATE_NO_BUNDLE: '1' } }),
     runTrueNoCgroup: startupFigure('  the same, CODEX_ESCALATE_CGROUP=off (no session cgroup)', runTrue, reps, { cwd: tmp, env: { ...base, CODEX_ESCALATE_CGROUP: 'off' } }),
+    // One escalation, cold: the escalated process is born in the session's cgroup (no migration to wait for).
+    runEscalateOnce: startupFigure('run --sandbox none --escalate true -- /bin/true', [node, cli, 'run', '--sandbox', 'none', '--escalate', 'true', '--', '/bin/true'], reps, opts),
   };
   if (caCerts !== undefined) {
     const withCa = { cwd: tmp, env: { ...base, NODE_EXTRA_CA_CERTS: caCerts } };

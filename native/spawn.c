@@ -98,6 +98,7 @@ typedef struct {
   int nice;
   pid_t parent;  /* to detect a parent that died before PDEATHSIG was set */
   int cgroup_fd; /* -1, or an open cgroup.procs the child joins before exec */
+  bool outlive_parent; /* no PR_SET_PDEATHSIG (a shell, as child_process would start it) */
 } child_args_t;
 
 static void child_fail(const child_args_t *a, int stage, int err) {
@@ -126,8 +127,10 @@ static int child_main(void *arg) {
   /* The program must not outlive the process that spawned it (a SIGKILLed
    * escalation server would leave it running, unattended, outside the
    * sandbox). Set before exec; survives exec for non-setuid programs. */
-  prctl(PR_SET_PDEATHSIG, SIGKILL);
-  if (getppid() != a->parent) _exit(127);
+  if (!a->outlive_parent) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != a->parent) _exit(127);
+  }
 
   /* Best effort: raising the nice value (less priority) is always allowed. */
   if (a->set_nice) setpriority(PRIO_PROCESS, 0, a->nice);
@@ -268,11 +271,11 @@ static void throw_child_error(napi_env env, int stage, int err, const char *path
 /* spawn(file, argv, env, cwd, fdMap, newProcessGroup, setsid, execFd|-1[, nice|null[,
  * cgroupFd|-1]]) */
 static napi_value spawn(napi_env env, napi_callback_info info) {
-  size_t argc = 11;
-  napi_value args[11];
+  size_t argc = 12;
+  napi_value args[12];
   if (!codex_get_args(
           env, info, 8, &argc, args,
-          "spawn(file, argv, env, cwd, fdMap, newProcessGroup, setsid, execFd, nice?, cgroupFd?, cgroupDirFd?)"))
+          "spawn(file, argv, env, cwd, fdMap, newProcessGroup, setsid, execFd, nice?, cgroupFd?, cgroupDirFd?, outliveParent?)"))
     return NULL;
 
   /* Released on every return; a napi failure anywhere is a plain return. */
@@ -321,6 +324,13 @@ static napi_value spawn(napi_env env, napi_callback_info info) {
     NAPI_CALL(env, napi_typeof(env, args[10], &t));
     if (t != napi_undefined && t != napi_null &&
         !codex_get_int(env, args[10], "cgroupDirFd", -1, INT32_MAX, &cgroup_dir_fd64))
+      return NULL;
+  }
+  bool outlive = false;
+  if (argc >= 12) {
+    napi_valuetype t;
+    NAPI_CALL(env, napi_typeof(env, args[11], &t));
+    if (t != napi_undefined && t != napi_null && !codex_get_bool(env, args[11], "outliveParent", &outlive))
       return NULL;
   }
   if (argvc == 0) {
@@ -432,6 +442,7 @@ static napi_value spawn(napi_env env, napi_callback_info info) {
       .set_nice = set_nice,
       .nice = (int)nice64,
       .cgroup_fd = (int)cgroup_fd64,
+      .outlive_parent = outlive,
   };
 
   stack = mmap(NULL, CHILD_STACK_SIZE, PROT_READ | PROT_WRITE,

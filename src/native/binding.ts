@@ -86,6 +86,7 @@ export interface NativeBinding {
     nice: number | null,
     cgroupFd: number,
     cgroupDirFd: number,
+    outliveParent: boolean,
   ): { pid: number; pidfd: number };
   ttyFlushInput(fd: number): void;
   ttyTakeOver(fd: number): Buffer;

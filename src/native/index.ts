@@ -224,6 +224,11 @@ export interface SpawnOptions {
    * Where clone3 is refused, the child joins through `cgroupFd` instead (required with this, for that case).
    */
   cgroupDirFd?: Fd;
+  /**
+   * Keep running if this process dies (no PR_SET_PDEATHSIG): how child_process starts a child. Default false:
+   * an escalated command must not run on, unattended and outside the sandbox, after its server was killed.
+   */
+  outliveParent?: boolean;
 }
 
 function toBytes(v: unknown, name: string): Uint8Array {
@@ -240,7 +245,7 @@ function toBytesArray(v: unknown, name: string): Uint8Array[] {
 /**
  * clone(CLONE_VM|CLONE_VFORK|CLONE_PIDFD) + execve. The child starts with an
  * empty signal mask and default dispositions, and is SIGKILLed if this
- * process dies (PR_SET_PDEATHSIG; its own descendants are not). Failures before exec throw an
+ * process dies (PR_SET_PDEATHSIG, unless outliveParent; its own descendants are not). Failures before exec throw an
  * Error with .code and .syscall ('execve' | 'chdir' | 'dup2' | 'setsid' |
  * 'setpgid' | 'cgroup'); the failed child is already reaped. On success the caller owns
  * the pidfd (close it, or let waitForExit do so).
@@ -273,6 +278,7 @@ export function spawnProcess(opts: SpawnOptions): { pid: number; pidfd: Fd } {
     opts.nice ?? null,
     cgroupFd,
     cgroupDirFd,
+    opts.outliveParent === true,
   );
 }
 

@@ -145,8 +145,7 @@ function onPath(command: string): string {
  * inside it (clone3 CLONE_INTO_CGROUP) instead of joining it through a /bin/sh trampoline, which costs an
  * exec and a cgroup migration (~6 ms waiting for an RCU grace period when cold). Only fds 0-2, the extras
  * and the session socket reach it, as with launchShell. The shell stays in this process's group (a terminal's
- * job control sees it as ours) and is SIGKILLed if this process dies (PR_SET_PDEATHSIG): without its server
- * every exec it makes would fail anyway.
+ * job control sees it as ours) and, as with child_process, outlives a killed server: its execs then fail closed.
  */
 export async function launchShellDirect(server: EscalationServer, launch: DirectShellLaunch): Promise<RunningDirectShell> {
   const session = await server.startSession({ ...(launch.sessionId ? { id: launch.sessionId } : {}), cwd: launch.cwd ?? process.cwd() });
@@ -162,6 +161,8 @@ export async function launchShellDirect(server: EscalationServer, launch: Direct
       cwd: launch.cwd ?? process.cwd(),
       fdMap: [[0, 0], [1, 1], [2, 2], ...extra.map((fd, i) => [3 + i, fd] as const), [SHELL_SOCKET_FD, session.clientFd]],
       ...(launch.cgroup ?? {}),
+      // As child_process starts it: a killed server leaves the shell running, its execs failing closed (fail-closed.test.ts).
+      outliveParent: true,
     });
   } catch (err) {
     session.shellSpawned();

@@ -127,7 +127,7 @@ describe('npm run bench -- --smoke', () => {
   });
 
   it('measured start-up: wall time and peak RSS of whole CLI processes against bare node', () => {
-    for (const f of ['nodeBare', 'version', 'runTrue', 'runTrueUnbundled', 'runTrueNoCgroup', 'runLoop']) {
+    for (const f of ['nodeBare', 'version', 'runTrue', 'runTrueUnbundled', 'runTrueNoCgroup', 'runEscalateOnce', 'runLoop']) {
       positive(result, 'startup', f, 'wallMs');
       positive(result, 'startup', f, 'cpuMs');
       positive(result, 'startup', f, 'peakRssMiB');

@@ -392,7 +392,8 @@ describe('seccomp program logic, every ABI of x64 and arm64 (interpreted)', () =
 
 describe('finding 2: no stray fd of the caller reaches the sandbox', () => {
   const fdsOf = (out: string, tag: string) => (out.split('\n').find((l) => l.startsWith(`${tag}:`)) ?? '').slice(tag.length + 1).trim().split(/\s+/).filter(Boolean).map(Number).sort((a, b) => a - b);
-  const list = (tag: string, dir: string) => `printf '${tag}: '; ls ${dir} | tr '\\n' ' '; echo`;
+  // Through a file, not a pipe: while `ls` lists the shell's fds, a pipeline's pipe end can still be open in the shell.
+  const list = (tag: string, dir: string) => `printf '${tag}: '; ls ${dir} > /tmp/cse-fds-$$; tr '\\n' ' ' < /tmp/cse-fds-$$; rm -f /tmp/cse-fds-$$; echo`;
 
   for (const sandbox of ['bwrap', 'none'] as const) {
     it.skipIf(sandbox === 'bwrap' && lacks('bwrap'))(`--sandbox ${sandbox}: with a pipe inherited at fd 251 the shell holds exactly 0, 1, 2 and the session socket (moved from 63 to SHELL_SOCKET_FD_MIN); a Run'd ls holds only those plus its own dir fd`, async () => {
