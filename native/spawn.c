@@ -270,6 +270,20 @@ static void throw_child_error(napi_env env, int stage, int err, const char *path
 
 /* spawn(file, argv, env, cwd, fdMap, newProcessGroup, setsid, execFd|-1[, nice|null[,
  * cgroupFd|-1]]) */
+/* Whether optional argument i was passed as something other than undefined/null; false (thrown) on a napi failure. */
+static bool given(napi_env env, size_t argc, napi_value *args, size_t i, bool *present) {
+  *present = false;
+  if (argc <= i) return true;
+  napi_valuetype t;
+  napi_status st = napi_typeof(env, args[i], &t);
+  if (st != napi_ok) {
+    codex_throw_napi_failure(env, st, "napi_typeof");
+    return false;
+  }
+  *present = t != napi_undefined && t != napi_null;
+  return true;
+}
+
 static napi_value spawn(napi_env env, napi_callback_info info) {
   size_t argc = 12;
   napi_value args[12];
@@ -300,39 +314,25 @@ static napi_value spawn(napi_env env, napi_callback_info info) {
   if (!codex_get_bool(env, args[5], "newProcessGroup", &pgrp)) return NULL;
   if (!codex_get_bool(env, args[6], "setsid", &sid)) return NULL;
   if (!codex_get_int(env, args[7], "execFd", -1, INT32_MAX, &exec_fd64)) return NULL;
+  /* Trailing options: absent, undefined or null means the default. */
+  bool present;
   bool set_nice = false;
   int64_t nice64 = 0;
-  if (argc >= 9) {
-    napi_valuetype t;
-    NAPI_CALL(env, napi_typeof(env, args[8], &t));
-    if (t != napi_undefined && t != napi_null) {
-      if (!codex_get_int(env, args[8], "nice", -20, 19, &nice64)) return NULL;
-      set_nice = true;
-    }
-  }
+  if (!given(env, argc, args, 8, &set_nice) ||
+      (set_nice && !codex_get_int(env, args[8], "nice", -20, 19, &nice64)))
+    return NULL;
   int64_t cgroup_fd64 = -1;
-  if (argc >= 10) {
-    napi_valuetype t;
-    NAPI_CALL(env, napi_typeof(env, args[9], &t));
-    if (t != napi_undefined && t != napi_null &&
-        !codex_get_int(env, args[9], "cgroupFd", -1, INT32_MAX, &cgroup_fd64))
-      return NULL;
-  }
+  if (!given(env, argc, args, 9, &present) ||
+      (present && !codex_get_int(env, args[9], "cgroupFd", -1, INT32_MAX, &cgroup_fd64)))
+    return NULL;
   int64_t cgroup_dir_fd64 = -1;
-  if (argc >= 11) {
-    napi_valuetype t;
-    NAPI_CALL(env, napi_typeof(env, args[10], &t));
-    if (t != napi_undefined && t != napi_null &&
-        !codex_get_int(env, args[10], "cgroupDirFd", -1, INT32_MAX, &cgroup_dir_fd64))
-      return NULL;
-  }
+  if (!given(env, argc, args, 10, &present) ||
+      (present && !codex_get_int(env, args[10], "cgroupDirFd", -1, INT32_MAX, &cgroup_dir_fd64)))
+    return NULL;
   bool outlive = false;
-  if (argc >= 12) {
-    napi_valuetype t;
-    NAPI_CALL(env, napi_typeof(env, args[11], &t));
-    if (t != napi_undefined && t != napi_null && !codex_get_bool(env, args[11], "outliveParent", &outlive))
-      return NULL;
-  }
+  if (!given(env, argc, args, 11, &present) ||
+      (present && !codex_get_bool(env, args[11], "outliveParent", &outlive)))
+    return NULL;
   if (argvc == 0) {
     napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "argv must hold at least argv[0]");
     return NULL;

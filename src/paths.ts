@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { accessSync, existsSync, constants as fsConstants } from 'node:fs';
 import { homedir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -25,4 +25,19 @@ export function defaultWrapperPath(): string {
 export function codexHomeDir(env: NodeJS.ProcessEnv = process.env): string {
   const ch = env.CODEX_HOME;
   return ch !== undefined && ch !== '' ? path.resolve(ch) : path.join(env.HOME !== undefined && env.HOME !== '' ? env.HOME : homedir(), '.codex');
+}
+
+/** The first executable `name` (no slash) on this process's PATH, as execvp would find it; undefined if none. */
+export function searchPath(name: string): string | undefined {
+  for (const dir of (process.env['PATH'] ?? '').split(':')) {
+    if (dir === '') continue;
+    const candidate = path.join(dir, name);
+    try {
+      accessSync(candidate, fsConstants.X_OK);
+      return candidate;
+    } catch {
+      // Not here.
+    }
+  }
+  return undefined;
 }

@@ -1,9 +1,8 @@
 import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
-import { accessSync, constants as fsConstants } from 'node:fs';
 import { constants } from 'node:os';
-import path from 'node:path';
 import type { EscalationServer, EscalationSession } from './escalation-server.js';
 import { SHELL_SOCKET_FD } from './escalation-server.js';
+import { searchPath } from '../paths.js';
 import { markCloexecFrom, sendSignal, setCloexec, spawnProcess, waitForExit, type Fd } from '../native/index.js';
 
 export interface ShellLaunch {
@@ -123,22 +122,6 @@ export interface RunningDirectShell {
   kill(signal: NodeJS.Signals): void;
 }
 
-/** `command` as execve needs it: a name without a slash is looked up on this process's PATH, as spawn() would. */
-function onPath(command: string): string {
-  if (command.includes('/')) return command;
-  for (const dir of (process.env['PATH'] ?? '').split(':')) {
-    if (dir === '') continue;
-    const candidate = path.join(dir, command);
-    try {
-      accessSync(candidate, fsConstants.X_OK);
-      return candidate;
-    } catch {
-      // Not here.
-    }
-  }
-  return command; // execve reports ENOENT
-}
-
 /**
  * launchShell for the CLI: the shell is spawned by the addon (clone(CLONE_VM|CLONE_VFORK): no copy of this
  * process's page tables, ~3 ms less than child_process at this heap size) and, given the sandbox cgroup, born
@@ -155,7 +138,8 @@ export async function launchShellDirect(server: EscalationServer, launch: Direct
   let child: { pid: number; pidfd: Fd };
   try {
     child = spawnProcess({
-      file: onPath(launch.command),
+      // A name without a slash is looked up on this process's PATH, as spawn() would; execve reports ENOENT otherwise.
+      file: launch.command.includes('/') ? launch.command : (searchPath(launch.command) ?? launch.command),
       argv: [launch.command, ...launch.args],
       env: Object.entries(env).flatMap(([k, v]) => (v === undefined ? [] : [`${k}=${v}`])),
       cwd: launch.cwd ?? process.cwd(),

@@ -1,4 +1,4 @@
-import { accessSync, constants } from 'node:fs';
+import { searchPath } from '../../paths.js';
 import path from 'node:path';
 import { type Command, Option } from 'commander';
 import { collect, EXIT_TOOL_FAILURE } from '../errors.js';
@@ -100,18 +100,7 @@ function formatRun(r: HookRunSummary): string {
 
 /** Absolute path of argv[0] as the shell would find it (PATH lookup), or argv[0] resolved against cwd. */
 function resolveProgram(arg0: string, cwd: string): string {
-  if (arg0.includes('/')) return path.resolve(cwd, arg0);
-  for (const dir of (process.env.PATH ?? '').split(':')) {
-    if (dir === '') continue;
-    const p = path.join(dir, arg0);
-    try {
-      accessSync(p, constants.X_OK);
-      return p;
-    } catch {
-      // keep looking
-    }
-  }
-  return arg0;
+  return arg0.includes('/') ? path.resolve(cwd, arg0) : (searchPath(arg0) ?? arg0);
 }
 
 /**
