@@ -139,9 +139,8 @@ export class SessionContainment implements EscalatedContainment {
   /** Why the fallback is used (undefined with cgroup v2). */
   readonly fallbackReason: string | undefined;
   readonly freezer: SandboxFreezer;
-  private escalatedFd: Fd | undefined;
-  private escalatedDirFd: Fd | undefined;
-  private sandboxFds: { procs: Fd; dir: Fd } | undefined;
+  private escalated: SpawnFds | undefined;
+  private sandbox: SpawnFds | undefined;
   private shellPid: number | undefined;
   /** Fallback: escalated leaders, pid -> start time. */
   private readonly escalatedPids = new Map<number, string>();
@@ -155,8 +154,7 @@ export class SessionContainment implements EscalatedContainment {
   ) {
     this.fallbackReason = fallbackReason;
     if (dir !== undefined) {
-      this.escalatedFd = openSync(path.join(dir, 'escalated', 'cgroup.procs'), fsConstants.O_WRONLY); // libuv opens O_CLOEXEC
-      this.escalatedDirFd = openSync(path.join(dir, 'escalated'), fsConstants.O_RDONLY | fsConstants.O_DIRECTORY);
+      this.escalated = openSpawnFds(path.join(dir, 'escalated'));
     }
     this.freezer = kind === 'cgroup2' ? this.cgroupFreezer() : this.signalFreezer();
   }
@@ -188,21 +186,18 @@ export class SessionContainment implements EscalatedContainment {
   }
 
   get escalatedCgroupFd(): Fd | undefined {
-    return this.escalatedFd;
+    return this.escalated?.cgroupFd;
   }
 
   get escalatedCgroupDirFd(): Fd | undefined {
-    return this.escalatedDirFd;
+    return this.escalated?.cgroupDirFd;
   }
 
   /** The sandbox cgroup's cgroup.procs and directory, for spawnProcess (cgroupFd, cgroupDirFd); undefined without cgroup v2. */
-  sandboxSpawnFds(): { cgroupFd: Fd; cgroupDirFd: Fd } | undefined {
+  sandboxSpawnFds(): SpawnFds | undefined {
     if (this.dir === undefined) return undefined;
-    this.sandboxFds ??= {
-      procs: openSync(path.join(this.dir, 'sandbox', 'cgroup.procs'), fsConstants.O_WRONLY),
-      dir: openSync(path.join(this.dir, 'sandbox'), fsConstants.O_RDONLY | fsConstants.O_DIRECTORY),
-    };
-    return { cgroupFd: this.sandboxFds.procs, cgroupDirFd: this.sandboxFds.dir };
+    this.sandbox ??= openSpawnFds(path.join(this.dir, 'sandbox'));
+    return this.sandbox;
   }
 
   /** One line for the audit log: which mechanism, and why. */
@@ -242,8 +237,12 @@ export class SessionContainment implements EscalatedContainment {
   }
 
   private async doEnd(): Promise<void> {
-    for (const fd of [this.escalatedFd, this.escalatedDirFd, this.sandboxFds?.procs, this.sandboxFds?.dir]) if (fd !== undefined) closeSync(fd);
-    this.escalatedFd = this.escalatedDirFd = this.sandboxFds = undefined;
+    for (const fds of [this.escalated, this.sandbox]) {
+      if (fds === undefined) continue;
+      closeSync(fds.cgroupFd);
+      closeSync(fds.cgroupDirFd);
+    }
+    this.escalated = this.sandbox = undefined;
     if (this.dir !== undefined) {
       await killCgroup(this.dir);
       removeTree(this.dir);
@@ -339,6 +338,23 @@ export class SessionContainment implements EscalatedContainment {
         return Promise.resolve();
       },
     };
+  }
+}
+
+/** What spawnProcess needs to start a child in a cgroup: its cgroup.procs (the join fallback) and its directory (born inside). */
+export interface SpawnFds {
+  readonly cgroupFd: Fd;
+  readonly cgroupDirFd: Fd;
+}
+
+/** Both opened close-on-exec (libuv's openSync): no child inherits them. */
+function openSpawnFds(cgroupDir: string): SpawnFds {
+  const cgroupFd = openSync(path.join(cgroupDir, 'cgroup.procs'), fsConstants.O_WRONLY);
+  try {
+    return { cgroupFd, cgroupDirFd: openSync(cgroupDir, fsConstants.O_RDONLY | fsConstants.O_DIRECTORY) };
+  } catch (err) {
+    closeSync(cgroupFd);
+    throw err;
   }
 }
 
